@@ -1,0 +1,15 @@
+"""nc: a neural image codec.
+
+    import codec
+    data = codec.encode(Image.open("photo.png"))      # lossless, ARM
+    image = codec.decode(data)                          # same pixels, same mode
+    codec.info(data)                                    # header facts
+
+See ``docs/FORMAT.md`` for the file format and ``docs/MODELS.md`` for the models.
+"""
+from .api import decode, decode_file, encode, encode_file, encode_image, info
+from .errors import FormatError, NcError, UnsupportedImage, WeightsMismatch
+
+__all__ = ["encode", "decode", "info", "encode_image", "encode_file", "decode_file",
+           "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]
+__version__ = "0.1.0"

@@ -1,0 +1,155 @@
+"""Lossless coding of 8-bit planes with the pixel autoregressive model.
+
+Order of coding.  Pixel (y, x) is conditioned on the causal neighbourhood of
+the ARM (``models/arm/spec.py``), which only reaches pixels with a smaller
+wavefront index ``t = x + 2 y``.  All pixels of one wavefront are therefore
+independent given the earlier ones, and the decoder handles them as one
+batch: it evaluates the network for just those pixels (their contexts are
+complete), then decodes their R, then their G (means shifted by R), then
+their B.  A 768x512 image takes 1 790 such steps instead of 393 216
+pixel-by-pixel passes.  The encoder knows every pixel, so it evaluates the
+network once over the whole image and codes the symbols in the decoder's
+order.
+
+Grey planes use the same network with the grey value in all three context
+channels and code only the first channel.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from models.arm.integer import IntegerARM, MixtureParams, shifted_means
+from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
+
+from . import weights
+from .entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
+
+PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
+NETWORK_BATCH = 1 << 14  # pixels per network evaluation when encoding
+SYMBOL_BATCH = 1 << 12   # symbols per frequency-table build and coder call
+
+
+@dataclass
+class CodedPlanes:
+    data: bytes
+    ideal_bits: float     # -log2 of the probabilities the model gave the symbols
+
+
+class Wavefronts:
+    """Raster geometry of one plane: the padded buffer, the neighbourhood as
+    flat offsets, and the pixels of each wavefront."""
+
+    def __init__(self, height: int, width: int, spec: ARMSpec):
+        nb = spec.neighbourhood
+        self.top = -min(dy for dy, _ in nb)
+        self.left = -min(dx for _, dx in nb)
+        right = max(0, max(dx for _, dx in nb))
+        self.height, self.width = height, width
+        self.stride = width + self.left + right
+        self.offsets = np.array([dy * self.stride + dx for dy, dx in nb], np.int64)
+        ys, xs = np.divmod(np.arange(height * width, dtype=np.int64), width)
+        t = xs + WAVEFRONT_SKEW * ys
+        order = np.lexsort((ys, t))
+        self.ys, self.xs = ys[order], xs[order]
+        # flat index of each pixel (in coding order) in the padded buffer
+        self.flat = (self.ys + self.top) * self.stride + self.xs + self.left
+        counts = np.bincount(t, minlength=int(t.max()) + 1)
+        self.bounds = np.concatenate([[0], np.cumsum(counts)])
+
+    def new_buffer(self) -> np.ndarray:
+        """Padded (rows * stride, 3) buffer, every pixel PAD_VALUE."""
+        return np.full(((self.height + self.top) * self.stride, 3), PAD_VALUE, np.int64)
+
+    def context(self, buffer: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        """(n, len(nb) * 3) integers, pixel - 128, ordered (offset, channel)."""
+        ctx = buffer[flat[:, None] + self.offsets[None, :]]
+        return (ctx - 128).reshape(len(flat), -1)
+
+
+class ARMPlaneCodec:
+    """The ARM codec for one image plane group: grey (1 channel) or RGB (3)."""
+
+    def __init__(self, model_id: str):
+        tensors, meta = weights.load(model_id)
+        if meta.get("kind") != "arm":
+            raise ValueError(f"model {model_id} is not an ARM")
+        self.model_id = model_id
+        self.spec = ARMSpec.from_dict(weights.spec_of(meta))
+        n_layers = self.spec.hidden_layers + 1
+        self.net = IntegerARM(self.spec, [(tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"])
+                                          for i in range(n_layers)])
+        self.tables = LogisticMixtureTables(tensors["entropy.cdf"], tensors["entropy.mix_weights"],
+                                            self.spec.mean_frac, self.spec.mean_max)
+
+    # -- shared ---------------------------------------------------------------
+    def _channel_model(self, p: MixtureParams, channel: int, r=None, g=None):
+        means = shifted_means(p.means, p.coeffs, channel, r, g, self.spec)
+        return means, p.levels[:, channel], self.tables.weights(p.logits[:, channel])
+
+    # -- encode ---------------------------------------------------------------
+    def encode(self, pixels: np.ndarray) -> CodedPlanes:
+        """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB)."""
+        h, w, c = pixels.shape
+        geo = Wavefronts(h, w, self.spec)
+        buf = geo.new_buffer()
+        full = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
+        buf[(geo.ys + geo.top) * geo.stride + geo.xs + geo.left] = full[geo.ys, geo.xs]
+        values = buf[geo.flat]                           # (n, 3) in coding order
+        n = len(geo.flat)
+        # per pixel and coded channel: means, levels, weights (each (n, K))
+        means = np.empty((n, c, self.spec.mixtures), np.int64)
+        levels = np.empty_like(means)
+        mix = np.empty_like(means)
+        for a in range(0, n, NETWORK_BATCH):
+            sl = slice(a, min(n, a + NETWORK_BATCH))
+            p = self.net(geo.context(buf, geo.flat[sl]))
+            r, g = values[sl, 0], values[sl, 1]
+            for ch in range(c):
+                means[sl, ch], levels[sl, ch], mix[sl, ch] = self._channel_model(p, ch, r, g)
+        # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
+        step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
+        pix = np.repeat(np.arange(n), c)
+        chan = np.tile(np.arange(c), n)
+        order = np.lexsort((pix, chan, step[pix]))
+        pix, chan = pix[order], chan[order]
+        enc = SymbolEncoder()
+        ideal = 0.0
+        for a in range(0, len(pix), SYMBOL_BATCH):
+            pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
+            m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
+            sym = values[pi, ci]
+            enc.encode(sym, self.tables.frequencies(m, l, wt))
+            ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
+        return CodedPlanes(enc.finish(), ideal)
+
+    # -- decode ---------------------------------------------------------------
+    def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+        # the wavefront batches are small: BLAS threads only add synchronisation
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._decode(data, height, width, channels)
+
+    def _decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+        geo = Wavefronts(height, width, self.spec)
+        buf = geo.new_buffer()
+        dec = SymbolDecoder(data)
+        tables = self.tables
+        for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
+            flat = geo.flat[a:b]
+            p = self.net(geo.context(buf, flat))
+            r = g = None
+            for ch in range(channels):
+                m, l, wt = self._channel_model(p, ch, r, g)
+                v = dec.decode(tables.frequencies(m, l, wt))
+                if channels == 1:
+                    buf[flat] = v[:, None]
+                else:
+                    buf[flat, ch] = v
+                if ch == 0:
+                    r = v
+                elif ch == 1:
+                    g = v
+        out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
+        return out[:, :, :channels].astype(np.uint8)

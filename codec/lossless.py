@@ -1,0 +1,67 @@
+"""Lossless pipeline: image planes -> plane codec -> container segments.
+
+Shared by every lossless codec (the ARM now; the IDF plugs in as another
+``PlaneCodec``): colour planes go to one segment, alpha to another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from . import weights
+from .container import Codec, Container, Header, Segment, SegmentKind
+from .errors import FormatError
+from .planes import Planes, colour_channels
+
+
+class PlaneCodec(Protocol):
+    model_id: str
+
+    def encode(self, pixels: np.ndarray): ...
+    def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray: ...
+
+
+@dataclass
+class LosslessResult:
+    container: Container
+    ideal_bits: float
+
+
+_CODECS: dict[str, PlaneCodec] = {}
+
+
+def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
+    key = f"{codec.name}:{model_id}"
+    if key not in _CODECS:
+        if codec is Codec.ARM:
+            from .arm_codec import ARMPlaneCodec
+            _CODECS[key] = ARMPlaneCodec(model_id)
+        else:
+            raise FormatError(f"codec {codec.name.lower()} is not available in this build")
+    return _CODECS[key]
+
+
+def encode(planes: Planes, codec: Codec, model_id: str) -> LosslessResult:
+    pc = plane_codec(codec, model_id)
+    coded = pc.encode(planes.colour)
+    segments = [Segment(SegmentKind.COLOUR, coded.data)]
+    ideal = coded.ideal_bits
+    if planes.alpha is not None:
+        a = pc.encode(planes.alpha)
+        segments.append(Segment(SegmentKind.ALPHA, a.data))
+        ideal += a.ideal_bits
+    header = Header(codec, planes.mode, planes.width, planes.height, model_id,
+                    weights.digest(model_id))
+    return LosslessResult(Container(header, segments), ideal)
+
+
+def decode(c: Container) -> Planes:
+    h = c.header
+    pc = plane_codec(h.codec, h.model_id)
+    colour = pc.decode(c.segment(SegmentKind.COLOUR), h.height, h.width, colour_channels(h.mode))
+    alpha = None
+    if h.mode.name in ("LA", "RGBA"):
+        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1)
+    return Planes(h.mode, colour, alpha)

@@ -1,0 +1,73 @@
+"""Export a trained ARM checkpoint to the shipped safetensors weights.
+
+    python -m models.arm.export runs/arm/best.pt models/weights/arm-v1.safetensors
+
+The file holds the integer weights of every layer, the integer CDF and
+mixture-weight tables of the entropy model, and the spec as metadata.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+from codec.entropy.logistic import build_cdf_table, build_mix_weight_table
+
+from .network import ARMNetwork
+from .spec import ARMSpec
+
+
+def integer_layers(net: ARMNetwork) -> list[tuple[np.ndarray, np.ndarray]]:
+    s = net.spec
+
+    def qw(w):
+        return torch.clamp(torch.round(w * 2**s.weight_frac), -s.weight_max, s.weight_max)
+
+    def qb(b, in_frac):
+        return torch.round(b * 2**(s.weight_frac + in_frac))
+
+    with torch.no_grad():
+        first = qw(net.w_in).permute(0, 2, 1).flatten(1).T  # (nb*3, hidden)
+        layers = [(first, qb(net.b_in, s.input_frac))]
+        for lin in list(net.hidden_layers) + [net.head]:
+            layers.append((qw(lin.weight).T, qb(lin.bias, s.act_frac)))
+    return [(w.numpy().astype(np.int32), b.numpy().astype(np.int64)) for w, b in layers]
+
+
+def export(checkpoint: Path, out: Path, model_id: str) -> None:
+    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    spec = ARMSpec.from_dict(ck["spec"])
+    net = ARMNetwork(spec)
+    net.load_state_dict(ck["model"])
+    tensors = {}
+    for i, (w, b) in enumerate(integer_layers(net)):
+        tensors[f"layer{i}.weight"] = np.ascontiguousarray(w)
+        tensors[f"layer{i}.bias"] = np.ascontiguousarray(b)
+    tensors["entropy.cdf"] = build_cdf_table(spec.log_scale_min, spec.log_scale_frac,
+                                             spec.log_scale_levels, spec.mean_frac,
+                                             spec.mean_min, spec.mean_max)
+    tensors["entropy.mix_weights"] = build_mix_weight_table(spec.logit_frac, spec.logit_range)
+    meta = {"model_id": model_id, "kind": "arm", "spec": json.dumps(spec.to_dict()),
+            "train_step": str(ck["step"]), "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}",
+            "held_out_bpsp": f"{ck['best']:.4f}"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}, "
+          f"held-out {ck['best']:.4f} bpsp")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
+    a = p.parse_args(argv)
+    export(a.checkpoint, a.out, a.model_id or a.out.stem)
+
+
+if __name__ == "__main__":
+    main()

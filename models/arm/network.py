@@ -1,0 +1,153 @@
+"""Training-time form of the ARM (PyTorch, float32, fake-quantized).
+
+Data flow, for an image x (B, 3, H, W) of integers 0..255::
+
+    (x - 128) / 64 --masked conv (neighbourhood)--> ReLU --1x1--> ReLU ...
+        --1x1--> per subpixel, per mixture: logit, mean, log-scale, and the
+                 coefficients that shift G by R and B by R and G
+
+The loss is the exact discretized-logistic-mixture code length in bits.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..quant import quantize_ste, round_ste
+from .spec import ARMSpec
+
+FIELDS = 12  # logit RGB, mean RGB, log-scale RGB, coeffs G|R, B|R, B|G
+
+
+class ARMNetwork(nn.Module):
+    def __init__(self, spec: ARMSpec = ARMSpec()):
+        super().__init__()
+        self.spec = spec
+        # Hidden-layer fake quantization is fine-grained (weights 2^-10,
+        # activations 2^-8) and costs most of a training step; training runs
+        # in float and switches it on for the final steps.  Output grids are
+        # always applied.
+        self.fake_quant = True
+        nb = spec.neighbourhood
+        self.dy_min = min(dy for dy, _ in nb)
+        self.dx_min = min(dx for _, dx in nb)
+        self.dx_max = max(dx for _, dx in nb)
+        n_in = len(nb)
+        c = spec.channels
+        bound = 1 / math.sqrt(n_in * c)
+        # first layer weights stored per neighbourhood entry: (hidden, channels, len(nb))
+        self.w_in = nn.Parameter(torch.empty(spec.hidden, c, n_in).uniform_(-bound, bound))
+        self.b_in = nn.Parameter(torch.zeros(spec.hidden))
+        self.hidden_layers = nn.ModuleList(
+            nn.Linear(spec.hidden, spec.hidden) for _ in range(spec.hidden_layers - 1)
+        )
+        self.head = nn.Linear(spec.hidden, spec.outputs)
+        with torch.no_grad():
+            # start with broad distributions (scale e^3) so early losses are sane
+            self.head.weight.mul_(0.1)
+            self.head.bias.view(FIELDS, spec.mixtures).zero_()
+            self.head.bias.view(FIELDS, spec.mixtures)[6:9] = 3.0
+
+    # -- quantized parameters -------------------------------------------------
+    def _qw(self, w: torch.Tensor) -> torch.Tensor:
+        s = self.spec
+        if not self.fake_quant:
+            return w
+        return quantize_ste(w, s.weight_frac, -s.weight_max, s.weight_max)
+
+    def _qb(self, b: torch.Tensor, in_frac: int) -> torch.Tensor:
+        frac = self.spec.weight_frac + in_frac
+        if not self.fake_quant:
+            return b
+        return round_ste(b * 2**frac) / 2**frac
+
+    def _qact(self, z: torch.Tensor) -> torch.Tensor:
+        s = self.spec
+        if not self.fake_quant:
+            return torch.clamp(z, 0, s.act_max / 2**s.act_frac)
+        return quantize_ste(F.relu(z), s.act_frac, 0, s.act_max)
+
+    def context(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal context (B, H, W, len(nb) * channels), ordered (offset, channel),
+        at the input scale; outside the image the value is pixel 128."""
+        s = self.spec
+        h = (x.float() - 128.0) / 2**s.input_frac
+        top, left, right = -self.dy_min, -self.dx_min, self.dx_max
+        hp = F.pad(h, (left, right, top, 0))
+        H, W = x.shape[-2:]
+        parts = [hp[:, :, top + dy:top + dy + H, left + dx:left + dx + W]
+                 for dy, dx in s.neighbourhood]
+        return torch.stack(parts, -1).permute(0, 2, 3, 4, 1).flatten(3)
+
+    def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Head outputs (B, FIELDS, K, H, W) in real units, before the output grids."""
+        s = self.spec
+        w_in = self._qw(self.w_in).permute(0, 2, 1).flatten(1)  # (hidden, nb*channels)
+        h = self._qact(F.linear(self.context(x), w_in, self._qb(self.b_in, s.input_frac)))
+        for layer in self.hidden_layers:
+            h = self._qact(F.linear(h, self._qw(layer.weight), self._qb(layer.bias, s.act_frac)))
+        out = F.linear(h, self._qw(self.head.weight), self._qb(self.head.bias, s.act_frac))
+        b, hh, ww, _ = out.shape
+        return out.view(b, hh, ww, FIELDS, s.mixtures).permute(0, 3, 4, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Code length of x in bits, per image (B,)."""
+        return mixture_bits(self.raw_outputs(x), x, self.spec)
+
+
+def output_grids(raw: torch.Tensor, spec: ARMSpec):
+    """Snap head outputs to the integer grids of the decoder (straight-through).
+
+    Returns logits (B,3,K,H,W) in logit units, means (pixels, before channel
+    shifts), log-scales (natural log), coefficients (B,3,K,H,W).
+    """
+    s = spec
+    logits = quantize_ste(raw[:, 0:3], s.logit_frac, -s.logit_range, s.logit_range)
+    # mean grid: pixel = 128 + 64 * raw, in 1/16
+    mean_units = torch.clamp(round_ste(raw[:, 3:6] * 2**(s.input_frac + s.mean_frac)
+                                       + 128 * 2**s.mean_frac), s.mean_min, s.mean_max)
+    ls_idx = torch.clamp(round_ste((raw[:, 6:9] - s.log_scale_min) * 2**s.log_scale_frac),
+                         0, s.log_scale_levels - 1)
+    log_scales = s.log_scale_min + ls_idx / 2**s.log_scale_frac
+    coeffs = quantize_ste(raw[:, 9:12], s.coeff_frac, -s.coeff_max, s.coeff_max)
+    return logits, mean_units, log_scales, coeffs
+
+
+def mixture_bits(raw: torch.Tensor, x: torch.Tensor, spec: ARMSpec) -> torch.Tensor:
+    s = spec
+    logits, mean_units, log_scales, coeffs = output_grids(raw, spec)
+    xf = x.float().unsqueeze(2)  # (B,3,1,H,W)
+    r, g = xf[:, 0], xf[:, 1]
+    mf = 2**s.mean_frac
+    # channel shifts in 1/16 pixel: round(coeff * (value - 128) * 16)
+    shift_g = round_ste(coeffs[:, 0] * (r - 128) * mf)
+    shift_b = round_ste(coeffs[:, 1] * (r - 128) * mf + coeffs[:, 2] * (g - 128) * mf)
+    mean_units = torch.stack([
+        mean_units[:, 0],
+        torch.clamp(mean_units[:, 1] + shift_g, s.mean_min, s.mean_max),
+        torch.clamp(mean_units[:, 2] + shift_b, s.mean_min, s.mean_max),
+    ], 1)
+    means = mean_units / mf
+    logp = discretized_logistic_logp(xf, means, log_scales)  # (B,3,K,H,W)
+    logp = torch.logsumexp(logp + F.log_softmax(logits, dim=2), dim=2)
+    return -logp.sum(dim=(1, 2, 3)) / math.log(2)
+
+
+def discretized_logistic_logp(x, means, log_scales):
+    """log P(x) for a logistic discretized to integers 0..255 (edges absorb tails)."""
+    inv_s = torch.exp(-log_scales)
+    centered = x - means
+    plus = inv_s * (centered + 0.5)
+    minus = inv_s * (centered - 0.5)
+    cdf_delta = torch.sigmoid(plus) - torch.sigmoid(minus)
+    log_cdf_plus = F.logsigmoid(plus)            # for x == 0
+    log_one_minus_cdf_min = -F.softplus(minus)   # for x == 255
+    mid = inv_s * centered
+    log_pdf_mid = mid - log_scales - 2.0 * F.softplus(mid)
+    inner = torch.where(cdf_delta > 1e-5, torch.log(torch.clamp(cdf_delta, min=1e-12)),
+                        log_pdf_mid)
+    return torch.where(x < 0.5, log_cdf_plus,
+                       torch.where(x > 254.5, log_one_minus_cdf_min, inner))

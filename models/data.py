@@ -1,0 +1,58 @@
+"""Training data: random crops of the photographs in ``shared/data/train``.
+
+The last images of the folder (sorted by name) are held out for model
+selection; Kodak is never read here."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+
+
+def load_images(folder: Path, held_out: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    paths = sorted(Path(folder).glob("*.png"))
+    if not paths:
+        raise SystemExit(f"no training images in {folder}")
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    return images[:-held_out], images[-held_out:]
+
+
+class RandomCrops:
+    """Batches of random crops (uint8, B x 3 x S x S) with horizontal flips and
+    an occasional grey crop, so grey images are in the training distribution."""
+
+    def __init__(self, images: list[np.ndarray], size: int, batch: int, grey_prob: float = 0.1,
+                 seed: int = 0):
+        self.images, self.size, self.batch, self.grey_prob = images, size, batch, grey_prob
+        self.rng = np.random.default_rng(seed)
+        areas = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
+        self.weights = areas / areas.sum()
+
+    def __call__(self) -> torch.Tensor:
+        out = np.empty((self.batch, self.size, self.size, 3), np.uint8)
+        for b in range(self.batch):
+            im = self.images[self.rng.choice(len(self.images), p=self.weights)]
+            y = self.rng.integers(0, im.shape[0] - self.size + 1)
+            x = self.rng.integers(0, im.shape[1] - self.size + 1)
+            crop = im[y:y + self.size, x:x + self.size]
+            if self.rng.random() < 0.5:
+                crop = crop[:, ::-1]
+            if self.rng.random() < self.grey_prob:
+                grey = (crop.astype(np.int32) @ np.array([299, 587, 114]) + 500) // 1000
+                crop = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+            out[b] = crop
+        return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def centre_crops(images: list[np.ndarray], size: int) -> list[torch.Tensor]:
+    crops = []
+    for im in images:
+        h, w = im.shape[:2]
+        y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
+        crops.append(torch.from_numpy(np.ascontiguousarray(im[y:y + size, x:x + size]))
+                     .permute(2, 0, 1)[None])
+    return crops

@@ -1,0 +1,18 @@
+"""Fake quantization for training networks whose deployed form is exact
+integer arithmetic.  The training graph rounds with a straight-through
+estimator at exactly the grids the integer decoder uses, so the trained
+network is the deployed network up to float32 rounding in training."""
+from __future__ import annotations
+
+import torch
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """Round to nearest, gradient of the identity."""
+    return x + (torch.round(x) - x).detach()
+
+
+def quantize_ste(x: torch.Tensor, frac: int, lo: float, hi: float) -> torch.Tensor:
+    """Snap ``x`` to the grid 2^-frac inside [lo, hi] (bounds in grid units)."""
+    scale = float(2**frac)
+    return torch.clamp(round_ste(x * scale), lo, hi) / scale
