@@ -56,7 +56,8 @@ class Wavefronts:
         self.ys, self.xs = ys[order], xs[order]
         # flat index of each pixel (in coding order) in the padded buffer
         self.flat = (self.ys + self.top) * self.stride + self.xs + self.left
-        counts = np.bincount(t, minlength=int(t.max()) + 1)
+        counts = np.bincount(t)
+        counts = counts[counts > 0]  # narrow images have empty wavefronts
         self.bounds = np.concatenate([[0], np.cumsum(counts)])
 
     def new_buffer(self) -> np.ndarray:
@@ -80,7 +81,7 @@ class ARMPlaneCodec:
         self.spec = ARMSpec.from_dict(weights.spec_of(meta))
         n_layers = self.spec.hidden_layers + 1
         self.net = IntegerARM(self.spec, [(tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"])
-                                          for i in range(n_layers)])
+                                          for i in range(n_layers)], tensors["skip.weight"])
         self.tables = LogisticMixtureTables(tensors["entropy.cdf"], tensors["entropy.mix_weights"],
                                             self.spec.mean_frac, self.spec.mean_max)
 

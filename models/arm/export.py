@@ -38,6 +38,13 @@ def integer_layers(net: ARMNetwork) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(w.numpy().astype(np.int32), b.numpy().astype(np.int64)) for w, b in layers]
 
 
+def integer_skip(net: ARMNetwork) -> np.ndarray:
+    s = net.spec
+    with torch.no_grad():
+        w = torch.clamp(torch.round(net.skip.weight * 2**s.weight_frac), -s.weight_max, s.weight_max)
+    return np.ascontiguousarray(w.T.numpy().astype(np.int32))
+
+
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
     ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
     spec = ARMSpec.from_dict(ck["spec"])
@@ -47,6 +54,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     for i, (w, b) in enumerate(integer_layers(net)):
         tensors[f"layer{i}.weight"] = np.ascontiguousarray(w)
         tensors[f"layer{i}.bias"] = np.ascontiguousarray(b)
+    tensors["skip.weight"] = integer_skip(net)
     tensors["entropy.cdf"] = build_cdf_table(spec.log_scale_min, spec.log_scale_frac,
                                              spec.log_scale_levels, spec.mean_frac,
                                              spec.mean_min, spec.mean_max)

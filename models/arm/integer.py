@@ -35,10 +35,15 @@ def _round_scaled(acc: np.ndarray, shift: int, out: np.ndarray | None = None) ->
 
 
 class IntegerARM:
-    def __init__(self, spec: ARMSpec, layers: list[tuple[np.ndarray, np.ndarray]]):
-        """layers: (weight (in, out), bias (out,)) integer arrays, first to head."""
+    def __init__(self, spec: ARMSpec, layers: list[tuple[np.ndarray, np.ndarray]],
+                 skip: np.ndarray):
+        """layers: (weight (in, out), bias (out,)) integer arrays, first to head;
+        skip: (context, out) integer weights of the linear context-to-head path."""
         self.spec = spec
         self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        # the skip accumulates at scale 2^-(weight_frac + input_frac); the head at
+        # 2^-(weight_frac + act_frac): pre-multiply by the (exact) power of two
+        self.skip = np.asarray(skip, np.float64) * float(2 ** (spec.act_frac - spec.input_frac))
         self._check_exactness()
 
     def _check_exactness(self) -> None:
@@ -49,16 +54,20 @@ class IntegerARM:
             if acc >= 2.0**52:
                 raise ValueError("weights too large for exact float64 evaluation")
             bound = float(s.act_max)
+        if 128.0 * np.abs(self.skip).sum(axis=0).max() >= 2.0**52:
+            raise ValueError("skip weights too large for exact float64 evaluation")
 
     def __call__(self, context: np.ndarray) -> MixtureParams:
         """context: (n, len(neighbourhood) * 3) integers, pixel value - 128."""
         s = self.spec
-        h = context.astype(np.float64)
+        context = context.astype(np.float64)
+        h = context
         last = len(self.layers) - 1
         for i, (w, b) in enumerate(self.layers):
             acc = h @ w
             acc += b
             if i == last:
+                acc += context @ self.skip
                 break
             in_frac = s.input_frac if i == 0 else s.act_frac
             h = _round_scaled(acc, s.act_frac - s.weight_frac - in_frac, out=acc)

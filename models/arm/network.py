@@ -2,8 +2,8 @@
 
 Data flow, for an image x (B, 3, H, W) of integers 0..255::
 
-    (x - 128) / 64 --masked conv (neighbourhood)--> ReLU --1x1--> ReLU ...
-        --1x1--> per subpixel, per mixture: logit, mean, log-scale, and the
+    c = (x - 128) / 64 --masked conv (neighbourhood)--> ReLU --1x1--> ReLU ...
+        --1x1 (+ linear skip from c)--> per subpixel, per mixture: logit, mean, log-scale, and the
                  coefficients that shift G by R and B by R and G
 
 The loss is the exact discretized-logistic-mixture code length in bits.
@@ -45,6 +45,10 @@ class ARMNetwork(nn.Module):
             nn.Linear(spec.hidden, spec.hidden) for _ in range(spec.hidden_layers - 1)
         )
         self.head = nn.Linear(spec.hidden, spec.outputs)
+        # linear path from the context straight to the head: a linear predictor
+        # is then one step away, and the hidden layers learn the corrections
+        self.skip = nn.Linear(n_in * c, spec.outputs, bias=False)
+        nn.init.zeros_(self.skip.weight)
         with torch.no_grad():
             # start with broad distributions (scale e^3) so early losses are sane
             self.head.weight.mul_(0.1)
@@ -86,10 +90,12 @@ class ARMNetwork(nn.Module):
         """Head outputs (B, FIELDS, K, H, W) in real units, before the output grids."""
         s = self.spec
         w_in = self._qw(self.w_in).permute(0, 2, 1).flatten(1)  # (hidden, nb*channels)
-        h = self._qact(F.linear(self.context(x), w_in, self._qb(self.b_in, s.input_frac)))
+        ctx = self.context(x)
+        h = self._qact(F.linear(ctx, w_in, self._qb(self.b_in, s.input_frac)))
         for layer in self.hidden_layers:
             h = self._qact(F.linear(h, self._qw(layer.weight), self._qb(layer.bias, s.act_frac)))
         out = F.linear(h, self._qw(self.head.weight), self._qb(self.head.bias, s.act_frac))
+        out = out + F.linear(ctx, self._qw(self.skip.weight))
         b, hh, ww, _ = out.shape
         return out.view(b, hh, ww, FIELDS, s.mixtures).permute(0, 3, 4, 1, 2)
 

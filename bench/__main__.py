@@ -1,0 +1,4 @@
+"""python -m bench lossless DIR [options]   (see --help)"""
+from .cli import main
+
+main()

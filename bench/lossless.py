@@ -1,0 +1,108 @@
+"""Lossless benchmark: nc's codecs and the classic ones on every image of a
+folder, each file written to disk, read back, decoded and compared.
+
+Prints per-image and mean bpp / bpsp and encode / decode seconds, and nc's
+ideal (model) size against its actual file size; writes the figures as JSON.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import codec
+from codec import api
+
+from .reference import lossless_codecs
+
+
+def _measure_nc(path: Path, work: Path, codec_name: str) -> dict:
+    out = work / f"{path.stem}.{codec_name}.nc"
+    back = work / f"{path.stem}.{codec_name}.png"
+    t = time.perf_counter()
+    r = api.encode_file(path, out, codec_name, force=True)
+    enc = time.perf_counter() - t
+    t = time.perf_counter()
+    api.decode_file(out, back, force=True)
+    dec = time.perf_counter() - t
+    original = Image.open(path)
+    exact = np.array_equal(np.asarray(Image.open(back)), np.asarray(original))
+    size = out.stat().st_size
+    return {"bytes": size, "encode_s": enc, "decode_s": dec, "exact": exact,
+            "ideal_bits": r.ideal_bits, "actual_bits": 8 * size}
+
+
+def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
+    out = work / f"{stem}.{rc.name.split()[0].lower()}{rc.suffix}"
+    t = time.perf_counter()
+    data = rc.encode(pixels)
+    enc = time.perf_counter() - t
+    out.write_bytes(data)
+    data = out.read_bytes()
+    t = time.perf_counter()
+    back = rc.decode(data)
+    dec = time.perf_counter() - t
+    return {"bytes": len(data), "encode_s": enc, "decode_s": dec,
+            "exact": np.array_equal(back, pixels)}
+
+
+def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
+        json_out: Path | None, per_image: bool) -> dict:
+    paths = sorted(Path(folder).glob("*.png"))[:limit]
+    if not paths:
+        raise SystemExit(f"no PNG images in {folder}")
+    refs = lossless_codecs() if references else []
+    rows: dict[str, list[dict]] = {f"nc {c}": [] for c in nc_codecs}
+    rows.update({rc.name: [] for rc in refs})
+    with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
+        work = Path(tmp)
+        for path in paths:
+            img = Image.open(path)
+            pixels = np.asarray(img)
+            npx = img.width * img.height
+            for c in nc_codecs:
+                m = _measure_nc(path, work, c)
+                rows[f"nc {c}"].append({"image": path.name, "pixels": npx, **m})
+            for rc in refs:
+                m = _measure_reference(rc, pixels, path.stem, work)
+                rows[rc.name].append({"image": path.name, "pixels": npx, **m})
+            if per_image:
+                print(path.name, "  ".join(f"{k}: {8 * v[-1]['bytes'] / npx:.3f}" for k, v in rows.items()),
+                      flush=True)
+    summary = {}
+    for name, rs in rows.items():
+        bpp = [8 * r["bytes"] / r["pixels"] for r in rs]
+        s = {"bpp": statistics.mean(bpp), "bpsp": statistics.mean(bpp) / 3,
+             "encode_s": statistics.mean(r["encode_s"] for r in rs),
+             "decode_s": statistics.mean(r["decode_s"] for r in rs),
+             "all_exact": all(r["exact"] for r in rs)}
+        if "ideal_bits" in rs[0]:
+            s["ideal_bpp"] = statistics.mean(r["ideal_bits"] / r["pixels"] for r in rs)
+            s["overhead_pct"] = 100 * (sum(r["actual_bits"] for r in rs)
+                                       / sum(r["ideal_bits"] for r in rs) - 1)
+        summary[name] = s
+    _print_table(summary, len(paths), folder)
+    result = {"folder": str(folder), "images": [p.name for p in paths], "summary": summary,
+              "per_image": rows, "nc_version": codec.__version__}
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(result, indent=1))
+        print(f"wrote {json_out}")
+    return result
+
+
+def _print_table(summary: dict, n: int, folder: Path) -> None:
+    print(f"\nLossless, {n} images of {folder} (means)")
+    print(f"| {'codec':<24} | {'bpp':>7} | {'bpsp':>6} | {'enc s':>6} | {'dec s':>6} | exact | "
+          f"{'ideal bpp':>9} | {'overhead':>8} |")
+    print("|" + "|".join("-" * w for w in (26, 9, 8, 8, 8, 7, 11, 10)) + "|")
+    for name, s in summary.items():
+        ideal = f"{s['ideal_bpp']:9.4f}" if "ideal_bpp" in s else " " * 9
+        over = f"{s['overhead_pct']:+7.3f}%" if "overhead_pct" in s else " " * 8
+        print(f"| {name:<24} | {s['bpp']:7.3f} | {s['bpsp']:6.3f} | {s['encode_s']:6.2f} | "
+              f"{s['decode_s']:6.2f} | {'yes' if s['all_exact'] else 'NO':>5} | {ideal} | {over} |")

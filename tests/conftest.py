@@ -1,0 +1,27 @@
+"""Shared fixtures: small crops of real photographs (the training set, never
+Kodak) so the whole suite runs in minutes."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_DIR = ROOT.parent / "shared" / "data" / "train"
+
+
+@pytest.fixture(scope="session")
+def photo() -> Image.Image:
+    """A 48x40 RGB crop of a real photograph."""
+    path = TRAIN_DIR / "012.png"
+    if not path.exists():
+        pytest.skip("shared/data/train is not beside the checkout")
+    with Image.open(path) as im:
+        return im.convert("RGB").crop((300, 200, 348, 240))
+
+
+@pytest.fixture(scope="session")
+def photo_array(photo) -> np.ndarray:
+    return np.asarray(photo)

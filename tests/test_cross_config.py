@@ -1,0 +1,76 @@
+"""Bit-exactness across process configurations.
+
+One differing frequency corrupts the rest of an image, so the codec must
+derive identical probabilities under any thread count and instruction set.
+Each test encodes in one process and decodes in another started with a
+different configuration: PyTorch and oneDNN limited to their oldest kernels,
+OpenBLAS forced to an SSE-only core type, NumPy's SIMD dispatch narrowed,
+one thread; and the reverse.  Encoding in both configurations must also give
+the same bytes.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+DEFAULT_ENV = {}
+NARROW_ENV = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "OPENBLAS_CORETYPE": "Prescott",
+    "NPY_DISABLE_CPU_FEATURES": "AVX512F AVX512CD AVX512_SKX AVX2 FMA3",
+}
+WIDE_ENV = {"OMP_NUM_THREADS": "2", "OPENBLAS_NUM_THREADS": "2"}
+
+SCRIPT = """
+import sys, codec
+from PIL import Image
+op, src, dst = sys.argv[1:4]
+if op == "encode":
+    open(dst, "wb").write(codec.encode(Image.open(src)))
+else:
+    codec.decode(open(src, "rb").read()).save(dst)
+"""
+
+
+def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
+    env = {k: v for k, v in os.environ.items()
+           if k not in NARROW_ENV and k not in WIDE_ENV}
+    env.update(env_extra)
+    subprocess.run([sys.executable, "-c", SCRIPT, op, str(src), str(dst)], env=env, check=True,
+                   cwd=ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory, photo):
+    d = tmp_path_factory.mktemp("cross")
+    rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)
+    src = d / "in.png"
+    Image.fromarray(rgba, "RGBA").save(src)
+    return d, src
+
+
+@pytest.mark.parametrize("enc_env, dec_env", [(WIDE_ENV, NARROW_ENV), (NARROW_ENV, WIDE_ENV)],
+                         ids=["default-to-narrow", "narrow-to-default"])
+def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env):
+    d, src = sample
+    nc, back = d / f"{id(enc_env)}.nc", d / f"{id(enc_env)}.png"
+    run("encode", src, nc, enc_env)
+    run("decode", nc, back, dec_env)
+    np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(Image.open(src)))
+
+
+def test_both_configurations_write_identical_files(sample):
+    d, src = sample
+    a, b = d / "a.nc", d / "b.nc"
+    run("encode", src, a, WIDE_ENV)
+    run("encode", src, b, NARROW_ENV)
+    assert a.read_bytes() == b.read_bytes()

@@ -1,0 +1,75 @@
+"""Integer logistic-mixture tables and the range coder."""
+import numpy as np
+import pytest
+
+from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
+from codec.entropy.logistic import CDF_TOTAL, build_cdf_table, build_mix_weight_table
+from models.arm.spec import ARMSpec
+
+SPEC = ARMSpec()
+
+
+@pytest.fixture(scope="module")
+def tables():
+    s = SPEC
+    cdf = build_cdf_table(s.log_scale_min, s.log_scale_frac, s.log_scale_levels, s.mean_frac,
+                          s.mean_min, s.mean_max)
+    return LogisticMixtureTables(cdf, build_mix_weight_table(s.logit_frac, s.logit_range),
+                                 s.mean_frac, s.mean_max)
+
+
+def random_params(rng, n, k=2):
+    s = SPEC
+    means = rng.integers(s.mean_min, s.mean_max + 1, (n, k))
+    levels = rng.integers(0, s.log_scale_levels, (n, k))
+    logits = rng.integers(-s.logit_range, s.logit_range + 1, (n, k))
+    return means, levels, logits
+
+
+def test_every_symbol_has_nonzero_frequency_and_rows_sum_to_total(tables):
+    rng = np.random.default_rng(1)
+    means, levels, logits = random_params(rng, 4000)
+    # include the extremes of every grid
+    means[:4] = [[SPEC.mean_min, SPEC.mean_max]] * 4
+    levels[:4] = [[0, SPEC.log_scale_levels - 1]] * 4
+    w = tables.weights(logits)
+    f = tables.frequencies(means, levels, w)
+    assert f.shape == (4000, 256)
+    assert f.min() >= 1
+    np.testing.assert_array_equal(f.sum(axis=1), CDF_TOTAL * w.sum(axis=1))
+
+
+def test_frequencies_follow_the_mean(tables):
+    means = np.array([[100 * 16, 100 * 16]])
+    levels = np.array([[0, 0]])
+    w = tables.weights(np.array([[0, 0]]))
+    f = tables.frequencies(means, levels, w)[0]
+    assert f.argmax() == 100 and f[100] > 0.9 * f.sum()
+
+
+def test_range_coder_round_trip_and_size_near_ideal(tables):
+    rng = np.random.default_rng(2)
+    means, levels, logits = random_params(rng, 20000)
+    levels = np.clip(levels, 20, 40)
+    w = tables.weights(logits)
+    freqs = tables.frequencies(means, levels, w)
+    symbols = np.array([rng.choice(256, p=row / row.sum()) for row in freqs])
+    enc = SymbolEncoder()
+    for a in range(0, len(symbols), 3000):
+        enc.encode(symbols[a:a + 3000], freqs[a:a + 3000])
+    data = enc.finish()
+    dec = SymbolDecoder(data)
+    back = np.concatenate([dec.decode(freqs[a:a + 3000]) for a in range(0, len(symbols), 3000)])
+    np.testing.assert_array_equal(back, symbols)
+    ideal = -tables.log2_probabilities(symbols, means, levels, w).sum()
+    assert 8 * len(data) <= ideal * 1.005 + 64
+
+
+def test_log2_probabilities_match_rows(tables):
+    rng = np.random.default_rng(3)
+    means, levels, logits = random_params(rng, 500)
+    w = tables.weights(logits)
+    f = tables.frequencies(means, levels, w)
+    sym = rng.integers(0, 256, 500)
+    expect = np.log2(f[np.arange(500), sym] / f.sum(axis=1))
+    np.testing.assert_allclose(tables.log2_probabilities(sym, means, levels, w), expect, rtol=1e-12)
