@@ -4,11 +4,13 @@
     data = codec.encode(Image.open("photo.png"))      # lossless, ARM
     image = codec.decode(data)                          # same pixels, same mode
     codec.info(data)                                    # header facts
+    Image.open("photo.nc"); image.save("copy.nc")       # Pillow plugin
 
 See ``docs/FORMAT.md`` for the file format and ``docs/MODELS.md`` for the models.
 """
 from .api import decode, decode_file, encode, encode_file, encode_image, info
 from .errors import FormatError, NcError, UnsupportedImage, WeightsMismatch
+from . import pil_plugin  # noqa: F401  (registers .nc with Pillow)
 
 __all__ = ["encode", "decode", "info", "encode_image", "encode_file", "decode_file",
            "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]

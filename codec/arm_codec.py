@@ -13,6 +13,11 @@ order.
 
 Grey planes use the same network with the grey value in all three context
 channels and code only the first channel.
+
+Scale offset.  Before coding, the encoder tries shifting every predicted
+scale level by a few steps (one shift per segment) and keeps the shift with
+the fewest ideal bits; it is stored in the segment's 4-byte prefix.  This
+lets one model adapt to images noisier or cleaner than its training photos.
 """
 from __future__ import annotations
 
@@ -26,7 +31,10 @@ from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
 
 from . import weights
 from .entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
+from .errors import FormatError
 
+SCALE_OFFSETS = range(-3, 9)   # candidate shifts of the scale level, in 1/8 log-scale
+SEGMENT_PREFIX = 4
 PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 14  # pixels per network evaluation when encoding
 SYMBOL_BATCH = 1 << 12   # symbols per frequency-table build and coder call
@@ -110,6 +118,8 @@ class ARMPlaneCodec:
             r, g = values[sl, 0], values[sl, 1]
             for ch in range(c):
                 means[sl, ch], levels[sl, ch], mix[sl, ch] = self._channel_model(p, ch, r, g)
+        offset = self._best_scale_offset(values[:, :c], means, levels, mix)
+        levels = self._offset_levels(levels, offset)
         # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
         step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
         pix = np.repeat(np.arange(n), c)
@@ -124,7 +134,21 @@ class ARMPlaneCodec:
             sym = values[pi, ci]
             enc.encode(sym, self.tables.frequencies(m, l, wt))
             ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
-        return CodedPlanes(enc.finish(), ideal)
+        prefix = np.array([offset, 0, 0, 0], np.int8).tobytes()
+        return CodedPlanes(prefix + enc.finish(), ideal)
+
+    def _offset_levels(self, levels: np.ndarray, offset: int) -> np.ndarray:
+        return np.clip(levels + offset, 0, self.spec.log_scale_levels - 1) if offset else levels
+
+    def _best_scale_offset(self, values, means, levels, mix) -> int:
+        """The scale shift with the fewest ideal bits, judged on a sample."""
+        stride = max(1, values.size // 60000)
+        k = means.shape[-1]
+        v = values.reshape(-1)[::stride]
+        m, lv, w = (a.reshape(-1, k)[::stride] for a in (means, levels, mix))
+        bits = {o: -self.tables.log2_probabilities(v, m, self._offset_levels(lv, o), w).sum()
+                for o in SCALE_OFFSETS}
+        return min(bits, key=bits.get)
 
     # -- decode ---------------------------------------------------------------
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
@@ -133,9 +157,14 @@ class ARMPlaneCodec:
             return self._decode(data, height, width, channels)
 
     def _decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+        if len(data) < SEGMENT_PREFIX:
+            raise FormatError("ARM segment too short")
+        offset = int(np.frombuffer(data[:1], np.int8)[0])
+        if offset not in SCALE_OFFSETS or data[1:SEGMENT_PREFIX] != b"\0\0\0":
+            raise FormatError("ARM segment has an invalid prefix")
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
-        dec = SymbolDecoder(data)
+        dec = SymbolDecoder(data[SEGMENT_PREFIX:])
         tables = self.tables
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             flat = geo.flat[a:b]
@@ -143,6 +172,7 @@ class ARMPlaneCodec:
             r = g = None
             for ch in range(channels):
                 m, l, wt = self._channel_model(p, ch, r, g)
+                l = self._offset_levels(l, offset)
                 v = dec.decode(tables.frequencies(m, l, wt))
                 if channels == 1:
                     buf[flat] = v[:, None]

@@ -75,3 +75,11 @@ def test_info_reports_header_facts(photo):
     assert facts["codec"] == "arm" and facts["mode"] == "RGB"
     assert (facts["width"], facts["height"]) == photo.size
     assert facts["bytes"] == len(data)
+
+
+def test_pillow_plugin_opens_and_saves_nc(photo, tmp_path):
+    path = tmp_path / "p.nc"
+    photo.save(path)
+    with Image.open(path) as im:
+        assert im.format == "NC" and im.mode == "RGB" and im.size == photo.size
+        np.testing.assert_array_equal(np.asarray(im), np.asarray(photo))

@@ -49,37 +49,46 @@ def build_mix_weight_table(logit_frac: int, logit_range: int) -> np.ndarray:
 
 
 class LogisticMixtureTables:
-    """Turns integer mixture parameters into frequency rows for the coder."""
+    """Turns integer mixture parameters into frequency rows for the coder.
+
+    Rows are built from a table of per-symbol frequencies (differences of the
+    CDF table), read as 256-entry windows; the two edge symbols then get the
+    tail masses from the CDF table.  Everything is float64 holding exact
+    integers (all below 2^40), which NumPy multiplies and adds exactly.
+    """
 
     def __init__(self, cdf: np.ndarray, mix_weights: np.ndarray, mean_frac: int, mean_max: int):
         self.mean_frac = mean_frac
         self.m_hi = mean_max >> mean_frac
         self.cdf = np.ascontiguousarray(cdf, dtype=np.int64)
-        # windows[level, frac, start, 0:257] is a view, not a copy
-        self.windows = np.lib.stride_tricks.sliding_window_view(self.cdf, ALPHABET + 1, axis=-1)
+        self._cdf_f = self.cdf.astype(np.float64)
+        pmf = np.diff(self._cdf_f, axis=-1, prepend=0.0)
+        # windows[level, frac, start, 0:256] is a view, not a copy
+        self._pmf_windows = np.lib.stride_tricks.sliding_window_view(pmf, ALPHABET, axis=-1)
         self.mix_weights = np.asarray(mix_weights, dtype=np.int64)
 
     def weights(self, logits: np.ndarray) -> np.ndarray:
         """Integer mixture weights (n, K) from integer logits (n, K)."""
         return self.mix_weights[logits.max(axis=1, keepdims=True) - logits]
 
-    def _window(self, means: np.ndarray, levels: np.ndarray) -> np.ndarray:
-        m = means >> self.mean_frac
-        f = means & ((1 << self.mean_frac) - 1)
-        # d = -1 - m  is at table index  (-1 - m) - (-1 - m_hi) = m_hi - m
-        return self.windows[levels, f, self.m_hi - m]
-
     def frequencies(self, means: np.ndarray, levels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """Frequency rows (n, 256), float64 holding exact integers, all >= 1.
 
         means, levels, weights: integer arrays (n, K)."""
-        n, k = means.shape
-        cum = self._window(means[:, 0], levels[:, 0]) * weights[:, :1]
+        k = means.shape[1]
+        m = means >> self.mean_frac
+        f = means & ((1 << self.mean_frac) - 1)
+        start = self.m_hi - m + 1          # table index of d = x - m at x = 0
+        w = weights.astype(np.float64)
+        rows = self._pmf_windows[levels[:, 0], f[:, 0], start[:, 0]] * w[:, :1]
         for j in range(1, k):
-            cum = cum + self._window(means[:, j], levels[:, j]) * weights[:, j:j + 1]
-        cum[:, 0] = 0
-        cum[:, ALPHABET] = CDF_TOTAL * weights.sum(axis=1)
-        return np.diff(cum, axis=1).astype(np.float64)
+            rows += self._pmf_windows[levels[:, j], f[:, j], start[:, j]] * w[:, j:j + 1]
+        # edge symbols take the tails: P(x <= 0) and P(x >= 255)
+        low = self._cdf_f[levels, f, start]                  # cumulative up to x = 0
+        high = CDF_TOTAL - self._cdf_f[levels, f, start + ALPHABET - 2]  # mass above x = 254
+        rows[:, 0] = (low * w).sum(axis=1)
+        rows[:, ALPHABET - 1] = (high * w).sum(axis=1)
+        return rows
 
     def log2_probabilities(self, symbols: np.ndarray, means, levels, weights) -> np.ndarray:
         """log2 of each symbol's probability under the integer model (for the
