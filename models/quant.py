@@ -12,7 +12,13 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
     return x + (torch.round(x) - x).detach()
 
 
+def clamp_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Clamp, gradient of the identity: a parameter pushed past a bound of its
+    grid still learns its way back (a plain clamp would freeze it there)."""
+    return x + (torch.clamp(x, lo, hi) - x).detach()
+
+
 def quantize_ste(x: torch.Tensor, frac: int, lo: float, hi: float) -> torch.Tensor:
     """Snap ``x`` to the grid 2^-frac inside [lo, hi] (bounds in grid units)."""
     scale = float(2**frac)
-    return torch.clamp(round_ste(x * scale), lo, hi) / scale
+    return clamp_ste(round_ste(x * scale), lo, hi) / scale

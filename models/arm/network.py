@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..quant import quantize_ste, round_ste
+from ..quant import clamp_ste, quantize_ste, round_ste
 from .spec import ARMSpec
 
 FIELDS = 12  # logit RGB, mean RGB, log-scale RGB, coeffs G|R, B|R, B|G
@@ -49,11 +49,28 @@ class ARMNetwork(nn.Module):
         # is then one step away, and the hidden layers learn the corrections
         self.skip = nn.Linear(n_in * c, spec.outputs, bias=False)
         nn.init.zeros_(self.skip.weight)
+        self._init_as_left_predictor()
+
+    def _init_as_left_predictor(self) -> None:
+        """Start from a classic predictor so training refines rather than
+        discovers it: R from the left R, G from the left G - R plus this R,
+        B from the left B - G plus this G; moderate scales (e^1)."""
+        s, k = self.spec, self.spec.mixtures
+        nb = list(s.neighbourhood)
+        if (0, -1) not in nb:
+            return
+        left = nb.index((0, -1)) * s.channels
         with torch.no_grad():
-            # start with broad distributions (scale e^3) so early losses are sane
             self.head.weight.mul_(0.1)
-            self.head.bias.view(FIELDS, spec.mixtures).zero_()
-            self.head.bias.view(FIELDS, spec.mixtures)[6:9] = 3.0
+            bias = self.head.bias.view(FIELDS, k)
+            bias.zero_()
+            bias[6:9] = 1.0            # log-scales
+            bias[9] = 1.0              # G|R coefficient
+            bias[11] = 1.0             # B|G coefficient
+            w = self.skip.weight.view(FIELDS, k, -1)
+            w[3, :, left + 0] = 1.0                                  # mean R
+            w[4, :, left + 1], w[4, :, left + 0] = 1.0, -1.0         # mean G
+            w[5, :, left + 2], w[5, :, left + 1] = 1.0, -1.0         # mean B
 
     # -- quantized parameters -------------------------------------------------
     def _qw(self, w: torch.Tensor) -> torch.Tensor:
@@ -113,10 +130,10 @@ def output_grids(raw: torch.Tensor, spec: ARMSpec):
     s = spec
     logits = quantize_ste(raw[:, 0:3], s.logit_frac, -s.logit_range, s.logit_range)
     # mean grid: pixel = 128 + 64 * raw, in 1/16
-    mean_units = torch.clamp(round_ste(raw[:, 3:6] * 2**(s.input_frac + s.mean_frac)
-                                       + 128 * 2**s.mean_frac), s.mean_min, s.mean_max)
-    ls_idx = torch.clamp(round_ste((raw[:, 6:9] - s.log_scale_min) * 2**s.log_scale_frac),
-                         0, s.log_scale_levels - 1)
+    mean_units = clamp_ste(round_ste(raw[:, 3:6] * 2**(s.input_frac + s.mean_frac)
+                                     + 128 * 2**s.mean_frac), s.mean_min, s.mean_max)
+    ls_idx = clamp_ste(round_ste((raw[:, 6:9] - s.log_scale_min) * 2**s.log_scale_frac),
+                       0, s.log_scale_levels - 1)
     log_scales = s.log_scale_min + ls_idx / 2**s.log_scale_frac
     coeffs = quantize_ste(raw[:, 9:12], s.coeff_frac, -s.coeff_max, s.coeff_max)
     return logits, mean_units, log_scales, coeffs
@@ -133,8 +150,8 @@ def mixture_bits(raw: torch.Tensor, x: torch.Tensor, spec: ARMSpec) -> torch.Ten
     shift_b = round_ste(coeffs[:, 1] * (r - 128) * mf + coeffs[:, 2] * (g - 128) * mf)
     mean_units = torch.stack([
         mean_units[:, 0],
-        torch.clamp(mean_units[:, 1] + shift_g, s.mean_min, s.mean_max),
-        torch.clamp(mean_units[:, 2] + shift_b, s.mean_min, s.mean_max),
+        clamp_ste(mean_units[:, 1] + shift_g, s.mean_min, s.mean_max),
+        clamp_ste(mean_units[:, 2] + shift_b, s.mean_min, s.mean_max),
     ], 1)
     means = mean_units / mf
     logp = discretized_logistic_logp(xf, means, log_scales)  # (B,3,K,H,W)
