@@ -87,6 +87,12 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
                                        / sum(r["ideal_bits"] for r in rs) - 1)
         summary[name] = s
     _print_table(summary, len(paths), folder)
+    jxl = summary.get("JPEG XL e9")
+    for c in nc_codecs:
+        if jxl:
+            ratio = summary[f"nc {c}"]["decode_s"] / jxl["encode_s"]
+            summary[f"nc {c}"]["decode_over_jxl_e9_encode"] = ratio
+            print(f"nc {c}: decode time / JPEG XL e9 encode time = {ratio:.2f}")
     result = {"folder": str(folder), "images": [p.name for p in paths], "summary": summary,
               "per_image": rows, "nc_version": codec.__version__}
     if json_out:

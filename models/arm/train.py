@@ -1,6 +1,6 @@
 """Train the ARM on the training photographs (never on Kodak).
 
-    python -m models.arm.train --run runs/arm --steps 40000
+    python -m models.arm.train --run runs/arm --steps 16000
 
 Resumes from ``RUN/last.pt`` when it exists, logs to ``RUN/log.txt``,
 checkpoints every few minutes and keeps the best model on the held-out
@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import torch
 
 from ..data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, load_images
+from ..training import Run, cosine_lr
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -39,10 +39,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, default=Path("runs/arm"))
     p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
-    p.add_argument("--steps", type=int, default=40000)
+    p.add_argument("--steps", type=int, default=16000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=96)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
@@ -52,46 +52,33 @@ def main(argv=None):
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    args.run.mkdir(parents=True, exist_ok=True)
-    log = open(args.run / "log.txt", "a")
-
-    def say(msg):
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log.write(line + "\n")
-        log.flush()
-
+    run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
     spec = ARMSpec(hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
+    step, best = 0, math.inf
+    ck = run.resume()
+    if ck:
+        spec = ARMSpec.from_dict(ck["spec"])
     net = ARMNetwork(spec)
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    step, best, cpu_seconds = 0, math.inf, 0.0
-    last = args.run / "last.pt"
-    if last.exists():
-        ck = torch.load(last, weights_only=False)
-        spec = ARMSpec.from_dict(ck["spec"])
-        net = ARMNetwork(spec)
+    if ck:
         net.load_state_dict(ck["model"])
-        opt = torch.optim.Adam(net.parameters(), lr=args.lr)
         opt.load_state_dict(ck["opt"])
-        step, best, cpu_seconds = ck["step"], ck["best"], ck.get("cpu_seconds", 0.0)
-        say(f"resumed at step {step}, best {best:.4f}")
+        step, best = ck["step"], ck["best"]
+        run.say(f"resumed at step {step}, best {best:.4f}")
     else:
-        say(f"new run: {json.dumps(spec.to_dict())}")
+        run.say(f"new run: {json.dumps(spec.to_dict())}")
     crops = RandomCrops(train, args.crop, args.batch, seed=step)
-    last_ckpt, t0, running = time.time(), time.process_time(), []
 
-    def save(path):
-        torch.save({"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "best": best,
-                    "cpu_seconds": cpu_seconds + time.process_time() - t0}, path)
+    def state():
+        return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
+                "step": step, "best": best}
 
+    running = []
     while step < args.steps:
-        lr = args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.steps)))
-        lr = max(lr, args.lr * 0.01) * min(1.0, (step + 1) / 500)
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = lr = cosine_lr(step, args.steps, args.lr)
         net.fake_quant = step >= args.qat_from * args.steps
         x = crops()
         loss = net(x).sum() / x.numel()
@@ -102,20 +89,18 @@ def main(argv=None):
         step += 1
         running.append(loss.item())
         if step % 200 == 0:
-            say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
+            run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
             running = []
         if step % 2000 == 0 or step == args.steps:
             v = evaluate(net, val)
             if v < best:
                 best = v
-                save(args.run / "best.pt")
-            say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) "
-                f"cpu-h {(cpu_seconds + time.process_time() - t0) / 3600:.2f}")
-        if time.time() - last_ckpt > args.ckpt_minutes * 60:
-            save(last)
-            last_ckpt = time.time()
-    save(last)
-    say("done")
+                run.save("best.pt", state())
+            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f}")
+        if run.checkpoint_due():
+            run.save("last.pt", state())
+    run.save("last.pt", state())
+    run.say("done")
 
 
 if __name__ == "__main__":

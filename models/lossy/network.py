@@ -1,0 +1,166 @@
+"""Training-time form of the lossy model (PyTorch).
+
+Data flow, after Minnen & Singh 2020 (channel-wise autoregression) with
+per-quality gains (Cui et al. 2021)::
+
+    x --g_a--> y --x gain[q]--> y_s --h_a--> z --round--> z_hat (factorized logistic prior)
+                                                  |
+                                          h_s (integer) --> hyper features
+    y_s split into slices y_1..y_S; for slice i:
+        (mu_i, sigma_i) = slice_net_i(hyper features, y_hat_1..y_hat_{i-1})   (integer)
+        y_hat_i = round(y_i - mu_i) + mu_i       (the residual is what gets coded)
+    y_hat / gain[q] --g_s--> x_hat
+
+The entropy-parameter networks (h_s and the slice networks) are
+fake-quantized integer networks like the ARM's, so the decoder derives the
+same means and scales on any machine; g_a, h_a and g_s run in float.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..quant import clamp_ste, quantize_ste, round_ste
+from .spec import LossySpec
+
+
+class SimplifiedGDN(nn.Module):
+    """y_i = x_i / (beta_i + sum_j gamma_ij |x_j|)  (Johnston et al. 2019);
+    ``inverse=True`` multiplies instead (IGDN).  Cheaper than the square-root
+    GDN and as good in their measurements."""
+
+    def __init__(self, channels: int, inverse: bool = False):
+        super().__init__()
+        self.inverse = inverse
+        self.beta = nn.Parameter(torch.ones(channels))
+        self.gamma = nn.Parameter(0.1 * torch.eye(channels))
+
+    def forward(self, x):
+        norm = F.conv2d(x.abs(), self.gamma.abs()[:, :, None, None], self.beta.abs() + 1e-6)
+        return x * norm if self.inverse else x / norm
+
+
+def conv(cin, cout, k=5, stride=2):
+    return nn.Conv2d(cin, cout, k, stride, k // 2)
+
+
+def deconv(cin, cout, k=5, stride=2):
+    return nn.ConvTranspose2d(cin, cout, k, stride, k // 2, output_padding=stride - 1)
+
+
+class IntegerConvNet(nn.Module):
+    """A stack of (transposed) convolutions with ReLU, fake-quantized at the
+    ARM's grids: integer weights 2^-weight_frac, activations 2^-act_frac."""
+
+    def __init__(self, layers: list[nn.Module], spec: LossySpec, in_frac: int):
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+        self.spec, self.in_frac = spec, in_frac
+
+    def forward(self, x):
+        s = self.spec
+        frac = self.in_frac
+        for i, layer in enumerate(self.layers):
+            w = quantize_ste(layer.weight, s.weight_frac, -2**15 + 1, 2**15 - 1)
+            b = round_ste(layer.bias * 2**(s.weight_frac + frac)) / 2**(s.weight_frac + frac)
+            if isinstance(layer, nn.ConvTranspose2d):
+                x = F.conv_transpose2d(x, w, b, layer.stride, layer.padding, layer.output_padding)
+            else:
+                x = F.conv2d(x, w, b, layer.stride, layer.padding)
+            if i < len(self.layers) - 1:
+                x = quantize_ste(F.relu(x), s.act_frac, 0, s.act_max)
+                frac = s.act_frac
+        return x
+
+
+class LossyAutoencoder(nn.Module):
+    def __init__(self, spec: LossySpec = LossySpec()):
+        super().__init__()
+        self.spec = spec
+        n, m, h = spec.n, spec.m, spec.hyper
+        self.g_a = nn.Sequential(conv(3, n), SimplifiedGDN(n), conv(n, n), SimplifiedGDN(n),
+                                 conv(n, n), SimplifiedGDN(n), conv(n, m))
+        self.g_s = nn.Sequential(deconv(m, n), SimplifiedGDN(n, True), deconv(n, n),
+                                 SimplifiedGDN(n, True), deconv(n, n), SimplifiedGDN(n, True),
+                                 deconv(n, 3))
+        self.h_a = nn.Sequential(conv(m, h, 3, 1), nn.ReLU(), conv(h, h), nn.ReLU(), conv(h, h))
+        self.h_s = IntegerConvNet([deconv(h, h), deconv(h, h), conv(h, 2 * h, 3, 1)], spec, 0)
+        sl = m // spec.slices
+        self.slice_nets = nn.ModuleList(
+            IntegerConvNet([conv(2 * h + i * sl, 128, 3, 1), conv(128, 96, 3, 1),
+                            conv(96, 2 * sl, 3, 1)], spec, spec.act_frac)
+            for i in range(spec.slices))
+        # per-quality gains on the latent (log-parameterised) and the z prior's log-scales
+        self.log_gain = nn.Parameter(torch.zeros(spec.qualities, m))
+        self.z_log_scale = nn.Parameter(torch.zeros(h))
+
+    # -- pieces shared with the codec ------------------------------------------
+    def gains(self, quality: torch.Tensor) -> torch.Tensor:
+        """(B, M, 1, 1) gains for qualities in 1..Q (fractional: geometric interpolation)."""
+        q = torch.clamp(quality.float() - 1, 0, self.spec.qualities - 1)
+        lo = torch.floor(q).long().clamp(max=self.spec.qualities - 2)
+        t = (q - lo)[:, None]
+        g = self.log_gain[lo] * (1 - t) + self.log_gain[lo + 1] * t
+        return torch.exp(g)[:, :, None, None]
+
+    def hyper_features(self, z_hat):
+        """Integer-valued features at scale 2^-act_frac (clipped ReLU of h_s)."""
+        s = self.spec
+        return quantize_ste(F.relu(self.h_s(z_hat)), s.act_frac, 0, s.act_max)
+
+    def slice_params(self, i, feats, previous):
+        """Means (grid 1/16) and scale levels of slice i."""
+        s = self.spec
+        inp = torch.cat([feats] + [p * 1.0 for p in previous], 1) if previous else feats
+        out = self.slice_nets[i](inp)
+        mean_raw, scale_raw = out.chunk(2, 1)
+        means = quantize_ste(mean_raw, s.mean_frac, -2**20, 2**20)
+        levels = clamp_ste(round_ste((scale_raw - math.log(s.scale_min)) * 2**s.log_scale_frac),
+                           0, s.scale_levels - 1)
+        return means, levels
+
+    def scales(self, levels):
+        s = self.spec
+        return torch.exp(math.log(s.scale_min) + levels / 2**s.log_scale_frac)
+
+    # -- training --------------------------------------------------------------
+    def forward(self, x, quality):
+        """x: (B,3,H,W) floats in [0,1]; returns x_hat, bits of y, bits of z."""
+        s = self.spec
+        gain = self.gains(quality)
+        y = self.g_a(x) * gain
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_bits = _logistic_bits(z_noisy, torch.zeros_like(z),
+                                torch.exp(self.z_log_scale)[None, :, None, None])
+        z_hat = round_ste(z)
+        feats = self.hyper_features(z_hat)
+        y_slices = y.chunk(s.slices, 1)
+        y_hats, y_bits = [], 0.0
+        for i, y_i in enumerate(y_slices):
+            means, levels = self.slice_params(i, feats, y_hats)
+            # (the 1/16 grid of y_hat means previous slices arrive as integers at scale 2^-4;
+            #  the integer slice nets take them at their act scale: see the codec)
+            noisy = y_i + torch.empty_like(y_i).uniform_(-0.5, 0.5)
+            y_bits = y_bits + _gaussian_bits(noisy, means, self.scales(levels))
+            y_hats.append(round_ste(y_i - means) + means)
+        y_hat = torch.cat(y_hats, 1)
+        x_hat = self.g_s(y_hat / gain)
+        return x_hat, y_bits, z_bits
+
+
+def _gaussian_bits(v, means, scales):
+    c = v - means
+    upper = torch.special.ndtr((c + 0.5) / scales)
+    lower = torch.special.ndtr((c - 0.5) / scales)
+    p = torch.clamp(upper - lower, min=1e-9)
+    return -torch.log2(p).sum(dim=(1, 2, 3))
+
+
+def _logistic_bits(v, means, scales):
+    c = v - means
+    p = torch.sigmoid((c + 0.5) / scales) - torch.sigmoid((c - 0.5) / scales)
+    return -torch.log2(torch.clamp(p, min=1e-9)).sum(dim=(1, 2, 3))

@@ -1,0 +1,113 @@
+"""Train the variable-rate lossy model on the training photographs (never Kodak).
+
+    python -m models.lossy.train --run runs/lossy --steps 100000
+
+Each crop of a batch gets a random quality point q (1..8) and the loss
+bpp + lambda_q * 255^2 * MSE, so one model and one set of gains learns every
+rate.  Resumable like the ARM's training (``RUN/last.pt``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+import torch
+
+from ..data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, load_images
+from ..training import Run, cosine_lr
+from .network import LossyAutoencoder
+from .spec import LossySpec
+
+
+def rd_loss(net, x, quality):
+    """Mean over the batch of bpp + lambda * 255^2 * MSE, and its parts."""
+    x_hat, y_bits, z_bits = net(x, quality)
+    pixels = x.shape[2] * x.shape[3]
+    bpp = (y_bits + z_bits) / pixels
+    mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
+    lam = torch.tensor(net.spec.lambdas)[quality - 1]
+    return (bpp + lam * 255**2 * mse).mean(), bpp, mse
+
+
+def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
+    net.eval()
+    out = {}
+    with torch.no_grad():
+        for q in qualities:
+            bpp = psnr = 0.0
+            for c in crops:
+                x = c.float() / 255
+                _, b, mse = rd_loss(net, x, torch.tensor([q]))
+                bpp += float(b)
+                psnr += float(10 * torch.log10(1 / mse))
+            out[q] = (bpp / len(crops), psnr / len(crops))
+    net.train()
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, default=Path("runs/lossy"))
+    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
+    p.add_argument("--steps", type=int, default=100000)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    run = Run(args.run, args.ckpt_minutes)
+    train, held = load_images(args.data)
+    val = centre_crops(held, 256)
+    spec, step = LossySpec(), 0
+    ck = run.resume()
+    if ck:
+        spec = LossySpec.from_dict(ck["spec"])
+    net = LossyAutoencoder(spec)
+    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    if ck:
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step = ck["step"]
+        run.say(f"resumed at step {step}")
+    else:
+        run.say(f"new run: {json.dumps(spec.to_dict())}")
+    crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
+
+    def state():
+        return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
+                "step": step}
+
+    running = []
+    while step < args.steps:
+        for g in opt.param_groups:
+            g["lr"] = lr = cosine_lr(step, args.steps, args.lr, warmup=1000)
+        x = crops().float() / 255
+        quality = torch.randint(1, spec.qualities + 1, (x.shape[0],))
+        loss, bpp, mse = rd_loss(net, x, quality)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        opt.step()
+        step += 1
+        running.append(loss.item())
+        if step % 100 == 0:
+            run.say(f"step {step} lr {lr:.2e} loss {sum(running) / len(running):.4f}")
+            running = []
+        if step % 2000 == 0 or step == args.steps:
+            figures = evaluate(net, val)
+            run.say(f"step {step} held-out " + ", ".join(
+                f"q{q}: {b:.3f} bpp {p:.2f} dB" for q, (b, p) in figures.items())
+                + f" cpu-h {run.cpu_hours:.2f}")
+            run.save(f"step{step}.pt", {"spec": spec.to_dict(), "model": net.state_dict(), "step": step})
+        if run.checkpoint_due():
+            run.save("last.pt", state())
+    run.save("last.pt", state())
+    run.say("done")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""What every training script shares: a run folder with a log, resumable
+checkpoints written every few minutes, and the learning-rate schedule."""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+
+
+class Run:
+    """A run folder: ``log.txt``, ``last.pt`` (resume) and ``best.pt`` (selection)."""
+
+    def __init__(self, folder: Path, checkpoint_minutes: float = 3.0):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.folder / "log.txt", "a")
+        self.checkpoint_seconds = checkpoint_minutes * 60
+        self._last_save = time.time()
+        self._cpu_start = time.process_time()
+        self.cpu_seconds_before = 0.0
+
+    def say(self, msg: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        self._log.write(line + "\n")
+        self._log.flush()
+
+    @property
+    def cpu_hours(self) -> float:
+        return (self.cpu_seconds_before + time.process_time() - self._cpu_start) / 3600
+
+    def resume(self) -> dict | None:
+        last = self.folder / "last.pt"
+        if not last.exists():
+            return None
+        ck = torch.load(last, weights_only=False, map_location="cpu")
+        self.cpu_seconds_before = ck.get("cpu_seconds", 0.0)
+        return ck
+
+    def save(self, name: str, state: dict) -> None:
+        state = dict(state, cpu_seconds=self.cpu_hours * 3600)
+        tmp = self.folder / f".{name}.tmp"
+        torch.save(state, tmp)
+        tmp.replace(self.folder / name)
+
+    def checkpoint_due(self) -> bool:
+        if time.time() - self._last_save > self.checkpoint_seconds:
+            self._last_save = time.time()
+            return True
+        return False
+
+
+def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: float = 0.01) -> float:
+    lr = peak * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+    return max(lr, peak * floor) * min(1.0, (step + 1) / warmup)
