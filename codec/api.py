@@ -14,13 +14,14 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from . import container, lossless, weights
+from . import container, lossless, lossy, weights
 from .container import Codec, Container
 from .errors import NcError, UnsupportedImage
 from .planes import merge, split
 
 CODEC_NAMES = {"arm": Codec.ARM}  # the IDF joins when its weights ship
 DEFAULT_LOSSLESS = "arm"
+MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
 
 
 @dataclass
@@ -46,26 +47,66 @@ def _codec(name: str) -> Codec:
         raise NcError(f"unknown codec '{name}' (choose from {', '.join(CODEC_NAMES)})") from None
 
 
-def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *,
-                 model: str | None = None) -> EncodeResult:
-    """Encode and report the ideal and actual sizes."""
-    c = _codec(codec)
+def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
+                 quality: float | None = None, target_bpp: float | None = None) -> EncodeResult:
+    """Encode and report the sizes.  Lossless unless ``quality`` (1..8) or
+    ``target_bpp`` is given; ``ideal_bits`` is the model's code length
+    (lossless only)."""
     planes = split(image)
-    model_id = model or weights.DEFAULT_MODELS[codec]
-    result = lossless.encode(planes, c, model_id)
-    data = container.pack(result.container)
-    return EncodeResult(data, result.ideal_bits, planes.width * planes.height)
+    pixels = planes.width * planes.height
+    if quality is not None and target_bpp is not None:
+        raise NcError("give either a quality or a target bpp, not both")
+    if target_bpp is not None:
+        return _encode_to_target(planes, target_bpp, model or weights.DEFAULT_MODELS["lossy"])
+    if quality is not None:
+        if not MIN_QUALITY <= quality <= MAX_QUALITY:
+            raise NcError(f"quality must be between {MIN_QUALITY:g} and {MAX_QUALITY:g}")
+        c = lossy.encode(planes, quality, model or weights.DEFAULT_MODELS["lossy"])
+        return EncodeResult(container.pack(c), 0.0, pixels)
+    c = _codec(codec)
+    result = lossless.encode(planes, c, model or weights.DEFAULT_MODELS[codec])
+    return EncodeResult(container.pack(result.container), result.ideal_bits, pixels)
 
 
-def encode(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None) -> bytes:
-    """Encode a Pillow image to .nc bytes (lossless)."""
-    return encode_image(image, codec, model=model).data
+def _encode_to_target(planes, target_bpp: float, model_id: str) -> EncodeResult:
+    """The highest quality whose file is at most ``target_bpp`` (bisection
+    over the continuous quality; file size grows with quality)."""
+    pixels = planes.width * planes.height
+
+    def attempt(q):
+        return EncodeResult(container.pack(lossy.encode(planes, q, model_id)), 0.0, pixels)
+
+    best = attempt(MIN_QUALITY)
+    if best.bpp > target_bpp:
+        raise NcError(f"target {target_bpp} bpp is below the smallest file "
+                      f"({best.bpp:.3f} bpp at quality {MIN_QUALITY:g})")
+    top = attempt(MAX_QUALITY)
+    if top.bpp <= target_bpp:
+        return top
+    lo, hi = MIN_QUALITY, MAX_QUALITY
+    for _ in range(7):
+        mid = (lo + hi) / 2
+        r = attempt(mid)
+        if r.bpp <= target_bpp:
+            lo, best = mid, r
+        else:
+            hi = mid
+    return best
+
+
+def encode(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
+           quality: float | None = None, target_bpp: float | None = None) -> bytes:
+    """Encode a Pillow image to .nc bytes: lossless by default, lossy with a
+    ``quality`` (1 smallest … 8 best, fractional allowed) or a ``target_bpp``."""
+    return encode_image(image, codec, model=model, quality=quality, target_bpp=target_bpp).data
 
 
 def decode(data: bytes) -> Image.Image:
     """Decode .nc bytes to a Pillow image in the mode it was encoded from."""
     c = container.unpack(bytes(data))
     weights.require(c.header.model_id, c.header.weights_digest)
+    if c.header.codec is Codec.LOSSY:
+        return merge(lossy.decode(c))
     return merge(lossless.decode(c))
 
 
@@ -74,11 +115,14 @@ def info(data: bytes) -> dict:
     c = container.unpack(bytes(data))
     h = c.header
     px = h.width * h.height
-    return {"codec": h.codec.name.lower(), "model": h.model_id,
+    facts = {"codec": h.codec.name.lower(), "model": h.model_id,
             "weights_digest": h.weights_digest.hex(), "format_version": h.version,
             "width": h.width, "height": h.height, "mode": h.mode.pil, "bit_depth": h.bit_depth,
             "bytes": len(data), "bpp": 8 * len(data) / px,
             "segments": {s.kind.name.lower(): len(s.data) for s in c.segments}}
+    if h.codec is Codec.LOSSY:
+        facts["quality"] = h.codec_param / lossy.QUALITY_SCALE
+    return facts
 
 
 # -- files --------------------------------------------------------------------
@@ -123,8 +167,10 @@ def write_atomic(path: str | os.PathLike, write, force: bool = False) -> None:
 
 
 def encode_file(src, dst, codec: str = DEFAULT_LOSSLESS, *, force: bool = False,
-                model: str | None = None) -> EncodeResult:
-    result = encode_image(read_image(src), codec, model=model)
+                model: str | None = None, quality: float | None = None,
+                target_bpp: float | None = None) -> EncodeResult:
+    result = encode_image(read_image(src), codec, model=model, quality=quality,
+                          target_bpp=target_bpp)
     write_atomic(dst, lambda tmp: Path(tmp).write_bytes(result.data), force)
     return result
 

@@ -54,18 +54,28 @@ def main():
 @click.option("--codec", "codec_name", type=click.Choice(sorted(api.CODEC_NAMES)),
               default=api.DEFAULT_LOSSLESS, show_default=True,
               help="Lossless codec: arm (pixel autoregressive model).")
+@click.option("-q", "--quality", type=click.FloatRange(api.MIN_QUALITY, api.MAX_QUALITY),
+              help="Lossy, at this quality: 1 (smallest file) to 8 (best); fractions allowed.")
+@click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
+              help="Lossy, at the best quality whose file is at most this many bits per pixel.")
 @click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
 @click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and timing.")
-def encode(input, output, codec_name, force, verbose):
+def encode(input, output, codec_name, quality, target_bpp, force, verbose):
     """Encode an image (anything Pillow reads: PNG, TIFF, BMP, …) to .nc.
 
-    Modes RGB, RGBA, L, LA and 1 are coded losslessly and decode to the same
-    mode; other modes are refused with the mode named.
+    Lossless unless --quality or --target-bpp is given.  Modes RGB, RGBA, L,
+    LA and 1 decode to the same mode (lossless: the same pixels; lossy: alpha
+    stays lossless); other modes are refused with the mode named.
     """
+    if quality is not None and target_bpp is not None:
+        raise click.UsageError("give --quality or --target-bpp, not both")
     output = output or input.with_suffix(".nc")
     t = time.perf_counter()
-    r = _guard(api.encode_file, input, output, codec_name, force=force)
-    if verbose:
+    r = _guard(api.encode_file, input, output, codec_name, force=force, quality=quality,
+               target_bpp=target_bpp)
+    if verbose and not r.ideal_bits:
+        click.echo(f"{output}: {len(r.data)} bytes, {r.bpp:.4f} bpp, {time.perf_counter() - t:.2f} s")
+    elif verbose:
         click.echo(f"{output}: {len(r.data)} bytes, {r.bpp:.4f} bpp (model's ideal "
                    f"{r.ideal_bits / r.pixels:.4f} bpp, overhead {100 * r.overhead:+.3f} %), "
                    f"{time.perf_counter() - t:.2f} s")

@@ -17,8 +17,6 @@ same means and scales on any machine; g_a, h_a and g_s run in float.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -118,13 +116,19 @@ class LossyAutoencoder(nn.Module):
         out = self.slice_nets[i](inp)
         mean_raw, scale_raw = out.chunk(2, 1)
         means = quantize_ste(mean_raw, s.mean_frac, -2**20, 2**20)
-        levels = clamp_ste(round_ste((scale_raw - math.log(s.scale_min)) * 2**s.log_scale_frac),
+        levels = clamp_ste(round_ste((scale_raw - s.log_scale_min) * 2**s.log_scale_frac),
                            0, s.scale_levels - 1)
         return means, levels
 
     def scales(self, levels):
         s = self.spec
-        return torch.exp(math.log(s.scale_min) + levels / 2**s.log_scale_frac)
+        return torch.exp(s.log_scale_min + levels / 2**s.log_scale_frac)
+
+    def z_levels(self):
+        """Scale level of each hyper-latent channel's (zero-mean Gaussian) prior."""
+        s = self.spec
+        return clamp_ste(round_ste((self.z_log_scale - s.log_scale_min) * 2**s.log_scale_frac),
+                         0, s.scale_levels - 1)
 
     # -- training --------------------------------------------------------------
     def forward(self, x, quality):
@@ -134,8 +138,8 @@ class LossyAutoencoder(nn.Module):
         y = self.g_a(x) * gain
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
-        z_bits = _logistic_bits(z_noisy, torch.zeros_like(z),
-                                torch.exp(self.z_log_scale)[None, :, None, None])
+        z_bits = _gaussian_bits(z_noisy, torch.zeros_like(z),
+                                self.scales(self.z_levels())[None, :, None, None])
         z_hat = round_ste(z)
         feats = self.hyper_features(z_hat)
         y_slices = y.chunk(s.slices, 1)
@@ -158,9 +162,3 @@ def _gaussian_bits(v, means, scales):
     lower = torch.special.ndtr((c - 0.5) / scales)
     p = torch.clamp(upper - lower, min=1e-9)
     return -torch.log2(p).sum(dim=(1, 2, 3))
-
-
-def _logistic_bits(v, means, scales):
-    c = v - means
-    p = torch.sigmoid((c + 0.5) / scales) - torch.sigmoid((c - 0.5) / scales)
-    return -torch.log2(torch.clamp(p, min=1e-9)).sum(dim=(1, 2, 3))

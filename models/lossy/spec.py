@@ -20,7 +20,7 @@ class LossySpec:
     act_frac: int = 8
     act_max: int = 2**13 - 1
     mean_frac: int = 4          # latent means in 1/16
-    scale_min: float = 0.11
+    log_scale_min: float = -2.25  # natural log of the smallest scale (x 2^frac is an integer)
     scale_levels: int = 64
     log_scale_frac: int = 3     # scale levels 1/8 apart in natural log
 

@@ -1,0 +1,121 @@
+"""Lossy coding of an RGB image with the quantizing autoencoder.
+
+    x --g_a (float)--> y * gain[q] --h_a (float)--> z --round--> z_hat   [side segment]
+    z_hat --integer h_s--> features; per slice i (integer slice net):
+        means_i, levels_i; r_i = round(y_i - means_i)                   [latent segment]
+        y_hat_i = r_i + means_i   (exact: the decoder gets the same)
+    y_hat / gain[q] --g_s (float)--> x_hat
+
+Everything the range coder sees (z_hat, r, means, levels) is computed in
+exact integer arithmetic from what was already coded, so it decodes
+identically everywhere; only g_s runs in float32, which moves a decoded
+pixel by at most one level between machines.  The image is padded to a
+multiple of 64 by edge replication and cropped after decoding.
+"""
+from __future__ import annotations
+
+import json
+
+import constriction
+import numpy as np
+import torch
+
+from models.lossy.integer import IntegerConvStack, IntegerEntropyParameters
+from models.lossy.network import LossyAutoencoder
+from models.lossy.spec import LossySpec
+
+from . import weights
+from .entropy.zero_mean import ZeroMeanCoder
+from .errors import FormatError
+
+PAD_MULTIPLE = 64
+MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
+
+
+class LossyCodec:
+    def __init__(self, model_id: str):
+        tensors, meta = weights.load(model_id)
+        if meta.get("kind") != "lossy":
+            raise ValueError(f"model {model_id} is not a lossy model")
+        self.model_id = model_id
+        spec = self.spec = LossySpec.from_dict(json.loads(meta["spec"]))
+        layout = json.loads(meta["layout"])
+        self.net = LossyAutoencoder(spec).eval()
+        float_state = {k: torch.from_numpy(v) for k, v in tensors.items()
+                       if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain")}
+        self.net.load_state_dict(float_state, strict=False)
+
+        def stack(prefix, in_frac):
+            layers = [dict(entry, weight=tensors[f"{prefix}.{i}.weight"],
+                           bias=tensors[f"{prefix}.{i}.bias"]) for i, entry in enumerate(layout[prefix])]
+            return IntegerConvStack(layers, spec, in_frac)
+
+        self.params = IntegerEntropyParameters(
+            spec, stack("h_s", 0), [stack(f"slice{i}", spec.act_frac) for i in range(spec.slices)])
+        self.z_levels = tensors["z_levels"].astype(np.int64)
+        sizes = tensors["entropy.gaussian_sizes"]
+        flat = tensors["entropy.gaussian"]
+        tables = np.split(flat, np.cumsum(sizes)[:-1])
+        self.coder = ZeroMeanCoder(tables)
+
+    def _gain(self, quality: float) -> torch.Tensor:
+        return self.net.gains(torch.tensor([quality], dtype=torch.float32))
+
+    # -- encode -----------------------------------------------------------------
+    def encode(self, rgb: np.ndarray, quality: float) -> tuple[bytes, bytes]:
+        h, w, _ = rgb.shape
+        x = _pad(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255)
+        with torch.no_grad():
+            y = self.net.g_a(x) * self._gain(quality)
+            z_hat = torch.round(self.net.h_a(y)).to(torch.float64).numpy()
+        z_int = z_hat.astype(np.int64)
+        side = constriction.stream.queue.RangeEncoder()
+        self.coder.encode(side, z_int, np.broadcast_to(self.z_levels[None, :, None, None], z_int.shape))
+        latent = constriction.stream.queue.RangeEncoder()
+        feats = self.params.hyper_features(z_int)
+        y_np = y.to(torch.float64).numpy() * 2**self.spec.mean_frac   # 1/16 units
+        previous = []
+        for i, y_i in enumerate(np.split(y_np, self.spec.slices, axis=1)):
+            means, levels = self.params.slice_params(i, feats, previous)
+            r = np.floor((y_i - means) / 2**self.spec.mean_frac + 0.5).astype(np.int64)
+            self.coder.encode(latent, r, levels)
+            previous.append(r * 2**self.spec.mean_frac + means)
+        return side.get_compressed().tobytes(), latent.get_compressed().tobytes()
+
+    # -- decode -----------------------------------------------------------------
+    def decode(self, side: bytes, latent: bytes, height: int, width: int, quality: float) -> np.ndarray:
+        hp, wp = _padded(height), _padded(width)
+        s = self.spec
+        z_shape = (1, s.hyper, hp // 64, wp // 64)
+        y_shape = (1, s.m // s.slices, hp // 16, wp // 16)
+        side_dec = constriction.stream.queue.RangeDecoder(_words(side))
+        z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
+        feats = self.params.hyper_features(z_int)
+        lat_dec = constriction.stream.queue.RangeDecoder(_words(latent))
+        previous = []
+        for i in range(s.slices):
+            means, levels = self.params.slice_params(i, feats, previous)
+            if means.shape != y_shape:
+                raise FormatError("latent shape does not match the image size")
+            r = self.coder.decode(lat_dec, levels)
+            previous.append(r * 2**s.mean_frac + means)
+        y_hat = torch.from_numpy(np.concatenate(previous, 1) / 2**s.mean_frac).float()
+        with torch.no_grad():
+            x_hat = self.net.g_s(y_hat / self._gain(quality))
+        out = torch.clamp(torch.round(x_hat[0, :, :height, :width] * 255), 0, 255)
+        return out.permute(1, 2, 0).to(torch.uint8).numpy()
+
+
+def _padded(n: int) -> int:
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _pad(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return torch.nn.functional.pad(x, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")
+
+
+def _words(data: bytes) -> np.ndarray:
+    if len(data) % 4:
+        raise FormatError("range-coded stream is not a whole number of 32-bit words")
+    return np.frombuffer(data, dtype=np.uint32).copy()

@@ -1,0 +1,77 @@
+"""Export a trained lossy checkpoint to shipped safetensors weights.
+
+    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v1.safetensors
+
+Float tensors (the analysis/synthesis transforms, h_a, gains) are stored as
+float32; the entropy-parameter networks as integers; the zero-mean Gaussian
+frequency tables of every scale level are built here and stored too.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+from safetensors.numpy import save_file
+
+from codec.entropy.zero_mean import build_gaussian_tables
+
+from .network import LossyAutoencoder
+from .spec import LossySpec
+
+
+def integer_stack(prefix: str, net, spec: LossySpec, in_frac: int, tensors: dict) -> list[dict]:
+    meta, frac = [], in_frac
+    for i, layer in enumerate(net.layers):
+        w = torch.clamp(torch.round(layer.weight * 2**spec.weight_frac), -2**15 + 1, 2**15 - 1)
+        b = torch.round(layer.bias * 2**(spec.weight_frac + frac))
+        tensors[f"{prefix}.{i}.weight"] = w.detach().numpy().astype(np.int32)
+        tensors[f"{prefix}.{i}.bias"] = b.detach().numpy().astype(np.int64)
+        entry = {"stride": layer.stride[0], "padding": layer.padding[0]}
+        if isinstance(layer, nn.ConvTranspose2d):
+            entry["output_padding"] = layer.output_padding[0]
+        meta.append(entry)
+        frac = spec.act_frac
+    return meta
+
+
+def export(checkpoint: Path, out: Path, model_id: str) -> None:
+    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    spec = LossySpec.from_dict(ck["spec"])
+    net = LossyAutoencoder(spec)
+    net.load_state_dict(ck["model"])
+    tensors = {}
+    for name, t in net.state_dict().items():
+        if name.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain"):
+            tensors[name] = t.numpy().astype(np.float32)
+    layout = {"h_s": integer_stack("h_s", net.h_s, spec, 0, tensors)}
+    for i, sn in enumerate(net.slice_nets):
+        layout[f"slice{i}"] = integer_stack(f"slice{i}", sn, spec, spec.act_frac, tensors)
+    with torch.no_grad():
+        tensors["z_levels"] = net.z_levels().numpy().astype(np.int32)
+    scales = np.exp(spec.log_scale_min + np.arange(spec.scale_levels) / 2**spec.log_scale_frac)
+    tables = build_gaussian_tables(scales)
+    tensors["entropy.gaussian"] = np.concatenate(tables).astype(np.int32)
+    tensors["entropy.gaussian_sizes"] = np.array([len(t) for t in tables], np.int32)
+    meta = {"model_id": model_id, "kind": "lossy", "spec": json.dumps(spec.to_dict()),
+            "layout": json.dumps(layout), "train_step": str(ck["step"]),
+            "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}")
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
+    a = p.parse_args(argv)
+    export(a.checkpoint, a.out, a.model_id or a.out.stem)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""The lossy pipeline, end to end, with a randomly initialised model written
+to a temporary weights folder (the shipped lossy weights come from training;
+these tests check the coding, not the quality)."""
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec import weights
+
+MODEL = "lossy-test"
+
+
+@pytest.fixture(scope="module")
+def lossy_weights(tmp_path_factory):
+    from models.lossy.export import export
+    from models.lossy.network import LossyAutoencoder
+    from models.lossy.spec import LossySpec
+
+    d = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    net = LossyAutoencoder(LossySpec(n=16, m=32, hyper=16))
+    ck = d / "ck.pt"
+    torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
+    export(ck, d / f"{MODEL}.safetensors", MODEL)
+    shutil.copy(weights.weights_path("arm-v1"), d / "arm-v1.safetensors")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(weights, "WEIGHTS_DIR", d)
+    for f in (weights.digest, weights.load):
+        f.cache_clear()
+    yield d
+    mp.undo()
+    for f in (weights.digest, weights.load):
+        f.cache_clear()
+
+
+def test_decoding_is_deterministic(lossy_weights, photo):
+    from codec.lossy import lossy_codec
+
+    rgb = np.asarray(photo)
+    lc = lossy_codec(MODEL)
+    side, latent = lc.encode(rgb, 3.0)
+    a = lc.decode(side, latent, *rgb.shape[:2], 3.0)
+    b = lc.decode(side, latent, *rgb.shape[:2], 3.0)
+    assert a.shape == rgb.shape and a.dtype == np.uint8
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "LA", "RGBA"])
+def test_modes_and_sizes(lossy_weights, photo, mode):
+    for size in ((1, 1), (13, 7), (48, 40)):
+        img = photo.crop((0, 0) + size).convert(mode)
+        data = codec.encode(img, model=MODEL, quality=2.5)
+        out = codec.decode(data)
+        assert out.mode == mode and out.size == img.size
+        if mode in ("LA", "RGBA"):  # alpha is lossless
+            np.testing.assert_array_equal(np.asarray(out)[..., -1], np.asarray(img)[..., -1])
+        assert codec.info(data)["quality"] == 2.5
+
+
+def test_quality_is_validated(lossy_weights, photo):
+    with pytest.raises(codec.NcError, match="quality"):
+        codec.encode(photo, model=MODEL, quality=9)
+    with pytest.raises(codec.UnsupportedImage, match="bilevel"):
+        codec.encode(photo.convert("1"), model=MODEL, quality=3)
+
+
+def test_target_bpp_finds_a_file_within_the_target(lossy_weights, photo):
+    big = codec.encode_image(photo, model=MODEL, quality=8.0)
+    small = codec.encode_image(photo, model=MODEL, quality=1.0)
+    target = (big.bpp + small.bpp) / 2
+    r = codec.encode_image(photo, model=MODEL, target_bpp=target)
+    assert r.bpp <= target
+    with pytest.raises(codec.NcError, match="below the smallest"):
+        codec.encode(photo, model=MODEL, target_bpp=small.bpp / 2)
+
+
+def test_cross_configuration_decode_differs_by_at_most_one_level(lossy_weights, photo, tmp_path):
+    """Latents decode bit-exactly anywhere; only the float32 synthesis may move
+    a pixel, by one level at most."""
+    import os
+    import subprocess
+    import sys
+
+    from test_cross_config import NARROW_ENV, ROOT
+
+    src, nc = tmp_path / "in.png", tmp_path / "a.nc"
+    photo.save(src)
+    nc.write_bytes(codec.encode(photo, model=MODEL, quality=4))
+    outs = []
+    for i, extra in enumerate(({}, NARROW_ENV)):
+        env = {k: v for k, v in os.environ.items() if k not in NARROW_ENV}
+        env.update(extra, NC_WEIGHTS_DIR=str(lossy_weights))
+        out = tmp_path / f"out{i}.png"
+        subprocess.run([sys.executable, "-m", "codec.cli", "decode", str(nc), "-o", str(out)],
+                       env=env, check=True, cwd=ROOT, timeout=300)
+        outs.append(np.asarray(Image.open(out)).astype(int))
+    assert np.abs(outs[0] - outs[1]).max() <= 1
