@@ -26,3 +26,22 @@ def lossless(folder, codecs, no_reference, limit, json_out, per_image):
 
     json_out = json_out or Path(__file__).parent / "results" / f"lossless-{folder.name}.json"
     run(folder, list(codecs), not no_reference, limit, json_out, per_image)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--no-nc", is_flag=True, help="Only the classic codecs.")
+@click.option("--no-reference", is_flag=True, help="Only nc.")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here [default: bench/results/lossy-FOLDER.json].")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the RD plot here [default: bench/results/lossy-FOLDER.png].")
+def lossy(folder, no_nc, no_reference, limit, json_out, plot_out):
+    """Rate-distortion (PSNR, MS-SSIM) and BD-rate against JPEG on every PNG in FOLDER."""
+    from .lossy import run
+
+    results = Path(__file__).parent / "results"
+    run(folder, not no_nc, not no_reference, limit,
+        json_out or results / f"lossy-{folder.name}.json",
+        plot_out or results / f"lossy-{folder.name}.png")

@@ -42,7 +42,11 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=16000)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--crop", type=int, default=96)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the hidden layers")
+    p.add_argument("--head-lr-mult", type=float, default=0.05,
+                   help="learning-rate factor of the head and skip: their outputs are scaled to "
+                        "pixel units (x64), so the same step moves a mean 64x further")
+    p.add_argument("--init-from", type=Path, help="start a new run from this checkpoint's weights")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
@@ -61,14 +65,19 @@ def main(argv=None):
     if ck:
         spec = ARMSpec.from_dict(ck["spec"])
     net = ARMNetwork(spec)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
+    if not ck and args.init_from:
+        net.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+    head = [net.head.weight, net.head.bias, net.skip.weight]
+    body = [p for p in net.parameters() if all(p is not h for h in head)]
+    opt = torch.optim.Adam([{"params": body, "lr_mult": 1.0},
+                            {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
     if ck:
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, best = ck["step"], ck["best"]
         run.say(f"resumed at step {step}, best {best:.4f}")
     else:
-        run.say(f"new run: {json.dumps(spec.to_dict())}")
+        run.say(f"new run: {json.dumps(spec.to_dict())} {vars(args)}")
     crops = RandomCrops(train, args.crop, args.batch, seed=step)
 
     def state():
@@ -77,8 +86,9 @@ def main(argv=None):
 
     running = []
     while step < args.steps:
+        lr = cosine_lr(step, args.steps, args.lr)
         for g in opt.param_groups:
-            g["lr"] = lr = cosine_lr(step, args.steps, args.lr)
+            g["lr"] = lr * g["lr_mult"]
         net.fake_quant = step >= args.qat_from * args.steps
         x = crops()
         loss = net(x).sum() / x.numel()

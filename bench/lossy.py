@@ -1,0 +1,162 @@
+"""Lossy benchmark: rate-distortion of nc and the classic codecs, through
+real files written, read back and decoded.
+
+For every quality point: mean bpp, mean RGB PSNR and mean MS-SSIM over the
+images; BD-rate of each codec against JPEG (ANCHORS.md's method); nc's encode
+and decode seconds against a plain float32 conv autoencoder pass timed in the
+same run; JSON and a plot of the curves.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from codec import api
+
+from .metrics import bd_rate, ms_ssim, psnr
+from .reference import lossy_codecs
+
+NC_QUALITIES = (1, 2, 3, 4, 5, 6, 7, 8)
+
+
+def reference_autoencoder_seconds(height: int = 512, width: int = 768, repeats: int = 3) -> float:
+    """A plain float32 conv autoencoder pass (N=128, M=192, four 5x5 stride-2
+    layers each side) on a 768x512 image: the speed yardstick of the issue."""
+    import torch
+    import torch.nn as nn
+
+    def enc():
+        return nn.Sequential(nn.Conv2d(3, 128, 5, 2, 2), nn.ReLU(), nn.Conv2d(128, 128, 5, 2, 2), nn.ReLU(),
+                             nn.Conv2d(128, 128, 5, 2, 2), nn.ReLU(), nn.Conv2d(128, 192, 5, 2, 2))
+
+    def dec():
+        return nn.Sequential(nn.ConvTranspose2d(192, 128, 5, 2, 2, 1), nn.ReLU(),
+                             nn.ConvTranspose2d(128, 128, 5, 2, 2, 1), nn.ReLU(),
+                             nn.ConvTranspose2d(128, 128, 5, 2, 2, 1), nn.ReLU(),
+                             nn.ConvTranspose2d(128, 3, 5, 2, 2, 1))
+
+    e, d = enc().eval(), dec().eval()
+    x = torch.rand(1, 3, height, width)
+    best = float("inf")
+    with torch.no_grad():
+        for _ in range(repeats):
+            t = time.perf_counter()
+            d(e(x))
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) -> dict:
+    bpp, ps, ms, enc_s, dec_s = [], [], [], [], []
+    for path, pixels in images:
+        out = work / f"{path.stem}.{name.replace(' ', '_')}.{point}{suffix}"
+        t = time.perf_counter()
+        data = encode(pixels, point, path, out)
+        enc_s.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        back = decode(out)
+        dec_s.append(time.perf_counter() - t)
+        bpp.append(8 * out.stat().st_size / (pixels.shape[0] * pixels.shape[1]))
+        ps.append(psnr(pixels, back))
+        ms.append(ms_ssim(pixels, back))
+    return {"point": point, "bpp": statistics.mean(bpp), "psnr": statistics.mean(ps),
+            "ms_ssim": statistics.mean(ms), "encode_s": statistics.mean(enc_s),
+            "decode_s": statistics.mean(dec_s)}
+
+
+def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_out: Path,
+        plot_out: Path | None) -> dict:
+    paths = sorted(Path(folder).glob("*.png"))[:limit]
+    if not paths:
+        raise SystemExit(f"no PNG images in {folder}")
+    images = [(p, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
+    curves: dict[str, list[dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
+        work = Path(tmp)
+        if with_nc:
+            def nc_encode(pixels, q, path, out):
+                api.encode_file(path, out, force=True, quality=float(q))
+
+            def nc_decode(out):
+                back = out.with_suffix(".png")
+                api.decode_file(out, back, force=True)
+                return np.asarray(Image.open(back).convert("RGB"))
+
+            curves["nc"] = [_measure(images, work, "nc", q, nc_encode, nc_decode, ".nc")
+                            for q in NC_QUALITIES]
+            print("nc:", [(round(c["bpp"], 3), round(c["psnr"], 2)) for c in curves["nc"]], flush=True)
+        for rc in (lossy_codecs() if references else []):
+            def ref_encode(pixels, point, path, out, rc=rc):
+                out.write_bytes(rc.encode(pixels, point))
+
+            def ref_decode(out, rc=rc):
+                return rc.decode(out.read_bytes())
+
+            curves[rc.name] = [_measure(images, work, rc.name, p, ref_encode, ref_decode, rc.suffix)
+                               for p in rc.points]
+            print(f"{rc.name}:", [(round(c["bpp"], 3), round(c["psnr"], 2)) for c in curves[rc.name]],
+                  flush=True)
+    summary = {}
+    jpeg = [(c["bpp"], c["psnr"]) for c in curves.get("JPEG", [])]
+    for name, pts in curves.items():
+        summary[name] = {"bd_rate_vs_jpeg_pct": bd_rate(jpeg, [(c["bpp"], c["psnr"]) for c in pts])
+                         if jpeg else None}
+    if with_nc:
+        ref = reference_autoencoder_seconds()
+        enc = statistics.mean(c["encode_s"] for c in curves["nc"])
+        dec = statistics.mean(c["decode_s"] for c in curves["nc"])
+        summary["nc"].update(reference_autoencoder_s=ref, encode_s=enc, decode_s=dec,
+                             encode_over_reference=enc / ref, decode_over_reference=dec / ref)
+    _print(curves, summary, len(paths), folder)
+    result = {"folder": str(folder), "images": [p.name for p in paths], "curves": curves,
+              "summary": summary}
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {json_out}")
+    if plot_out:
+        _plot(curves, summary, plot_out)
+        print(f"wrote {plot_out}")
+    return result
+
+
+def _print(curves, summary, n, folder):
+    print(f"\nLossy, {n} images of {folder}: BD-rate against JPEG (PSNR, 0.1-2 bpp)")
+    print(f"| {'codec':<10} | {'BD-rate':>8} | points (bpp, PSNR dB, MS-SSIM)")
+    print("|------------|----------|---------------------------------")
+    for name, pts in curves.items():
+        bd = summary[name]["bd_rate_vs_jpeg_pct"]
+        bd_s = f"{bd:+7.1f}%" if bd is not None else "     n/a"
+        pts_s = " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f}, {c['ms_ssim']:.4f})" for c in pts)
+        print(f"| {name:<10} | {bd_s} | {pts_s}")
+    if "nc" in summary and "reference_autoencoder_s" in summary["nc"]:
+        s = summary["nc"]
+        print(f"nc encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s per image; plain "
+              f"autoencoder pass {s['reference_autoencoder_s']:.2f} s (ratios "
+              f"{s['encode_over_reference']:.2f}, {s['decode_over_reference']:.2f}; limit 2)")
+
+
+def _plot(curves, summary, path: Path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, pts in curves.items():
+        bd = summary[name]["bd_rate_vs_jpeg_pct"]
+        label = name if bd is None else f"{name} ({bd:+.1f} %)"
+        ax.plot([c["bpp"] for c in pts], [c["psnr"] for c in pts], "o-" if name == "nc" else ".-",
+                label=label, linewidth=2.5 if name == "nc" else 1.2)
+    ax.set_xlim(0, 2.2)
+    ax.set_xlabel("bits per pixel")
+    ax.set_ylabel("RGB PSNR (dB)")
+    ax.grid(alpha=0.3)
+    ax.legend(title="BD-rate vs JPEG")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
