@@ -55,3 +55,37 @@ class Run:
 def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: float = 0.01) -> float:
     lr = peak * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
     return max(lr, peak * floor) * min(1.0, (step + 1) / warmup)
+
+
+def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: float) -> None:
+    """The options every training script takes."""
+    from .data import DEFAULT_TRAIN_DIR
+
+    p.add_argument("--run", type=Path, default=Path(run), help="run folder (log, checkpoints)")
+    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
+    p.add_argument("--steps", type=int, default=steps)
+    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--crop", type=int, default=crop)
+    p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+
+
+def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+    opt.step()
+    return loss.item()
+
+
+def export_main(export, doc: str, argv=None) -> None:
+    """Command line of the export scripts: CHECKPOINT OUT [--model-id]."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
+    a = p.parse_args(argv)
+    export(a.checkpoint, a.out, a.model_id or a.out.stem)

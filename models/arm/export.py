@@ -7,7 +7,6 @@ mixture-weight tables of the entropy model, and the spec as metadata.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from safetensors.numpy import save_file
 
 from codec.entropy.logistic import build_cdf_table, build_mix_weight_table
 
+from ..training import export_main
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -69,12 +69,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
-    a = p.parse_args(argv)
-    export(a.checkpoint, a.out, a.model_id or a.out.stem)
+    export_main(export, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, load_images
-from ..training import Run, cosine_lr
+from ..data import RandomCrops, centre_crops, load_images
+from ..training import Run, add_run_arguments, cosine_lr, optimizer_step
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -37,23 +37,16 @@ def evaluate(net: ARMNetwork, crops) -> float:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=Path("runs/arm"))
-    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
-    p.add_argument("--steps", type=int, default=16000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=96)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the hidden layers")
+    add_run_arguments(p, run='runs/arm', steps=16000, batch=8, crop=96, lr=0.002)
     p.add_argument("--head-lr-mult", type=float, default=0.05,
                    help="learning-rate factor of the head and skip: their outputs are scaled to "
                         "pixel units (x64), so the same step moves a mean 64x further")
     p.add_argument("--init-from", type=Path, help="start a new run from this checkpoint's weights")
-    p.add_argument("--threads", type=int, default=2)
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--mixtures", type=int, default=2)
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the steps after which hidden layers are fake-quantized")
-    p.add_argument("--ckpt-minutes", type=float, default=3.0)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
@@ -92,12 +85,8 @@ def main(argv=None):
         net.fake_quant = step >= args.qat_from * args.steps
         x = crops()
         loss = net(x).sum() / x.numel()
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        running.append(optimizer_step(net, opt, loss))
         step += 1
-        running.append(loss.item())
         if step % 200 == 0:
             run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
             running = []

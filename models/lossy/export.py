@@ -8,7 +8,6 @@ frequency tables of every scale level are built here and stored too.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from safetensors.numpy import save_file
 
 from codec.entropy.zero_mean import build_gaussian_tables
 
+from ..training import export_main
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -65,12 +65,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("checkpoint", type=Path)
-    p.add_argument("out", type=Path)
-    p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
-    a = p.parse_args(argv)
-    export(a.checkpoint, a.out, a.model_id or a.out.stem)
+    export_main(export, __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, load_images
-from ..training import Run, cosine_lr
+from ..data import RandomCrops, centre_crops, load_images
+from ..training import Run, add_run_arguments, cosine_lr, optimizer_step
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -49,14 +49,7 @@ def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", type=Path, default=Path("runs/lossy"))
-    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
-    p.add_argument("--steps", type=int, default=100000)
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--crop", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    add_run_arguments(p, run='runs/lossy', steps=100000, batch=8, crop=128, lr=0.0001)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
@@ -88,12 +81,8 @@ def main(argv=None):
         x = crops().float() / 255
         quality = torch.randint(1, spec.qualities + 1, (x.shape[0],))
         loss, bpp, mse = rd_loss(net, x, quality)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
-        opt.step()
+        running.append(optimizer_step(net, opt, loss))
         step += 1
-        running.append(loss.item())
         if step % 100 == 0:
             run.say(f"step {step} lr {lr:.2e} loss {sum(running) / len(running):.4f}")
             running = []
