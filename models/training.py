@@ -89,3 +89,59 @@ def export_main(export, doc: str, argv=None) -> None:
     p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
     a = p.parse_args(argv)
     export(a.checkpoint, a.out, a.model_id or a.out.stem)
+
+
+def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt):
+    """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else new."""
+    step, best = 0, math.inf
+    ck = run.resume()
+    if ck:
+        spec = spec_cls.from_dict(ck["spec"])
+    net = make_net(spec)
+    opt = make_opt(net)
+    if ck:
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        step, best = ck["step"], ck.get("best", math.inf)
+        run.say(f"resumed at step {step}, best {best:.4f}")
+    else:
+        import json
+        run.say(f"new run: {json.dumps(spec.to_dict())}")
+    return spec, net, opt, step, best
+
+
+def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, peak_lr: float,
+             batches, evaluate, before_step=None, log_every: int = 200, eval_every: int = 2000):
+    """Minimise bits per subpixel: the loop shared by the lossless models.
+
+    Logs the running training loss, evaluates on held-out crops, keeps the best
+    model in ``best.pt`` and checkpoints ``last.pt`` every few minutes.  Each
+    optimizer group may carry an ``lr_mult``."""
+
+    def state():
+        return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
+                "step": step, "best": best}
+
+    running = []
+    while step < steps:
+        lr = cosine_lr(step, steps, peak_lr)
+        for g in opt.param_groups:
+            g["lr"] = lr * g.get("lr_mult", 1.0)
+        if before_step:
+            before_step(step)
+        x = batches()
+        running.append(optimizer_step(net, opt, net(x).sum() / x.numel()))
+        step += 1
+        if step % log_every == 0:
+            run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
+            running = []
+        if step % eval_every == 0 or step == steps:
+            v = evaluate(net)
+            if v < best:
+                best = v
+                run.save("best.pt", state())
+            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f}")
+        if run.checkpoint_due():
+            run.save("last.pt", state())
+    run.save("last.pt", state())
+    run.say("done")

@@ -9,14 +9,12 @@ images in ``RUN/best.pt``.  Export with ``python -m models.arm.export``.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 from pathlib import Path
 
 import torch
 
 from ..data import RandomCrops, centre_crops, load_images
-from ..training import Run, add_run_arguments, cosine_lr, optimizer_step
+from ..training import Run, add_run_arguments, fit_bits, resume_or_start
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -52,54 +50,28 @@ def main(argv=None):
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
+
+    def make_net(spec):
+        net = ARMNetwork(spec)
+        if not (run.folder / "last.pt").exists() and args.init_from:
+            net.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
+        return net
+
+    def make_opt(net):
+        head = [net.head.weight, net.head.bias, net.skip.weight]
+        body = [p for p in net.parameters() if all(p is not h for h in head)]
+        return torch.optim.Adam([{"params": body, "lr_mult": 1.0},
+                                 {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
+
     spec = ARMSpec(hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
-    step, best = 0, math.inf
-    ck = run.resume()
-    if ck:
-        spec = ARMSpec.from_dict(ck["spec"])
-    net = ARMNetwork(spec)
-    if not ck and args.init_from:
-        net.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
-    head = [net.head.weight, net.head.bias, net.skip.weight]
-    body = [p for p in net.parameters() if all(p is not h for h in head)]
-    opt = torch.optim.Adam([{"params": body, "lr_mult": 1.0},
-                            {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
-    if ck:
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step, best = ck["step"], ck["best"]
-        run.say(f"resumed at step {step}, best {best:.4f}")
-    else:
-        run.say(f"new run: {json.dumps(spec.to_dict())} {vars(args)}")
-    crops = RandomCrops(train, args.crop, args.batch, seed=step)
+    spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, make_net, make_opt)
 
-    def state():
-        return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                "step": step, "best": best}
-
-    running = []
-    while step < args.steps:
-        lr = cosine_lr(step, args.steps, args.lr)
-        for g in opt.param_groups:
-            g["lr"] = lr * g["lr_mult"]
+    def before_step(step):
         net.fake_quant = step >= args.qat_from * args.steps
-        x = crops()
-        loss = net(x).sum() / x.numel()
-        running.append(optimizer_step(net, opt, loss))
-        step += 1
-        if step % 200 == 0:
-            run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
-            running = []
-        if step % 2000 == 0 or step == args.steps:
-            v = evaluate(net, val)
-            if v < best:
-                best = v
-                run.save("best.pt", state())
-            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f}")
-        if run.checkpoint_due():
-            run.save("last.pt", state())
-    run.save("last.pt", state())
-    run.say("done")
+
+    fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
+             batches=RandomCrops(train, args.crop, args.batch, seed=step),
+             evaluate=lambda n: evaluate(n, val), before_step=before_step)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""Shape and fixed-point formats of the IDF."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class IDFSpec:
+    levels: int = 3               # squeeze + couplings + factor-out, repeated
+    couplings: int = 4            # coupling layers per level
+    partitions: int = 2           # 2 = bipartite (IDF), 4 = quadripartite (Tomczak 2021)
+    hidden: int = 32              # channels of each coupling network
+    prior_hidden: int = 64
+    # Integer formats chosen so float32 convolutions are exact: 8-bit weights
+    # and activations, inputs clamped to +-1023, every sum below 2^24.
+    weight_frac: int = 7
+    weight_max: int = 127
+    act_frac: int = 4
+    act_max: int = 255
+    input_clamp: int = 1023
+    mean_frac: int = 4
+    log_scale_min: float = -2.0
+    log_scale_frac: int = 3
+    log_scale_levels: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "IDFSpec":
+        return cls(**d)
