@@ -19,7 +19,7 @@ from .container import Codec, Container
 from .errors import NcError, UnsupportedImage
 from .planes import merge, split
 
-CODEC_NAMES = {"arm": Codec.ARM}  # the IDF joins when its weights ship
+CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
 DEFAULT_LOSSLESS = "arm"
 MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
 
@@ -38,6 +38,11 @@ class EncodeResult:
     def overhead(self) -> float:
         """Actual size over the model's ideal size, minus one."""
         return 8 * len(self.data) / self.ideal_bits - 1 if self.ideal_bits else 0.0
+
+
+def installed_codecs() -> list[str]:
+    """Lossless codecs whose default weights are installed."""
+    return [n for n in CODEC_NAMES if weights.weights_path(weights.DEFAULT_MODELS[n]).exists()]
 
 
 def _codec(name: str) -> Codec:

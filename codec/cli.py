@@ -51,9 +51,10 @@ def main():
 @click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Output .nc file [default: INPUT with the suffix .nc].")
-@click.option("--codec", "codec_name", type=click.Choice(sorted(api.CODEC_NAMES)),
+@click.option("--codec", "codec_name", type=click.Choice(api.installed_codecs()),
               default=api.DEFAULT_LOSSLESS, show_default=True,
-              help="Lossless codec: arm (pixel autoregressive model).")
+              help="Lossless codec: arm (pixel autoregressive model, smallest files) or idf "
+                   "(integer discrete flow, faster), where its weights are installed.")
 @click.option("-q", "--quality", type=click.FloatRange(api.MIN_QUALITY, api.MAX_QUALITY),
               help="Lossy, at this quality: 1 (smallest file) to 8 (best); fractions allowed.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),

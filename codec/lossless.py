@@ -38,6 +38,9 @@ def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
         if codec is Codec.ARM:
             from .arm_codec import ARMPlaneCodec
             _CODECS[key] = ARMPlaneCodec(model_id)
+        elif codec is Codec.IDF:
+            from .idf_codec import IDFPlaneCodec
+            _CODECS[key] = IDFPlaneCodec(model_id)
         else:
             raise FormatError(f"codec {codec.name.lower()} is not available in this build")
     return _CODECS[key]

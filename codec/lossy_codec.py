@@ -25,7 +25,7 @@ from models.lossy.network import LossyAutoencoder
 from models.lossy.spec import LossySpec
 
 from . import weights
-from .entropy.zero_mean import ZeroMeanCoder
+from .entropy.residual import ResidualCoder
 from .errors import FormatError
 
 PAD_MULTIPLE = 64
@@ -56,7 +56,7 @@ class LossyCodec:
         sizes = tensors["entropy.gaussian_sizes"]
         flat = tensors["entropy.gaussian"]
         tables = np.split(flat, np.cumsum(sizes)[:-1])
-        self.coder = ZeroMeanCoder(tables)
+        self.coder = ResidualCoder(tables)
 
     def _gain(self, quality: float) -> torch.Tensor:
         return self.net.gains(torch.tensor([quality], dtype=torch.float32))

@@ -18,7 +18,7 @@ from models import WEIGHTS_DIR
 
 from .errors import WeightsMismatch
 
-DEFAULT_MODELS = {"arm": "arm-v1", "lossy": "lossy-v1"}
+DEFAULT_MODELS = {"arm": "arm-v1", "idf": "idf-v1", "lossy": "lossy-v1"}
 
 
 def weights_path(model_id: str) -> Path:

@@ -36,7 +36,8 @@ def unsqueeze(x):
 
 class Int8ConvNet(nn.Module):
     """conv3x3 -> ReLU -> conv1x1 -> ReLU -> conv3x3, fake-quantized to 8-bit
-    weights and activations; inputs are integers clamped to +-input_clamp."""
+    weights and activations; inputs are integers clamped to +-input_clamp and
+    enter at scale 2^-6 (so the integer input is the latent itself)."""
 
     def __init__(self, cin: int, cout: int, hidden: int, spec: IDFSpec):
         super().__init__()
@@ -54,7 +55,7 @@ class Int8ConvNet(nn.Module):
         frac = 6
         for i, layer in enumerate(self.layers):
             w = quantize_ste(layer.weight, s.weight_frac, -s.weight_max, s.weight_max)
-            b = round_ste(layer.bias * 2**(s.weight_frac + frac)) / 2**(s.weight_frac + frac)
+            b = quantize_ste(layer.bias, s.weight_frac + frac, -s.bias_max, s.bias_max)
             h = F.conv2d(h, w, b, padding=layer.padding)
             if i < len(self.layers) - 1:
                 h = quantize_ste(F.relu(h), s.act_frac, 0, s.act_max)

@@ -10,14 +10,16 @@ class IDFSpec:
     couplings: int = 4            # coupling layers per level
     partitions: int = 2           # 2 = bipartite (IDF), 4 = quadripartite (Tomczak 2021)
     hidden: int = 32              # channels of each coupling network
-    prior_hidden: int = 64
-    # Integer formats chosen so float32 convolutions are exact: 8-bit weights
-    # and activations, inputs clamped to +-1023, every sum below 2^24.
+    prior_hidden: int = 48
+    # Integer formats chosen so float32 convolutions are exact: 8-bit weights,
+    # 8-bit activations, network inputs clamped to +-255, biases below 2^20;
+    # with fan-ins <= 9 * 48 every partial sum stays below 2^24 (checked at load).
     weight_frac: int = 7
     weight_max: int = 127
     act_frac: int = 4
     act_max: int = 255
-    input_clamp: int = 1023
+    input_clamp: int = 255
+    bias_max: int = 2**20
     mean_frac: int = 4
     log_scale_min: float = -2.0
     log_scale_frac: int = 3

@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 from safetensors.numpy import save_file
 
-from codec.entropy.zero_mean import build_gaussian_tables
+from codec.entropy.residual import build_gaussian_tables
 
 from ..training import export_main
 from .network import LossyAutoencoder

@@ -1,0 +1,103 @@
+"""Integer residuals coded by group, for latents (lossy codec, IDF).
+
+A latent coded as ``r = z - integer part of its mean`` has a distribution
+that depends only on its scale level (and, for the IDF, on the mean's
+fraction, 1/16 steps); both are snapped to few values.  So every group has
+one fixed frequency table (integers, built at export and stored in the
+weights file), and all symbols of a group are coded in one constriction call
+with one model: no per-symbol tables at all.
+
+Each group's alphabet is ``-R .. R``; the two end symbols are escapes for
+``r <= -R`` and ``r >= R``, after which the excess ``|r| - R`` follows
+under a uniform model of 2^24 values (escapes are rare: R is 12 scales).
+"""
+from __future__ import annotations
+
+import constriction
+import numpy as np
+
+from .logistic import CDF_TOTAL
+
+MAX_EXCESS_BITS = 24
+
+
+def _table(cdf, r: int) -> np.ndarray:
+    edges = np.arange(-r, r + 2) - 0.5  # boundaries of -r .. r
+    c = cdf(edges)
+    c[0], c[-1] = 0.0, 1.0  # the escapes take the tails
+    f = np.floor(np.diff(c) * (CDF_TOTAL - 2 * r - 1)).astype(np.int64) + 1
+    return f.astype(np.int32)
+
+
+def _radius(scale: float, per_scale: float = 12.0, minimum: int = 3) -> int:
+    return max(minimum, int(np.ceil(per_scale * scale)))
+
+
+def build_gaussian_tables(scales: np.ndarray) -> list[np.ndarray]:
+    """Zero-mean Gaussian frequencies, one table per scale level (export time only)."""
+    from math import erf, sqrt
+
+    return [_table(lambda e, s=s: np.array([0.5 * (1 + erf(v / (s * sqrt(2)))) for v in e]),
+                   _radius(s)) for s in scales]
+
+
+def build_logistic_tables(scales: np.ndarray, mean_frac: int) -> list[np.ndarray]:
+    """Logistic frequencies for every (scale level, mean fraction) group, in
+    the order level * 2^mean_frac + fraction (export time only)."""
+    out = []
+    for s in scales:
+        for f in range(1 << mean_frac):
+            mu = f / (1 << mean_frac)
+            out.append(_table(lambda e, s=s, mu=mu: 1 / (1 + np.exp(-(e - mu) / s)), _radius(s)))
+    return out
+
+
+class ResidualCoder:
+    def __init__(self, tables: list[np.ndarray]):
+        self.radius = [(len(t) - 1) // 2 for t in tables]
+        self.probabilities = [t / t.sum() for t in tables]
+        self.models = [constriction.stream.model.Categorical(t.astype(np.float64), perfect=False)
+                       for t in tables]
+        self._excess = constriction.stream.model.Uniform(2**MAX_EXCESS_BITS)
+
+    def encode(self, encoder, residuals: np.ndarray, levels: np.ndarray) -> None:
+        """Code ``residuals`` (int) grouped by ``levels`` (group ids), in group
+        order then array order; the decoder mirrors this with ``decode``."""
+        residuals, levels = residuals.ravel().astype(np.int64), levels.ravel()
+        for lv in np.unique(levels):
+            r = residuals[levels == lv]
+            rad = self.radius[lv]
+            sym = np.clip(r, -rad, rad) + rad
+            encoder.encode(sym.astype(np.int32), self.models[lv])
+            excess = np.abs(r[np.abs(r) >= rad]) - rad
+            if len(excess):
+                if excess.max() >= 2**MAX_EXCESS_BITS:
+                    raise ValueError("latent residual out of range")
+                encoder.encode(excess.astype(np.int32), self._excess)
+
+    def ideal_bits(self, residuals: np.ndarray, levels: np.ndarray) -> float:
+        """-log2 of the tables' probabilities of the residuals (escapes count
+        their table symbol and 24 bits)."""
+        residuals, levels = residuals.ravel().astype(np.int64), levels.ravel()
+        bits = 0.0
+        for lv in np.unique(levels):
+            r = residuals[levels == lv]
+            rad = self.radius[lv]
+            t = self.probabilities[lv]
+            bits -= float(np.log2(t[np.clip(r, -rad, rad) + rad]).sum())
+            bits += MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum())
+        return bits
+
+    def decode(self, decoder, levels: np.ndarray) -> np.ndarray:
+        flat = levels.ravel()
+        out = np.zeros(flat.shape, np.int64)
+        for lv in np.unique(flat):
+            idx = np.flatnonzero(flat == lv)
+            rad = self.radius[lv]
+            r = decoder.decode(self.models[lv], len(idx)).astype(np.int64) - rad
+            esc = np.abs(r) >= rad
+            if esc.any():
+                excess = decoder.decode(self._excess, int(esc.sum())).astype(np.int64)
+                r[esc] = np.sign(r[esc]) * (rad + excess)
+            out[idx] = r
+        return out.reshape(levels.shape)

@@ -1,0 +1,68 @@
+"""Export a trained IDF checkpoint to shipped safetensors weights.
+
+    python -m models.idf.export runs/idf-2/best.pt models/weights/idf-v1.safetensors
+
+Stores every network's integer weights and biases, the priors' integer
+biases, the logistic frequency tables of every (scale level, mean fraction)
+group, and the spec as metadata.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import save_file
+
+from codec.entropy.residual import build_logistic_tables
+
+from ..training import export_main
+from .integer import INPUT_FRAC
+from .network import IDF, Int8ConvNet
+from .spec import IDFSpec
+
+
+def integer_net(prefix: str, net: Int8ConvNet, spec: IDFSpec, tensors: dict) -> None:
+    frac = INPUT_FRAC
+    for i, layer in enumerate(net.layers):
+        w = torch.clamp(torch.round(layer.weight * 2**spec.weight_frac), -spec.weight_max, spec.weight_max)
+        b = torch.clamp(torch.round(layer.bias * 2**(spec.weight_frac + frac)), -spec.bias_max, spec.bias_max)
+        tensors[f"{prefix}.{i}.weight"] = w.detach().numpy().astype(np.int32)
+        tensors[f"{prefix}.{i}.bias"] = b.detach().numpy().astype(np.int32)
+        frac = spec.act_frac
+
+
+def export(checkpoint: Path, out: Path, model_id: str) -> None:
+    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
+    spec = IDFSpec.from_dict(ck["spec"])
+    net = IDF(spec)
+    net.load_state_dict(ck["model"])
+    tensors = {}
+    for l, couplings in enumerate(net.flows):
+        for c, coupling in enumerate(couplings):
+            for i, sub in coupling.nets.items():
+                integer_net(f"flow{l}.{c}.{i}", sub, spec, tensors)
+    out_frac = spec.weight_frac + spec.act_frac
+    for l, prior in enumerate(net.priors):
+        if prior.net is not None:
+            integer_net(f"prior{l}", prior.net, spec, tensors)
+        tensors[f"prior{l}.bias"] = torch.round(prior.bias.detach() * 2**out_frac).numpy().astype(np.int32)
+    scales = np.exp(spec.log_scale_min + np.arange(spec.log_scale_levels) / 2**spec.log_scale_frac)
+    tables = build_logistic_tables(scales, spec.mean_frac)
+    tensors["entropy.logistic"] = np.concatenate(tables).astype(np.int32)
+    tensors["entropy.logistic_sizes"] = np.array([len(t) for t in tables], np.int32)
+    meta = {"model_id": model_id, "kind": "idf", "spec": json.dumps(spec.to_dict()),
+            "train_step": str(ck["step"]), "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}",
+            "held_out_bpsp": f"{ck.get('best', float('nan')):.4f}"}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}")
+
+
+def main(argv=None):
+    export_main(export, __doc__, argv)
+
+
+if __name__ == "__main__":
+    main()

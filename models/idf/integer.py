@@ -1,0 +1,135 @@
+"""Exact integer form of the IDF.
+
+Every network of the flow and of its priors has 8-bit integer weights,
+8-bit activations, inputs clamped to +-255 and biases below 2^20, so every
+partial sum of a convolution is an integer below 2^24: float32 represents
+all of them exactly and any summation order gives the same result.  The fast
+float32 convolution is used and its output checked to be integral (a
+transform-based algorithm such as Winograd would not be); if it is not, the
+layer is recomputed in float64, which is exact for these sizes regardless.
+Rescaling is floor(x * 2^k + 1/2).  So ``round(t(x))`` is the same integer
+at encode and decode on any machine, and the flow inverts exactly.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .network import squeeze, unsqueeze
+from .spec import IDFSpec
+
+INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent
+
+
+def exact_conv(x: torch.Tensor, w32: torch.Tensor, b32: torch.Tensor, padding: int) -> torch.Tensor:
+    out = F.conv2d(x, w32, b32, padding=padding)
+    if not torch.equal(out, torch.round(out)):
+        out = F.conv2d(x.double(), w32.double(), b32.double(), padding=padding).float()
+    return out
+
+
+def _round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    return torch.floor(acc * float(2.0**shift) + 0.5)
+
+
+class IntegerNet:
+    """The integer Int8ConvNet: returns the last layer's accumulator and its
+    scale exponent (value = acc * 2^-frac)."""
+
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray, int]], spec: IDFSpec):
+        self.spec = spec
+        self.layers = [(torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32), p)
+                       for w, b, p in layers]
+        bound = spec.input_clamp
+        for w, b, _ in self.layers:
+            total = bound * float(w.abs().sum(dim=(1, 2, 3)).max()) + float(b.abs().max())
+            if total >= 2**24:
+                raise ValueError("IDF weights exceed the exact float32 range")
+            bound = spec.act_max
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+        s = self.spec
+        h = torch.clamp(x, -s.input_clamp, s.input_clamp)
+        frac = INPUT_FRAC
+        for i, (w, b, pad) in enumerate(self.layers):
+            acc = exact_conv(h, w, b, pad)
+            if i == len(self.layers) - 1:
+                return acc, s.weight_frac + frac
+            h = torch.clamp(_round_scaled(acc, s.act_frac - s.weight_frac - frac), 0, s.act_max)
+            frac = s.act_frac
+
+
+class IntegerCoupling:
+    def __init__(self, parts: int, nets: dict[int, IntegerNet]):
+        self.parts, self.nets = parts, nets
+        self.updated = sorted(nets)
+
+    def _shift(self, i, parts):
+        others = torch.cat([q for j, q in enumerate(parts) if j != i], 1)
+        acc, frac = self.nets[i](others)
+        return _round_scaled(acc, -frac)
+
+    def forward(self, x):
+        parts = list(x.chunk(self.parts, 1))
+        for i in self.updated:
+            parts[i] = parts[i] + self._shift(i, parts)
+        return torch.cat(parts, 1)
+
+    def inverse(self, y):
+        parts = list(y.chunk(self.parts, 1))
+        for i in reversed(self.updated):
+            parts[i] = parts[i] - self._shift(i, parts)
+        return torch.cat(parts, 1)
+
+
+class IntegerPrior:
+    """Means (1/2^mean_frac units) and scale levels of a factored-out latent."""
+
+    def __init__(self, net: IntegerNet | None, bias: np.ndarray, spec: IDFSpec):
+        self.net, self.spec = net, spec
+        self.bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
+
+    def __call__(self, kept, shape):
+        s = self.spec
+        frac = s.weight_frac + s.act_frac  # the prior net's output scale
+        acc = self.bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
+        if self.net is not None:
+            out, frac2 = self.net(kept)
+            assert frac2 == frac
+            acc = acc + out
+        mean_acc, ls_acc = acc.chunk(2, 1)
+        # mean = 64 * raw in latent units, on a 2^-mean_frac grid
+        means = torch.clamp(_round_scaled(mean_acc, INPUT_FRAC + s.mean_frac - frac), -2**20, 2**20)
+        offset = -s.log_scale_min * 2**s.log_scale_frac
+        levels = torch.clamp(_round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
+                             0, s.log_scale_levels - 1)
+        return means.to(torch.int64).numpy(), levels.to(torch.int64).numpy()
+
+
+class IntegerIDF:
+    def __init__(self, spec: IDFSpec, flows: list[list[IntegerCoupling]], priors: list[IntegerPrior]):
+        self.spec, self.flows, self.priors = spec, flows, priors
+
+    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """x: (1,3,H,W) integer-valued float32, H and W multiples of 2^levels.
+        Returns [(z_l, kept_l)] finest first, as the training network does."""
+        h = x - 128.0
+        out = []
+        for level, couplings in enumerate(self.flows):
+            h = squeeze(h)
+            for c in couplings:
+                h = c.forward(h).flip(1)
+            if level == len(self.flows) - 1:
+                out.append((h, None))
+            else:
+                z, h = h.chunk(2, 1)
+                out.append((z, h))
+        return out
+
+    def inverse_level(self, level: int, h: torch.Tensor) -> torch.Tensor:
+        """Undo one level: from its full output (z and kept concatenated) to
+        the kept part of the level before (or the image, centred)."""
+        for c in reversed(self.flows[level]):
+            h = c.inverse(h.flip(1))
+        return unsqueeze(h)

@@ -1,0 +1,92 @@
+"""The IDF pipeline, end to end, with a randomly initialised flow written to
+a temporary weights folder (shipped weights come from training; these tests
+check exact invertibility and coding, not compression)."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import codec
+from codec import weights
+
+MODEL = "idf-test"
+
+
+@pytest.fixture(scope="module", params=[2, 4], ids=["bipartite", "quadripartite"])
+def idf_weights(request, tmp_path_factory):
+    from models.idf.export import export
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+
+    d = tmp_path_factory.mktemp(f"idf{request.param}")
+    torch.manual_seed(request.param)
+    net = IDF(IDFSpec(partitions=request.param, couplings=2, hidden=8))
+    with torch.no_grad():  # non-zero shifts, so the test exercises the inverse
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    ck = d / "ck.pt"
+    torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
+    export(ck, d / f"{MODEL}.safetensors", MODEL)
+    shutil.copy(weights.weights_path("arm-v1"), d / "arm-v1.safetensors")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(weights, "WEIGHTS_DIR", d)
+    for f in (weights.digest, weights.load):
+        f.cache_clear()
+    from codec import lossless
+    lossless._CODECS.clear()
+    yield d
+    mp.undo()
+    lossless._CODECS.clear()
+    for f in (weights.digest, weights.load):
+        f.cache_clear()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+@pytest.mark.parametrize("size", [(1, 1), (9, 5), (48, 40)])
+def test_idf_round_trips_exactly(idf_weights, photo, mode, size):
+    img = photo.crop((0, 0) + size).convert(mode)
+    data = codec.encode(img, codec="idf", model=MODEL)
+    out = codec.decode(data)
+    assert out.mode == mode
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(img))
+
+
+def test_idf_shifts_are_not_trivial(idf_weights, photo):
+    from codec.idf_codec import IDFPlaneCodec
+    import torch as t
+
+    flow = IDFPlaneCodec(MODEL).flow
+    x = t.from_numpy(np.asarray(photo)[:40, :48].astype(np.float32)).permute(2, 0, 1)[None]
+    z, _ = flow.forward(x)[0]
+    plain = torch.nn.functional.pixel_unshuffle(x - 128, 2).chunk(2, 1)
+    assert not torch.equal(z, plain[0]) and not torch.equal(z, plain[1].flip(1))
+
+
+def test_idf_cross_configuration(idf_weights, photo, tmp_path):
+    from test_cross_config import NARROW_ENV, ROOT
+
+    src = tmp_path / "in.png"
+    photo.save(src)
+    files = []
+    for i, extra in enumerate(({}, NARROW_ENV)):
+        env = {k: v for k, v in os.environ.items() if k not in NARROW_ENV}
+        env.update(extra, NC_WEIGHTS_DIR=str(idf_weights))
+        nc = tmp_path / f"{i}.nc"
+        subprocess.run([sys.executable, "-c", "import sys, codec; from PIL import Image; "
+                        "open(sys.argv[2], 'wb').write(codec.encode(Image.open(sys.argv[1]), "
+                        f"codec='idf', model='{MODEL}'))", str(src), str(nc)],
+                       env=env, check=True, cwd=ROOT, timeout=300)
+        files.append(nc)
+        back = tmp_path / f"{i}.png"
+        other = {} if extra else NARROW_ENV
+        env = {k: v for k, v in os.environ.items() if k not in NARROW_ENV}
+        env.update(other, NC_WEIGHTS_DIR=str(idf_weights))
+        subprocess.run([sys.executable, "-m", "codec.cli", "decode", str(nc), "-o", str(back)],
+                       env=env, check=True, cwd=ROOT, timeout=300)
+        np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(photo))
+    assert files[0].read_bytes() == files[1].read_bytes()
