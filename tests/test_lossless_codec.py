@@ -23,7 +23,14 @@ def test_photo_crop_round_trips_exactly(photo):
 def test_photo_compresses_below_raw_size(photo):
     r = codec.encode_image(photo)
     assert r.bpp < 24
-    assert abs(r.overhead) < 0.02  # tiny images: a few bytes of coder flush dominate
+
+
+def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
+    from codec.arm_codec import SEGMENT_PREFIX, ARMPlaneCodec
+
+    coded = ARMPlaneCodec("arm-v1").encode(np.asarray(photo))
+    stream_bits = 8 * (len(coded.data) - SEGMENT_PREFIX)
+    assert stream_bits <= coded.ideal_bits * 1.005 + 64  # + the coder's final words
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1), (2, 3), (5, 2), (17, 5), (33, 31)])
