@@ -145,3 +145,20 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
             run.save("last.pt", state())
     run.save("last.pt", state())
     run.say("done")
+
+
+def save_weights(out: Path, tensors: dict, kind: str, model_id: str, spec, checkpoint: dict,
+                 **extra: str) -> None:
+    """Write shipped weights (safetensors) with the metadata the codec reads."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    meta = {"model_id": model_id, "kind": kind, "spec": json.dumps(spec.to_dict()),
+            "train_step": str(checkpoint["step"]),
+            "cpu_hours": f"{checkpoint.get('cpu_seconds', 0) / 3600:.2f}", **extra}
+    if "best" in checkpoint:
+        meta["held_out_bpsp"] = f"{checkpoint['best']:.4f}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out), metadata=meta)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {checkpoint['step']}")

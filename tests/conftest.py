@@ -25,3 +25,31 @@ def photo() -> Image.Image:
 @pytest.fixture(scope="session")
 def photo_array(photo) -> np.ndarray:
     return np.asarray(photo)
+
+
+@pytest.fixture(scope="module")
+def temp_weights_dir():
+    """Returns install(folder): points the codec at a folder of throw-away
+    weights (with the shipped arm-v1 copied in, for alpha planes) until the
+    module's tests end."""
+    import shutil
+
+    from codec import lossless, lossy, weights
+
+    mp = pytest.MonkeyPatch()
+
+    def reset():
+        for f in (weights.digest, weights.load):
+            f.cache_clear()
+        lossless._CODECS.clear()
+        lossy._CODECS.clear()
+
+    def install(folder: Path) -> Path:
+        shutil.copy(weights.weights_path("arm-v1"), folder / "arm-v1.safetensors")
+        mp.setattr(weights, "WEIGHTS_DIR", folder)
+        reset()
+        return folder
+
+    yield install
+    mp.undo()
+    reset()

@@ -2,7 +2,6 @@
 a temporary weights folder (shipped weights come from training; these tests
 check exact invertibility and coding, not compression)."""
 import os
-import shutil
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ MODEL = "idf-test"
 
 
 @pytest.fixture(scope="module", params=[2, 4], ids=["bipartite", "quadripartite"])
-def idf_weights(request, tmp_path_factory):
+def idf_weights(request, tmp_path_factory, temp_weights_dir):
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
@@ -32,18 +31,7 @@ def idf_weights(request, tmp_path_factory):
     ck = d / "ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
     export(ck, d / f"{MODEL}.safetensors", MODEL)
-    shutil.copy(weights.weights_path("arm-v1"), d / "arm-v1.safetensors")
-    mp = pytest.MonkeyPatch()
-    mp.setattr(weights, "WEIGHTS_DIR", d)
-    for f in (weights.digest, weights.load):
-        f.cache_clear()
-    from codec import lossless
-    lossless._CODECS.clear()
-    yield d
-    mp.undo()
-    lossless._CODECS.clear()
-    for f in (weights.digest, weights.load):
-        f.cache_clear()
+    yield temp_weights_dir(d)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])

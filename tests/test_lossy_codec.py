@@ -1,7 +1,6 @@
 """The lossy pipeline, end to end, with a randomly initialised model written
 to a temporary weights folder (the shipped lossy weights come from training;
 these tests check the coding, not the quality)."""
-import shutil
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ MODEL = "lossy-test"
 
 
 @pytest.fixture(scope="module")
-def lossy_weights(tmp_path_factory):
+def lossy_weights(tmp_path_factory, temp_weights_dir):
     from models.lossy.export import export
     from models.lossy.network import LossyAutoencoder
     from models.lossy.spec import LossySpec
@@ -26,15 +25,7 @@ def lossy_weights(tmp_path_factory):
     ck = d / "ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
     export(ck, d / f"{MODEL}.safetensors", MODEL)
-    shutil.copy(weights.weights_path("arm-v1"), d / "arm-v1.safetensors")
-    mp = pytest.MonkeyPatch()
-    mp.setattr(weights, "WEIGHTS_DIR", d)
-    for f in (weights.digest, weights.load):
-        f.cache_clear()
-    yield d
-    mp.undo()
-    for f in (weights.digest, weights.load):
-        f.cache_clear()
+    yield temp_weights_dir(d)
 
 
 def test_decoding_is_deterministic(lossy_weights, photo):

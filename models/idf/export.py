@@ -8,16 +8,14 @@ group, and the spec as metadata.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 from codec.entropy.residual import build_logistic_tables
 
-from ..training import export_main
+from ..training import export_main, save_weights
 from .integer import INPUT_FRAC
 from .network import IDF, Int8ConvNet
 from .spec import IDFSpec
@@ -52,12 +50,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     tables = build_logistic_tables(scales, spec.mean_frac)
     tensors["entropy.logistic"] = np.concatenate(tables).astype(np.int32)
     tensors["entropy.logistic_sizes"] = np.array([len(t) for t in tables], np.int32)
-    meta = {"model_id": model_id, "kind": "idf", "spec": json.dumps(spec.to_dict()),
-            "train_step": str(ck["step"]), "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}",
-            "held_out_bpsp": f"{ck.get('best', float('nan')):.4f}"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=meta)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}")
+    save_weights(out, tensors, "idf", model_id, spec, ck)
 
 
 def main(argv=None):

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
-from safetensors.numpy import save_file
 
 from codec.entropy.residual import build_gaussian_tables
 
-from ..training import export_main
+from ..training import export_main, save_weights
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -56,12 +55,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     tables = build_gaussian_tables(scales)
     tensors["entropy.gaussian"] = np.concatenate(tables).astype(np.int32)
     tensors["entropy.gaussian_sizes"] = np.array([len(t) for t in tables], np.int32)
-    meta = {"model_id": model_id, "kind": "lossy", "spec": json.dumps(spec.to_dict()),
-            "layout": json.dumps(layout), "train_step": str(ck["step"]),
-            "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=meta)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}")
+    save_weights(out, tensors, "lossy", model_id, spec, ck, layout=json.dumps(layout))
 
 
 def main(argv=None):
