@@ -59,6 +59,10 @@ def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: st
     (lossless only)."""
     planes = split(image)
     pixels = planes.width * planes.height
+    try:
+        container.check_dimensions(planes.width, planes.height)
+    except NcError as e:
+        raise UnsupportedImage(str(e)) from None
     if quality is not None and target_bpp is not None:
         raise NcError("give either a quality or a target bpp, not both")
     if target_bpp is not None:

@@ -90,3 +90,10 @@ def test_pillow_plugin_opens_and_saves_nc(photo, tmp_path):
     with Image.open(path) as im:
         assert im.format == "NC" and im.mode == "RGB" and im.size == photo.size
         np.testing.assert_array_equal(np.asarray(im), np.asarray(photo))
+
+
+def test_images_beyond_the_size_limit_are_refused_before_coding():
+    from codec import container
+    img = Image.new("L", (container.MAX_DIMENSION + 1, 1))
+    with pytest.raises(UnsupportedImage, match="outside"):
+        codec.encode(img)
