@@ -69,6 +69,8 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
+    p.add_argument("--init-from", type=Path,
+                   help="start a new run from this checkpoint's weights (.pt or .safetensors)")
 
 
 def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -91,13 +93,38 @@ def export_main(export, doc: str, argv=None) -> None:
     export(a.checkpoint, a.out, a.model_id or a.out.stem)
 
 
-def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt):
-    """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else new."""
+def load_state(path: Path) -> tuple[dict, dict]:
+    """(model state dict, spec dict) of a training checkpoint (.pt) or of a
+    committed model-only checkpoint (.safetensors, ``models/checkpoints``)."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        import json
+
+        from safetensors import safe_open
+        from safetensors.torch import load_file
+
+        with safe_open(str(path), framework="pt") as f:
+            spec = json.loads(f.metadata()["spec"])
+        return load_file(str(path)), spec
+    ck = torch.load(path, weights_only=False, map_location="cpu")
+    return ck["model"], ck["spec"]
+
+
+def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None):
+    """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else a
+    new run, starting from ``init_from``'s weights (and spec) when given."""
     step, best = 0, math.inf
     ck = run.resume()
+    init = None
     if ck:
         spec = spec_cls.from_dict(ck["spec"])
+    elif init_from:
+        init, init_spec = load_state(init_from)
+        spec = spec_cls.from_dict(init_spec)
     net = make_net(spec)
+    if init is not None:
+        net.load_state_dict(init)
+        run.say(f"initialised from {init_from}")
     opt = make_opt(net)
     if ck:
         net.load_state_dict(ck["model"])

@@ -9,7 +9,6 @@ images in ``RUN/best.pt``.  Export with ``python -m models.arm.export``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import torch
 
@@ -39,7 +38,6 @@ def main(argv=None):
     p.add_argument("--head-lr-mult", type=float, default=0.05,
                    help="learning-rate factor of the head and skip: their outputs are scaled to "
                         "pixel units (x64), so the same step moves a mean 64x further")
-    p.add_argument("--init-from", type=Path, help="start a new run from this checkpoint's weights")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--mixtures", type=int, default=2)
@@ -51,12 +49,6 @@ def main(argv=None):
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
 
-    def make_net(spec):
-        net = ARMNetwork(spec)
-        if not (run.folder / "last.pt").exists() and args.init_from:
-            net.load_state_dict(torch.load(args.init_from, weights_only=False)["model"])
-        return net
-
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]
         body = [p for p in net.parameters() if all(p is not h for h in head)]
@@ -64,7 +56,8 @@ def main(argv=None):
                                  {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
 
     spec = ARMSpec(hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
-    spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, make_net, make_opt)
+    spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, ARMNetwork, make_opt,
+                                                 args.init_from)
 
     def before_step(step):
         net.fake_quant = step >= args.qat_from * args.steps

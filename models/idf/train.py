@@ -38,7 +38,8 @@ def main(argv=None):
     val = centre_crops(held, 256)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden)
     spec, net, opt, step, best = resume_or_start(
-        run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr))
+        run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
+        args.init_from)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=RandomCrops(train, args.crop, args.batch, seed=step),
              evaluate=lambda n: evaluate(n, val))

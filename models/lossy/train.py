@@ -9,14 +9,13 @@ rate.  Resumable like the ARM's training (``RUN/last.pt``).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 from pathlib import Path
 
 import torch
 
 from ..data import RandomCrops, centre_crops, load_images
-from ..training import Run, add_run_arguments, cosine_lr, optimizer_step
+from ..training import Run, add_run_arguments, cosine_lr, optimizer_step, resume_or_start
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -55,19 +54,9 @@ def main(argv=None):
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
-    spec, step = LossySpec(), 0
-    ck = run.resume()
-    if ck:
-        spec = LossySpec.from_dict(ck["spec"])
-    net = LossyAutoencoder(spec)
-    opt = torch.optim.Adam(net.parameters(), lr=args.lr)
-    if ck:
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        step = ck["step"]
-        run.say(f"resumed at step {step}")
-    else:
-        run.say(f"new run: {json.dumps(spec.to_dict())}")
+    spec, net, opt, step, _ = resume_or_start(
+        run, LossySpec(), LossySpec, LossyAutoencoder,
+        lambda n: torch.optim.Adam(n.parameters(), lr=args.lr), args.init_from)
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
     def state():
