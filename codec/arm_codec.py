@@ -82,11 +82,10 @@ class ARMPlaneCodec:
     """The ARM codec for one image plane group: grey (1 channel) or RGB (3)."""
 
     def __init__(self, model_id: str):
-        tensors, meta = weights.load(model_id)
-        if meta.get("kind") != "arm":
-            raise ValueError(f"model {model_id} is not an ARM")
+        w = weights.load(model_id, "arm")
+        tensors = w.tensors
         self.model_id = model_id
-        self.spec = ARMSpec.from_dict(weights.spec_of(meta))
+        self.spec = ARMSpec.from_dict(w.spec)
         n_layers = self.spec.hidden_layers + 1
         self.net = IntegerARM(self.spec, [(tensors[f"layer{i}.weight"], tensors[f"layer{i}.bias"])
                                           for i in range(n_layers)], tensors["skip.weight"])

@@ -11,9 +11,6 @@ level, mean fraction) so each group is one constriction call.
 """
 from __future__ import annotations
 
-import json
-
-import constriction
 import numpy as np
 import torch
 
@@ -22,17 +19,15 @@ from models.idf.spec import IDFSpec
 
 from . import weights
 from .arm_codec import CodedPlanes
-from .entropy.residual import ResidualCoder
-from .errors import FormatError
+from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 
 
 class IDFPlaneCodec:
     def __init__(self, model_id: str):
-        tensors, meta = weights.load(model_id)
-        if meta.get("kind") != "idf":
-            raise ValueError(f"model {model_id} is not an IDF")
+        w = weights.load(model_id, "idf")
+        tensors = w.tensors
         self.model_id = model_id
-        spec = self.spec = IDFSpec.from_dict(json.loads(meta["spec"]))
+        spec = self.spec = IDFSpec.from_dict(w.spec)
 
         def net(prefix):
             pads = (1, 0, 1)
@@ -68,21 +63,18 @@ class IDFPlaneCodec:
         x = torch.from_numpy(padded.astype(np.float32)).permute(2, 0, 1)[None]
         with torch.no_grad():
             latents = self.flow.forward(x)
-        enc = constriction.stream.queue.RangeEncoder()
+        enc = range_encoder()
         ideal = 0.0
         for level in reversed(range(self.spec.levels)):
             z, kept = latents[level]
             means, levels = self.flow.priors[level](kept, z.shape)
             base, groups = self._groups(means, levels)
             r = z.numpy().astype(np.int64) - base
-            self.coder.encode(enc, r, groups)
-            ideal += self.coder.ideal_bits(r, groups)
-        return CodedPlanes(enc.get_compressed().tobytes(), ideal)
+            ideal += self.coder.encode(enc, r, groups)
+        return CodedPlanes(stream_bytes(enc), ideal)
 
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
-        if len(data) % 4:
-            raise FormatError("range-coded stream is not a whole number of 32-bit words")
-        dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, np.uint32).copy())
+        dec = range_decoder(data)
         m, s = self.multiple, self.spec
         hp, wp = -(-height // m) * m, -(-width // m) * m
         kept = None

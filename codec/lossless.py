@@ -29,21 +29,14 @@ class LosslessResult:
     ideal_bits: float
 
 
-_CODECS: dict[str, PlaneCodec] = {}
-
-
 def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
-    key = f"{codec.name}:{model_id}"
-    if key not in _CODECS:
-        if codec is Codec.ARM:
-            from .arm_codec import ARMPlaneCodec
-            _CODECS[key] = ARMPlaneCodec(model_id)
-        elif codec is Codec.IDF:
-            from .idf_codec import IDFPlaneCodec
-            _CODECS[key] = IDFPlaneCodec(model_id)
-        else:
-            raise FormatError(f"codec {codec.name.lower()} is not available in this build")
-    return _CODECS[key]
+    if codec is Codec.ARM:
+        from .arm_codec import ARMPlaneCodec as cls
+    elif codec is Codec.IDF:
+        from .idf_codec import IDFPlaneCodec as cls
+    else:
+        raise FormatError(f"codec {codec.name.lower()} is not a lossless codec")
+    return weights.codec_instance(cls, model_id)
 
 
 def encode(planes: Planes, codec: Codec, model_id: str) -> LosslessResult:

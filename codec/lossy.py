@@ -14,19 +14,16 @@ from .container import Codec, Container, Header, Mode, Segment, SegmentKind
 from .errors import FormatError, UnsupportedImage
 from .planes import Planes
 
-_CODECS: dict = {}
 QUALITY_SCALE = 1000
 
 
 def lossy_codec(model_id: str):
-    if model_id not in _CODECS:
-        from .lossy_codec import LossyCodec
-        _CODECS[model_id] = LossyCodec(model_id)
-    return _CODECS[model_id]
+    from .lossy_codec import LossyCodec
+    return weights.codec_instance(LossyCodec, model_id)
 
 
 def alpha_model(model_id: str) -> str:
-    return weights.load(model_id)[1].get("alpha_model", weights.DEFAULT_MODELS["arm"])
+    return weights.load(model_id, "lossy").meta.get("alpha_model", weights.DEFAULT_MODELS["arm"])
 
 
 def encode(planes: Planes, quality: float, model_id: str) -> Container:

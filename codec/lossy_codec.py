@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 
-import constriction
 import numpy as np
 import torch
 
@@ -25,7 +24,7 @@ from models.lossy.network import LossyAutoencoder
 from models.lossy.spec import LossySpec
 
 from . import weights
-from .entropy.residual import ResidualCoder
+from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from .errors import FormatError
 
 PAD_MULTIPLE = 64
@@ -34,12 +33,11 @@ MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
 
 class LossyCodec:
     def __init__(self, model_id: str):
-        tensors, meta = weights.load(model_id)
-        if meta.get("kind") != "lossy":
-            raise ValueError(f"model {model_id} is not a lossy model")
+        w = weights.load(model_id, "lossy")
+        tensors = w.tensors
         self.model_id = model_id
-        spec = self.spec = LossySpec.from_dict(json.loads(meta["spec"]))
-        layout = json.loads(meta["layout"])
+        spec = self.spec = LossySpec.from_dict(w.spec)
+        layout = json.loads(w.meta["layout"])
         self.net = LossyAutoencoder(spec).eval()
         float_state = {k: torch.from_numpy(v) for k, v in tensors.items()
                        if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain")}
@@ -69,9 +67,9 @@ class LossyCodec:
             y = self.net.g_a(x) * self._gain(quality)
             z_hat = torch.round(self.net.h_a(y)).to(torch.float64).numpy()
         z_int = z_hat.astype(np.int64)
-        side = constriction.stream.queue.RangeEncoder()
+        side = range_encoder()
         self.coder.encode(side, z_int, np.broadcast_to(self.z_levels[None, :, None, None], z_int.shape))
-        latent = constriction.stream.queue.RangeEncoder()
+        latent = range_encoder()
         feats = self.params.hyper_features(z_int)
         y_np = y.to(torch.float64).numpy() * 2**self.spec.mean_frac   # 1/16 units
         previous = []
@@ -80,7 +78,7 @@ class LossyCodec:
             r = np.floor((y_i - means) / 2**self.spec.mean_frac + 0.5).astype(np.int64)
             self.coder.encode(latent, r, levels)
             previous.append(r * 2**self.spec.mean_frac + means)
-        return side.get_compressed().tobytes(), latent.get_compressed().tobytes()
+        return stream_bytes(side), stream_bytes(latent)
 
     # -- decode -----------------------------------------------------------------
     def decode(self, side: bytes, latent: bytes, height: int, width: int, quality: float) -> np.ndarray:
@@ -88,10 +86,10 @@ class LossyCodec:
         s = self.spec
         z_shape = (1, s.hyper, hp // 64, wp // 64)
         y_shape = (1, s.m // s.slices, hp // 16, wp // 16)
-        side_dec = constriction.stream.queue.RangeDecoder(_words(side))
+        side_dec = range_decoder(side)
         z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
         feats = self.params.hyper_features(z_int)
-        lat_dec = constriction.stream.queue.RangeDecoder(_words(latent))
+        lat_dec = range_decoder(latent)
         previous = []
         for i in range(s.slices):
             means, levels = self.params.slice_params(i, feats, previous)
@@ -113,9 +111,3 @@ def _padded(n: int) -> int:
 def _pad(x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     return torch.nn.functional.pad(x, (0, _padded(w) - w, 0, _padded(h) - h), mode="replicate")
-
-
-def _words(data: bytes) -> np.ndarray:
-    if len(data) % 4:
-        raise FormatError("range-coded stream is not a whole number of 32-bit words")
-    return np.frombuffer(data, dtype=np.uint32).copy()

@@ -61,6 +61,6 @@ def merge(planes: Planes) -> Image.Image:
         a = a[:, :, 0]
     mode = planes.mode
     img = Image.fromarray(a, "L" if mode is Mode.BILEVEL else mode.name)
-    if mode is Mode.BILEVEL:
-        img = img.point(lambda v: 255 if v >= 128 else 0).convert("1", dither=Image.Dither.NONE)
+    if mode is Mode.BILEVEL:  # coded as L with values 0 and 255
+        img = img.convert("1", dither=Image.Dither.NONE)
     return img

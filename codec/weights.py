@@ -1,46 +1,84 @@
-"""Shipped model weights: where they live, how they are identified.
+"""Shipped model weights: where they live, how they are identified, and the
+one cache of loaded models.
 
 A .nc file names the model it was coded with (``model_id``) and the first 8
 bytes of the SHA-256 of its weights file, so a decoder with different
-weights refuses the file instead of decoding garbage.
+weights refuses the file instead of decoding garbage.  Everything cached here
+is keyed by the weights file itself (path, size, modification time), so
+pointing ``WEIGHTS_DIR`` elsewhere (``NC_WEIGHTS_DIR``, tests) needs no
+cache clearing.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
-from safetensors.numpy import load_file
 from safetensors import safe_open
+from safetensors.numpy import load_file
 
 from models import WEIGHTS_DIR
 
-from .errors import WeightsMismatch
+from .errors import NcError, WeightsMismatch
 
 DEFAULT_MODELS = {"arm": "arm-v1", "idf": "idf-v1", "lossy": "lossy-v1"}
+
+
+@dataclass(frozen=True)
+class Weights:
+    tensors: dict
+    meta: dict
+    spec: dict       # the model's spec, as stored in the metadata
+    digest: bytes
 
 
 def weights_path(model_id: str) -> Path:
     return WEIGHTS_DIR / f"{model_id}.safetensors"
 
 
-@functools.lru_cache(maxsize=None)
-def digest(model_id: str) -> bytes:
+def _stamp(model_id: str) -> tuple[str, int, int]:
     path = weights_path(model_id)
-    if not path.exists():
-        raise WeightsMismatch(f"model '{model_id}' is not installed (no {path.name})")
-    return hashlib.sha256(path.read_bytes()).digest()[:8]
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise WeightsMismatch(f"model '{model_id}' is not installed (no {path.name})") from None
+    return str(path), st.st_size, st.st_mtime_ns
 
 
 @functools.lru_cache(maxsize=None)
-def load(model_id: str) -> tuple[dict, dict]:
-    """(tensors, metadata) of an installed model."""
-    path = weights_path(model_id)
-    digest(model_id)
-    with safe_open(str(path), framework="numpy") as f:
+def _digest(stamp: tuple[str, int, int]) -> bytes:
+    return hashlib.sha256(Path(stamp[0]).read_bytes()).digest()[:8]
+
+
+@functools.lru_cache(maxsize=None)
+def _load(stamp: tuple[str, int, int]) -> Weights:
+    with safe_open(stamp[0], framework="numpy") as f:
         meta = dict(f.metadata() or {})
-    return load_file(str(path)), meta
+    return Weights(load_file(stamp[0]), meta, json.loads(meta.get("spec", "{}")), _digest(stamp))
+
+
+@functools.lru_cache(maxsize=None)
+def _instance(cls, model_id: str, stamp: tuple[str, int, int]):
+    return cls(model_id)
+
+
+def digest(model_id: str) -> bytes:
+    return _digest(_stamp(model_id))
+
+
+def load(model_id: str, kind: str) -> Weights:
+    """The installed weights of ``model_id``, which must be a ``kind`` model."""
+    w = _load(_stamp(model_id))
+    if w.meta.get("kind") != kind:
+        raise NcError(f"model '{model_id}' is a {w.meta.get('kind')} model, not {kind}")
+    return w
+
+
+def codec_instance(cls, model_id: str):
+    """``cls(model_id)``, built once per weights file."""
+    return _instance(cls, model_id, _stamp(model_id))
 
 
 def require(model_id: str, expected_digest: bytes) -> None:
@@ -49,7 +87,3 @@ def require(model_id: str, expected_digest: bytes) -> None:
     if have != expected_digest:
         raise WeightsMismatch(f"file was coded with other weights for model '{model_id}' "
                               f"(file {expected_digest.hex()}, installed {have.hex()})")
-
-
-def spec_of(meta: dict) -> dict:
-    return json.loads(meta["spec"])

@@ -22,3 +22,9 @@ def quantize_ste(x: torch.Tensor, frac: int, lo: float, hi: float) -> torch.Tens
     """Snap ``x`` to the grid 2^-frac inside [lo, hi] (bounds in grid units)."""
     scale = float(2**frac)
     return clamp_ste(round_ste(x * scale), lo, hi) / scale
+
+
+def round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    """floor(acc * 2^shift + 1/2): the integer networks' rescaling, exact for
+    integer-valued float tensors (a power-of-two product and a floor)."""
+    return torch.floor(acc * float(2.0**shift) + 0.5)

@@ -189,3 +189,12 @@ def save_weights(out: Path, tensors: dict, kind: str, model_id: str, spec, check
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {checkpoint['step']}")
+
+
+def load_checkpoint(path: Path, spec_cls, net_cls):
+    """(checkpoint dict, spec, network with its weights) of a training checkpoint."""
+    ck = torch.load(path, weights_only=False, map_location="cpu")
+    spec = spec_cls.from_dict(ck["spec"])
+    net = net_cls(spec)
+    net.load_state_dict(ck["model"])
+    return ck, spec, net

@@ -34,22 +34,14 @@ def temp_weights_dir():
     module's tests end."""
     import shutil
 
-    from codec import lossless, lossy, weights
+    from codec import weights
 
     mp = pytest.MonkeyPatch()
-
-    def reset():
-        for f in (weights.digest, weights.load):
-            f.cache_clear()
-        lossless._CODECS.clear()
-        lossy._CODECS.clear()
 
     def install(folder: Path) -> Path:
         shutil.copy(weights.weights_path("arm-v1"), folder / "arm-v1.safetensors")
         mp.setattr(weights, "WEIGHTS_DIR", folder)
-        reset()
         return folder
 
     yield install
     mp.undo()
-    reset()

@@ -8,26 +8,43 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
+from ..errors import FormatError
+
 _MODEL = constriction.stream.model.Categorical(perfect=False)
+
+
+def range_encoder():
+    return constriction.stream.queue.RangeEncoder()
+
+
+def stream_bytes(encoder) -> bytes:
+    """A finished stream as bytes: its 32-bit words, little-endian."""
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def range_decoder(data: bytes):
+    """A decoder over a stream written by ``stream_bytes``; refuses a length
+    that is not whole words (a malformed file, not a programming error)."""
+    if len(data) % 4:
+        raise FormatError("range-coded stream is not a whole number of 32-bit words")
+    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
 
 
 class SymbolEncoder:
     def __init__(self):
-        self._enc = constriction.stream.queue.RangeEncoder()
+        self._enc = range_encoder()
 
     def encode(self, symbols: np.ndarray, frequencies: np.ndarray) -> None:
         if len(symbols):
             self._enc.encode(symbols.astype(np.int32), _MODEL, frequencies)
 
     def finish(self) -> bytes:
-        return self._enc.get_compressed().tobytes()
+        return stream_bytes(self._enc)
 
 
 class SymbolDecoder:
     def __init__(self, data: bytes):
-        if len(data) % 4:
-            raise ValueError("range-coded stream is not a whole number of 32-bit words")
-        self._dec = constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype=np.uint32).copy())
+        self._dec = range_decoder(data)
 
     def decode(self, frequencies: np.ndarray) -> np.ndarray:
         if len(frequencies) == 0:

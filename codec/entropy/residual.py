@@ -60,44 +60,43 @@ class ResidualCoder:
                        for t in tables]
         self._excess = constriction.stream.model.Uniform(2**MAX_EXCESS_BITS)
 
-    def encode(self, encoder, residuals: np.ndarray, levels: np.ndarray) -> None:
-        """Code ``residuals`` (int) grouped by ``levels`` (group ids), in group
-        order then array order; the decoder mirrors this with ``decode``."""
-        residuals, levels = residuals.ravel().astype(np.int64), levels.ravel()
-        for lv in np.unique(levels):
-            r = residuals[levels == lv]
-            rad = self.radius[lv]
+    @staticmethod
+    def _by_group(groups: np.ndarray):
+        """(group id, flat indices in array order) for each group present:
+        one stable sort instead of a pass over the array per group."""
+        flat = groups.ravel()
+        order = np.argsort(flat, kind="stable")
+        ids, starts = np.unique(flat[order], return_index=True)
+        return zip(ids, np.split(order, starts[1:]))
+
+    def encode(self, encoder, residuals: np.ndarray, groups: np.ndarray) -> float:
+        """Code ``residuals`` (int) by group, in increasing group id, array
+        order within a group (``decode`` mirrors this).  Returns the ideal code
+        length in bits: -log2 of the table probabilities, 24 per escape."""
+        residuals = residuals.ravel().astype(np.int64)
+        bits = 0.0
+        for g, idx in self._by_group(groups):
+            r = residuals[idx]
+            rad = self.radius[g]
             sym = np.clip(r, -rad, rad) + rad
-            encoder.encode(sym.astype(np.int32), self.models[lv])
+            encoder.encode(sym.astype(np.int32), self.models[g])
+            bits -= float(np.log2(self.probabilities[g][sym]).sum())
             excess = np.abs(r[np.abs(r) >= rad]) - rad
             if len(excess):
                 if excess.max() >= 2**MAX_EXCESS_BITS:
                     raise ValueError("latent residual out of range")
                 encoder.encode(excess.astype(np.int32), self._excess)
-
-    def ideal_bits(self, residuals: np.ndarray, levels: np.ndarray) -> float:
-        """-log2 of the tables' probabilities of the residuals (escapes count
-        their table symbol and 24 bits)."""
-        residuals, levels = residuals.ravel().astype(np.int64), levels.ravel()
-        bits = 0.0
-        for lv in np.unique(levels):
-            r = residuals[levels == lv]
-            rad = self.radius[lv]
-            t = self.probabilities[lv]
-            bits -= float(np.log2(t[np.clip(r, -rad, rad) + rad]).sum())
-            bits += MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum())
+                bits += MAX_EXCESS_BITS * len(excess)
         return bits
 
-    def decode(self, decoder, levels: np.ndarray) -> np.ndarray:
-        flat = levels.ravel()
-        out = np.zeros(flat.shape, np.int64)
-        for lv in np.unique(flat):
-            idx = np.flatnonzero(flat == lv)
-            rad = self.radius[lv]
-            r = decoder.decode(self.models[lv], len(idx)).astype(np.int64) - rad
+    def decode(self, decoder, groups: np.ndarray) -> np.ndarray:
+        out = np.zeros(groups.size, np.int64)
+        for g, idx in self._by_group(groups):
+            rad = self.radius[g]
+            r = decoder.decode(self.models[g], len(idx)).astype(np.int64) - rad
             esc = np.abs(r) >= rad
             if esc.any():
                 excess = decoder.decode(self._excess, int(esc.sum())).astype(np.int64)
                 r[esc] = np.sign(r[esc]) * (rad + excess)
             out[idx] = r
-        return out.reshape(levels.shape)
+        return out.reshape(groups.shape)

@@ -7,16 +7,14 @@ mixture-weight tables of the entropy model, and the spec as metadata.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.numpy import save_file
 
 from codec.entropy.logistic import build_cdf_table, build_mix_weight_table
 
-from ..training import export_main
+from ..training import export_main, load_checkpoint, save_weights
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -46,10 +44,7 @@ def integer_skip(net: ARMNetwork) -> np.ndarray:
 
 
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
-    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
-    spec = ARMSpec.from_dict(ck["spec"])
-    net = ARMNetwork(spec)
-    net.load_state_dict(ck["model"])
+    ck, spec, net = load_checkpoint(checkpoint, ARMSpec, ARMNetwork)
     tensors = {}
     for i, (w, b) in enumerate(integer_layers(net)):
         tensors[f"layer{i}.weight"] = np.ascontiguousarray(w)
@@ -59,13 +54,7 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
                                              spec.log_scale_levels, spec.mean_frac,
                                              spec.mean_min, spec.mean_max)
     tensors["entropy.mix_weights"] = build_mix_weight_table(spec.logit_frac, spec.logit_range)
-    meta = {"model_id": model_id, "kind": "arm", "spec": json.dumps(spec.to_dict()),
-            "train_step": str(ck["step"]), "cpu_hours": f"{ck.get('cpu_seconds', 0) / 3600:.2f}",
-            "held_out_bpsp": f"{ck['best']:.4f}"}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(out), metadata=meta)
-    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {ck['step']}, "
-          f"held-out {ck['best']:.4f} bpsp")
+    save_weights(out, tensors, "arm", model_id, spec, ck)
 
 
 def main(argv=None):

@@ -15,7 +15,7 @@ import torch
 
 from codec.entropy.residual import build_logistic_tables
 
-from ..training import export_main, save_weights
+from ..training import export_main, load_checkpoint, save_weights
 from .integer import INPUT_FRAC
 from .network import IDF, Int8ConvNet
 from .spec import IDFSpec
@@ -32,10 +32,7 @@ def integer_net(prefix: str, net: Int8ConvNet, spec: IDFSpec, tensors: dict) -> 
 
 
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
-    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
-    spec = IDFSpec.from_dict(ck["spec"])
-    net = IDF(spec)
-    net.load_state_dict(ck["model"])
+    ck, spec, net = load_checkpoint(checkpoint, IDFSpec, IDF)
     tensors = {}
     for l, couplings in enumerate(net.flows):
         for c, coupling in enumerate(couplings):

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .network import squeeze, unsqueeze
+from ..quant import round_scaled
 from .spec import IDFSpec
 
 INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent
@@ -27,10 +28,6 @@ def exact_conv(x: torch.Tensor, w32: torch.Tensor, b32: torch.Tensor, padding: i
     if not torch.equal(out, torch.round(out)):
         out = F.conv2d(x.double(), w32.double(), b32.double(), padding=padding).float()
     return out
-
-
-def _round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    return torch.floor(acc * float(2.0**shift) + 0.5)
 
 
 class IntegerNet:
@@ -56,7 +53,7 @@ class IntegerNet:
             acc = exact_conv(h, w, b, pad)
             if i == len(self.layers) - 1:
                 return acc, s.weight_frac + frac
-            h = torch.clamp(_round_scaled(acc, s.act_frac - s.weight_frac - frac), 0, s.act_max)
+            h = torch.clamp(round_scaled(acc, s.act_frac - s.weight_frac - frac), 0, s.act_max)
             frac = s.act_frac
 
 
@@ -68,7 +65,7 @@ class IntegerCoupling:
     def _shift(self, i, parts):
         others = torch.cat([q for j, q in enumerate(parts) if j != i], 1)
         acc, frac = self.nets[i](others)
-        return _round_scaled(acc, -frac)
+        return round_scaled(acc, -frac)
 
     def forward(self, x):
         parts = list(x.chunk(self.parts, 1))
@@ -100,9 +97,9 @@ class IntegerPrior:
             acc = acc + out
         mean_acc, ls_acc = acc.chunk(2, 1)
         # mean = 64 * raw in latent units, on a 2^-mean_frac grid
-        means = torch.clamp(_round_scaled(mean_acc, INPUT_FRAC + s.mean_frac - frac), -2**20, 2**20)
+        means = torch.clamp(round_scaled(mean_acc, INPUT_FRAC + s.mean_frac - frac), -2**20, 2**20)
         offset = -s.log_scale_min * 2**s.log_scale_frac
-        levels = torch.clamp(_round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
+        levels = torch.clamp(round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
                              0, s.log_scale_levels - 1)
         return means.to(torch.int64).numpy(), levels.to(torch.int64).numpy()
 

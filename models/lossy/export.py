@@ -17,7 +17,7 @@ import torch.nn as nn
 
 from codec.entropy.residual import build_gaussian_tables
 
-from ..training import export_main, save_weights
+from ..training import export_main, load_checkpoint, save_weights
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -38,10 +38,7 @@ def integer_stack(prefix: str, net, spec: LossySpec, in_frac: int, tensors: dict
 
 
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
-    ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
-    spec = LossySpec.from_dict(ck["spec"])
-    net = LossyAutoencoder(spec)
-    net.load_state_dict(ck["model"])
+    ck, spec, net = load_checkpoint(checkpoint, LossySpec, LossyAutoencoder)
     tensors = {}
     for name, t in net.state_dict().items():
         if name.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain"):

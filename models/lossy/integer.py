@@ -12,11 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..quant import round_scaled
 from .spec import LossySpec
-
-
-def _round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:
-    return torch.floor(acc * float(2.0**shift) + 0.5)
 
 
 class IntegerConvStack:
@@ -41,7 +38,7 @@ class IntegerConvStack:
             else:
                 x = F.conv2d(x, layer["weight"], layer["bias"], layer["stride"], layer["padding"])
             if i < len(self.layers) - 1:
-                x = torch.clamp(_round_scaled(x, s.act_frac - s.weight_frac - frac), 0, s.act_max)
+                x = torch.clamp(round_scaled(x, s.act_frac - s.weight_frac - frac), 0, s.act_max)
                 frac = s.act_frac
         return x, s.weight_frac + frac
 
@@ -55,7 +52,7 @@ class IntegerEntropyParameters:
     def hyper_features(self, z_hat: np.ndarray) -> torch.Tensor:
         s = self.spec
         acc, frac = self.h_s(torch.as_tensor(z_hat, dtype=torch.float64))
-        return torch.clamp(_round_scaled(acc, s.act_frac - frac), 0, s.act_max)
+        return torch.clamp(round_scaled(acc, s.act_frac - frac), 0, s.act_max)
 
     def slice_params(self, i: int, feats: torch.Tensor, previous: list[np.ndarray]):
         """previous: earlier slices' y_hat in 1/16 units (integers).  Returns
@@ -65,8 +62,8 @@ class IntegerEntropyParameters:
                 for p in previous]
         acc, frac = self.slices[i](torch.cat([feats] + prev, 1) if prev else feats)
         mean_acc, scale_acc = acc.chunk(2, 1)
-        means = torch.clamp(_round_scaled(mean_acc, s.mean_frac - frac), -2**20, 2**20)
+        means = torch.clamp(round_scaled(mean_acc, s.mean_frac - frac), -2**20, 2**20)
         offset = -s.log_scale_min * 2**s.log_scale_frac
-        levels = torch.clamp(_round_scaled(scale_acc, s.log_scale_frac - frac) + offset,
+        levels = torch.clamp(round_scaled(scale_acc, s.log_scale_frac - frac) + offset,
                              0, s.scale_levels - 1)
         return means.numpy().astype(np.int64), levels.numpy().astype(np.int64)
