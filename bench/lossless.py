@@ -38,7 +38,8 @@ def _measure_nc(path: Path, work: Path, codec_name: str) -> dict:
 
 
 def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
-    out = work / f"{stem}.{rc.name.split()[0].lower()}{rc.suffix}"
+    slug = "".join(c if c.isalnum() else "-" for c in rc.name.lower())
+    out = work / f"{stem}.{slug}{rc.suffix}"
     t = time.perf_counter()
     data = rc.encode(pixels)
     enc = time.perf_counter() - t
