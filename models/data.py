@@ -21,13 +21,26 @@ def load_images(folder: Path, held_out: int = 4) -> tuple[list[np.ndarray], list
     return images[:-held_out], images[-held_out:]
 
 
+def add_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """The crop with white Gaussian noise of ``sigma`` levels, rounded and clipped.
+
+    The training photographs were downsampled and are nearly noise-free;
+    photographs as people store them (film scans, small-sensor cameras) carry
+    grain, which a model trained on clean crops mistakes for detail."""
+    noisy = crop.astype(np.float64) + sigma * rng.standard_normal(crop.shape)
+    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+
+
 class RandomCrops:
-    """Batches of random crops (uint8, B x 3 x S x S) with horizontal flips and
-    an occasional grey crop, so grey images are in the training distribution."""
+    """Batches of random crops (uint8, B x 3 x S x S) with horizontal flips,
+    an occasional grey crop, so grey images are in the training distribution,
+    and optionally noise of a random strength (``noise_prob`` of the crops,
+    sigma uniform in [0, ``noise_max``])."""
 
     def __init__(self, images: list[np.ndarray], size: int, batch: int, grey_prob: float = 0.1,
-                 seed: int = 0):
+                 seed: int = 0, noise_prob: float = 0.0, noise_max: float = 0.0):
         self.images, self.size, self.batch, self.grey_prob = images, size, batch, grey_prob
+        self.noise_prob, self.noise_max = noise_prob, noise_max
         self.rng = np.random.default_rng(seed)
         areas = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
         self.weights = areas / areas.sum()
@@ -44,6 +57,8 @@ class RandomCrops:
             if self.rng.random() < self.grey_prob:
                 grey = (crop.astype(np.int32) @ np.array([299, 587, 114]) + 500) // 1000
                 crop = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+            if self.rng.random() < self.noise_prob:
+                crop = add_noise(crop, self.rng.uniform(0, self.noise_max), self.rng)
             out[b] = crop
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
@@ -56,3 +71,9 @@ def centre_crops(images: list[np.ndarray], size: int) -> list[torch.Tensor]:
         crops.append(torch.from_numpy(np.ascontiguousarray(im[y:y + size, x:x + size]))
                      .permute(2, 0, 1)[None])
     return crops
+
+
+def noisy_crops(crops: list[torch.Tensor], sigma: float, seed: int = 0) -> list[torch.Tensor]:
+    """The held-out crops with fixed noise of ``sigma`` levels (see ``add_noise``)."""
+    rng = np.random.default_rng(seed)
+    return [torch.from_numpy(add_noise(c.numpy(), sigma, rng)) for c in crops]

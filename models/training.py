@@ -110,9 +110,11 @@ def load_state(path: Path) -> tuple[dict, dict]:
     return ck["model"], ck["spec"]
 
 
-def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None):
+def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None,
+                    overrides: dict | None = None):
     """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else a
-    new run, starting from ``init_from``'s weights (and spec) when given."""
+    new run, starting from ``init_from``'s weights (and spec, with ``overrides``
+    applied; parameters the new spec adds keep their initial values) when given."""
     step, best = 0, math.inf
     ck = run.resume()
     init = None
@@ -120,10 +122,12 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
         spec = spec_cls.from_dict(ck["spec"])
     elif init_from:
         init, init_spec = load_state(init_from)
-        spec = spec_cls.from_dict(init_spec)
+        spec = spec_cls.from_dict({**init_spec, **(overrides or {})})
     net = make_net(spec)
     if init is not None:
-        net.load_state_dict(init)
+        missing, unexpected = net.load_state_dict(init, strict=not overrides)
+        if unexpected:
+            raise SystemExit(f"{init_from} has parameters this model lacks: {unexpected}")
         run.say(f"initialised from {init_from}")
     opt = make_opt(net)
     if ck:

@@ -23,6 +23,17 @@ def photo() -> Image.Image:
 
 
 @pytest.fixture(scope="session")
+def photo_large() -> Image.Image:
+    """A 256x192 RGB crop: large enough that the ARM encoder sends a scale
+    calibration table (small crops get the single shift)."""
+    path = TRAIN_DIR / "012.png"
+    if not path.exists():
+        pytest.skip("shared/data/train is not beside the checkout")
+    with Image.open(path) as im:
+        return im.convert("RGB").crop((300, 200, 556, 392))
+
+
+@pytest.fixture(scope="session")
 def photo_array(photo) -> np.ndarray:
     return np.asarray(photo)
 

@@ -50,8 +50,13 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory, photo):
+def sample(tmp_path_factory, photo_large):
+    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
+
+    # the colour planes must exercise the calibrated layout (per-band scale shifts)
+    assert ARMPlaneCodec("arm-v1").encode(np.asarray(photo_large)).data[1] == LAYOUT_CALIBRATION
     d = tmp_path_factory.mktemp("cross")
+    photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)
     src = d / "in.png"
     Image.fromarray(rgba, "RGBA").save(src)

@@ -26,11 +26,36 @@ def test_photo_compresses_below_raw_size(photo):
 
 
 def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
-    from codec.arm_codec import SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm_codec import ARMPlaneCodec
 
     coded = ARMPlaneCodec("arm-v1").encode(np.asarray(photo))
-    stream_bits = 8 * (len(coded.data) - SEGMENT_PREFIX)
+    stream_bits = 8 * (len(coded.data) - coded.side_bytes)
     assert stream_bits <= coded.ideal_bits * 1.005 + 64  # + the coder's final words
+
+
+def test_calibrated_and_single_shift_layouts_round_trip(photo, photo_large):
+    from codec.arm_codec import LAYOUT_CALIBRATION, LAYOUT_SINGLE_OFFSET, ARMPlaneCodec
+
+    arm = ARMPlaneCodec("arm-v1")
+    for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_CALIBRATION)]:
+        pixels = np.asarray(img)
+        coded = arm.encode(pixels)
+        assert coded.data[1] == layout
+        np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
+
+
+def test_invalid_calibration_table_is_a_format_error(photo_large):
+    from codec.arm_codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.errors import FormatError
+
+    arm = ARMPlaneCodec("arm-v1")
+    pixels = np.asarray(photo_large)
+    data = bytearray(arm.encode(pixels).data)
+    data[SEGMENT_PREFIX + 5] = CALIBRATION_OFFSETS[-1] + 1
+    with pytest.raises(FormatError, match="calibration"):
+        arm.decode(bytes(data), *pixels.shape)
+    with pytest.raises(FormatError):  # the table cut short
+        arm.decode(bytes(data[:SEGMENT_PREFIX + 10]), *pixels.shape)
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1), (2, 3), (5, 2), (17, 5), (33, 31)])

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from ..data import RandomCrops, centre_crops, load_images
+from ..data import RandomCrops, centre_crops, load_images, noisy_crops
 from ..training import Run, add_run_arguments, fit_bits, resume_or_start
 from .network import ARMNetwork
 from .spec import ARMSpec
@@ -41,6 +41,9 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--mixtures", type=int, default=2)
+    p.add_argument("--noise-prob", type=float, default=0.0,
+                   help="fraction of training crops given Gaussian noise (grain augmentation)")
+    p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the steps after which hidden layers are fake-quantized")
     args = p.parse_args(argv)
@@ -48,6 +51,14 @@ def main(argv=None):
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
+    # With noise augmentation, select on clean and noisy (sigma 2) held-out crops alike.
+    val_sets = [val, noisy_crops(val, 2.0)] if args.noise_prob > 0 else [val]
+
+    def held_out(n):
+        figures = [evaluate(n, v) for v in val_sets]
+        if len(figures) > 1:
+            run.say("held-out clean {:.4f}, noisy {:.4f} bpsp".format(*figures))
+        return sum(figures) / len(figures)
 
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]
@@ -63,8 +74,9 @@ def main(argv=None):
         net.fake_quant = step >= args.qat_from * args.steps
 
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=RandomCrops(train, args.crop, args.batch, seed=step),
-             evaluate=lambda n: evaluate(n, val), before_step=before_step)
+             batches=RandomCrops(train, args.crop, args.batch, seed=step,
+                                 noise_prob=args.noise_prob, noise_max=args.noise_max),
+             evaluate=held_out, before_step=before_step)
 
 
 if __name__ == "__main__":

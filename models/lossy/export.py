@@ -39,6 +39,8 @@ def integer_stack(prefix: str, net, spec: LossySpec, in_frac: int, tensors: dict
 
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
     ck, spec, net = load_checkpoint(checkpoint, LossySpec, LossyAutoencoder)
+    if spec.quantizer != "round":
+        raise SystemExit(f"the codec codes rounded latents; {checkpoint} uses the {spec.quantizer}")
     tensors = {}
     for name, t in net.state_dict().items():
         if name.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain"):

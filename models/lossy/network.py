@@ -96,6 +96,10 @@ class LossyAutoencoder(nn.Module):
         # per-quality gains on the latent (log-parameterised) and the z prior's log-scales
         self.log_gain = nn.Parameter(torch.zeros(spec.qualities, m))
         self.z_log_scale = nn.Parameter(torch.zeros(h))
+        if spec.quantizer == "codebook":
+            self.codebook = LearnedCodebook(spec.codebook_size)
+        elif spec.quantizer != "round":
+            raise ValueError(f"unknown quantizer {spec.quantizer!r}")
 
     # -- pieces shared with the codec ------------------------------------------
     def gains(self, quality: torch.Tensor) -> torch.Tensor:
@@ -139,7 +143,7 @@ class LossyAutoencoder(nn.Module):
         gain = self.gains(quality)
         y = self.g_a(x) * gain
         z = self.h_a(y)
-        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_noisy = self._noisy(z)
         z_bits = _gaussian_bits(z_noisy, torch.zeros_like(z),
                                 self.scales(self.z_levels())[None, :, None, None])
         z_hat = round_ste(z)
@@ -150,12 +154,55 @@ class LossyAutoencoder(nn.Module):
             means, levels = self.slice_params(i, feats, y_hats)
             # (the 1/16 grid of y_hat means previous slices arrive as integers at scale 2^-4;
             #  the integer slice nets take them at their act scale: see the codec)
-            noisy = y_i + torch.empty_like(y_i).uniform_(-0.5, 0.5)
+            if s.quantizer == "codebook":
+                r_hat, bits = self.codebook(y_i - means, self.scales(levels))
+                y_bits = y_bits + bits
+                y_hats.append(r_hat + means)
+                continue
+            noisy = self._noisy(y_i - means) + means
             y_bits = y_bits + _gaussian_bits(noisy, means, self.scales(levels))
             y_hats.append(round_ste(y_i - means) + means)
         y_hat = torch.cat(y_hats, 1)
         x_hat = self.g_s(y_hat / gain)
         return x_hat, y_bits, z_bits
+
+    def _noisy(self, v):
+        """Training: v plus uniform noise, the differentiable proxy of rounding.
+        Evaluation: v rounded, so held-out rates are those of the real codes."""
+        if self.training:
+            return v + torch.empty_like(v).uniform_(-0.5, 0.5)
+        return torch.round(v)
+
+
+class LearnedCodebook(nn.Module):
+    """Scalar quantization to the nearest of L learned values (soft-to-hard
+    quantization, Agustsson et al. 2017): hard assignment forward, softmax
+    assignment for the gradients.  Each value's probability is the mass of the
+    residual's Gaussian over its cell (between the midpoints to its
+    neighbours), so the rate is differentiable in the codebook, the scale and,
+    through the soft assignment, the residual."""
+
+    def __init__(self, size: int, temperature: float = 4.0):
+        super().__init__()
+        self.values = nn.Parameter(torch.arange(size, dtype=torch.float32) - size // 2)
+        self.temperature = temperature
+
+    def forward(self, r, scales):
+        c, _ = torch.sort(self.values)
+        d2 = (r[..., None] - c) ** 2
+        soft_w = torch.softmax(-self.temperature * d2, dim=-1)
+        hard = torch.argmin(d2, dim=-1)
+        r_soft = (soft_w * c).sum(-1)
+        r_hard = c[hard]
+        r_hat = r_soft + (r_hard - r_soft).detach()
+        mid = (c[1:] + c[:-1]) / 2
+        inf = torch.full((1,), 1e4)
+        edges = torch.cat([-inf, mid, inf])
+        cdf = torch.special.ndtr(edges / scales[..., None])        # (..., L+1)
+        p = torch.clamp(cdf[..., 1:] - cdf[..., :-1], min=1e-9)
+        w = soft_w + (F.one_hot(hard, c.numel()).to(soft_w) - soft_w).detach()
+        bits = -(w * torch.log2(p)).sum(-1)
+        return r_hat, bits.sum(dim=(1, 2, 3))
 
 
 def _gaussian_bits(v, means, scales):

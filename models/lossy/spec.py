@@ -15,6 +15,11 @@ class LossySpec:
     slices: int = 4             # channel slices coded in sequence
     hyper: int = 96             # hyper-latent channels
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    # "round": residuals rounded to the integer grid (uniform noise in training);
+    # "codebook": the nearest of codebook_size learned values (soft assignment
+    # for gradients), the alternative the codec does not ship (see MODELS.md)
+    quantizer: str = "round"
+    codebook_size: int = 64
     # integer formats of the entropy-parameter networks (as the ARM)
     weight_frac: int = 10
     act_frac: int = 8

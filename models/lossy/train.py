@@ -49,14 +49,17 @@ def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run='runs/lossy', steps=100000, batch=8, crop=128, lr=0.0001)
+    p.add_argument("--quantizer", choices=["round", "codebook"], default="round",
+                   help="latent quantizer of a new run (the codec ships 'round')")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
     spec, net, opt, step, _ = resume_or_start(
-        run, LossySpec(), LossySpec, LossyAutoencoder,
-        lambda n: torch.optim.Adam(n.parameters(), lr=args.lr), args.init_from)
+        run, LossySpec(quantizer=args.quantizer), LossySpec, LossyAutoencoder,
+        lambda n: torch.optim.Adam(n.parameters(), lr=args.lr), args.init_from,
+        overrides={"quantizer": args.quantizer})
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
     def state():
