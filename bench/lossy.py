@@ -90,7 +90,7 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
 
             curves["nc"] = [_measure(images, work, "nc", q, nc_encode, nc_decode, ".nc")
                             for q in NC_QUALITIES]
-            print("nc:", [(round(c["bpp"], 3), round(c["psnr"], 2)) for c in curves["nc"]], flush=True)
+            _progress("nc", curves["nc"])
         for rc in (lossy_codecs() if references else []):
             def ref_encode(pixels, point, path, out, rc=rc):
                 out.write_bytes(rc.encode(pixels, point))
@@ -100,8 +100,7 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
 
             curves[rc.name] = [_measure(images, work, rc.name, p, ref_encode, ref_decode, rc.suffix)
                                for p in rc.points]
-            print(f"{rc.name}:", [(round(c["bpp"], 3), round(c["psnr"], 2)) for c in curves[rc.name]],
-                  flush=True)
+            _progress(rc.name, curves[rc.name])
     summary = {}
     jpeg = [(c["bpp"], c["psnr"]) for c in curves.get("JPEG", [])]
     for name, pts in curves.items():
@@ -123,6 +122,11 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
         _plot(curves, summary, plot_out)
         print(f"wrote {plot_out}")
     return result
+
+
+def _progress(name: str, curve: list[dict]) -> None:
+    """One line per codec as soon as it is measured: its (bpp, PSNR) points."""
+    print(f"{name}: " + " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f})" for c in curve), flush=True)
 
 
 def _print(curves, summary, n, folder):

@@ -14,8 +14,9 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
 
-    ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
-    tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double()
+    # copies: the arrays may be read-only views of decoded images
+    ta = torch.from_numpy(np.array(a)).permute(2, 0, 1)[None].double()
+    tb = torch.from_numpy(np.array(b)).permute(2, 0, 1)[None].double()
     return float(_ms_ssim(ta, tb, data_range=255, size_average=True))
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from codec.weights import DEFAULT_MODELS
+
 ROOT = Path(__file__).resolve().parents[1]
 
 DEFAULT_ENV = {}
@@ -54,7 +56,7 @@ def sample(tmp_path_factory, photo_large):
     from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
 
     # the colour planes must exercise the calibrated layout (per-band scale shifts)
-    assert ARMPlaneCodec("arm-v1").encode(np.asarray(photo_large)).data[1] == LAYOUT_CALIBRATION
+    assert ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data[1] == LAYOUT_CALIBRATION
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)

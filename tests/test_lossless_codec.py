@@ -6,6 +6,7 @@ from PIL import Image
 
 import codec
 from codec import UnsupportedImage
+from codec.weights import DEFAULT_MODELS
 
 
 def roundtrip(img: Image.Image) -> Image.Image:
@@ -28,7 +29,7 @@ def test_photo_compresses_below_raw_size(photo):
 def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
     from codec.arm_codec import ARMPlaneCodec
 
-    coded = ARMPlaneCodec("arm-v1").encode(np.asarray(photo))
+    coded = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo))
     stream_bits = 8 * (len(coded.data) - coded.side_bytes)
     assert stream_bits <= coded.ideal_bits * 1.005 + 64  # + the coder's final words
 
@@ -36,7 +37,7 @@ def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
 def test_calibrated_and_single_shift_layouts_round_trip(photo, photo_large):
     from codec.arm_codec import LAYOUT_CALIBRATION, LAYOUT_SINGLE_OFFSET, ARMPlaneCodec
 
-    arm = ARMPlaneCodec("arm-v1")
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_CALIBRATION)]:
         pixels = np.asarray(img)
         coded = arm.encode(pixels)
@@ -48,7 +49,7 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
     from codec.arm_codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
     from codec.errors import FormatError
 
-    arm = ARMPlaneCodec("arm-v1")
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
     data[SEGMENT_PREFIX + 5] = CALIBRATION_OFFSETS[-1] + 1
