@@ -114,23 +114,10 @@ class ARMPlaneCodec:
             return self._encode(pixels)
 
     def _encode(self, pixels: np.ndarray) -> CodedPlanes:
-        h, w, c = pixels.shape
-        geo = Wavefronts(h, w, self.spec)
-        buf = geo.new_buffer()
-        full = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
-        buf[(geo.ys + geo.top) * geo.stride + geo.xs + geo.left] = full[geo.ys, geo.xs]
-        values = buf[geo.flat]                           # (n, 3) in coding order
+        c = pixels.shape[2]
+        geo, buf, values = self._layout(pixels)
         n = len(geo.flat)
-        # per pixel and coded channel: means, levels, weights (each (n, K))
-        means = np.empty((n, c, self.spec.mixtures), np.int64)
-        levels = np.empty_like(means)
-        mix = np.empty_like(means)
-        for a in range(0, n, NETWORK_BATCH):
-            sl = slice(a, min(n, a + NETWORK_BATCH))
-            p = self.net(geo.context(buf, geo.flat[sl]))
-            r, g = values[sl, 0], values[sl, 1]
-            for ch in range(c):
-                means[sl, ch], levels[sl, ch], mix[sl, ch] = self._channel_model(p, ch, r, g)
+        means, levels, mix = self._parameters(geo, buf, values, np.arange(n), c)
         calibration, layout = self._fit_calibration(values[:, :c], means, levels, mix)
         levels = self._calibrate(levels, mix, calibration)
         # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
@@ -152,6 +139,46 @@ class ARMPlaneCodec:
         else:
             side = np.array([calibration[0, 0], layout, 0, 0], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
+
+    def estimate_bits(self, pixels: np.ndarray, sample: int = 8) -> float:
+        """Ideal bits of coding ``pixels``, estimated from every ``sample``-th
+        pixel (in coding order) with its calibration: what an encoder choosing
+        between models needs, at 1/sample of the network's cost."""
+        with threadpool_limits(limits=1, user_api="blas"):
+            c = pixels.shape[2]
+            geo, buf, values = self._layout(pixels)
+            index = np.arange(0, len(geo.flat), sample)
+            means, levels, mix = self._parameters(geo, buf, values, index, c)
+            v = values[index, :c]
+            table, _ = self._fit_calibration(v, means, levels, mix)
+            levels = self._calibrate(levels, mix, table)
+            k = means.shape[-1]
+            bits = -self.tables.log2_probabilities(v.reshape(-1), means.reshape(-1, k),
+                                                   levels.reshape(-1, k), mix.reshape(-1, k))
+            return float(bits.sum()) * len(geo.flat) / len(index)
+
+    def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
+        """The wavefront geometry, the padded buffer holding the image, and the
+        pixel values (n, 3) in coding order."""
+        h, w, c = pixels.shape
+        geo = Wavefronts(h, w, self.spec)
+        buf = geo.new_buffer()
+        full = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
+        buf[(geo.ys + geo.top) * geo.stride + geo.xs + geo.left] = full[geo.ys, geo.xs]
+        return geo, buf, buf[geo.flat]
+
+    def _parameters(self, geo: Wavefronts, buf, values, index: np.ndarray, c: int):
+        """Means, levels and mixture weights, each (len(index), c, K), of the
+        pixels ``index`` (in coding order), all of whose contexts are known."""
+        shape = (len(index), c, self.spec.mixtures)
+        means, levels, mix = (np.empty(shape, np.int64) for _ in range(3))
+        for a in range(0, len(index), NETWORK_BATCH):
+            sl = slice(a, min(len(index), a + NETWORK_BATCH))
+            p = self.net(geo.context(buf, geo.flat[index[sl]]))
+            r, g = values[index[sl], 0], values[index[sl], 1]
+            for ch in range(c):
+                means[sl, ch], levels[sl, ch], mix[sl, ch] = self._channel_model(p, ch, r, g)
+        return means, levels, mix
 
     @property
     def bands(self) -> int:

@@ -73,6 +73,11 @@ class IDFPlaneCodec:
             ideal += self.coder.encode(enc, r, groups)
         return CodedPlanes(stream_bytes(enc), ideal)
 
+    def estimate_bits(self, pixels: np.ndarray) -> float:
+        """Ideal bits of coding ``pixels``: a flow's encode is a few parallel
+        passes, so this simply encodes."""
+        return self.encode(pixels).ideal_bits
+
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
         dec = range_decoder(data)
         m, s = self.multiple, self.spec

@@ -20,6 +20,7 @@ class PlaneCodec(Protocol):
     model_id: str
 
     def encode(self, pixels: np.ndarray): ...
+    def estimate_bits(self, pixels: np.ndarray) -> float: ...
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray: ...
 
 
@@ -39,7 +40,20 @@ def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
     return weights.codec_instance(cls, model_id)
 
 
-def encode(planes: Planes, codec: Codec, model_id: str) -> LosslessResult:
+def choose_model(planes: Planes, codec: Codec, model_ids: list[str]) -> str:
+    """The model whose estimated code length for the colour planes is the
+    smallest (the only one, when there is one)."""
+    if len(model_ids) == 1:
+        return model_ids[0]
+    bits = {m: plane_codec(codec, m).estimate_bits(planes.colour) for m in model_ids}
+    return min(bits, key=bits.get)
+
+
+def encode(planes: Planes, codec: Codec, model_id: str | list[str]) -> LosslessResult:
+    """Code the planes with ``model_id``, or with the best for this image of
+    a list of models."""
+    if not isinstance(model_id, str):
+        model_id = choose_model(planes, codec, model_id)
     pc = plane_codec(codec, model_id)
     coded = pc.encode(planes.colour)
     segments = [Segment(SegmentKind.COLOUR, coded.data)]

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import lossless, weights
 from .container import Codec, Container, Header, Mode, Segment, SegmentKind
-from .errors import FormatError, UnsupportedImage
+from .errors import FormatError, UnsupportedImage, WeightsMismatch
 from .planes import Planes
 
 QUALITY_SCALE = 1000
@@ -23,7 +23,10 @@ def lossy_codec(model_id: str):
 
 
 def alpha_model(model_id: str) -> str:
-    return weights.load(model_id, "lossy").meta.get("alpha_model", weights.DEFAULT_MODELS["arm"])
+    try:
+        return weights.load(model_id, "lossy").meta["alpha_model"]
+    except KeyError:
+        raise WeightsMismatch(f"lossy model '{model_id}' names no ARM model for alpha") from None
 
 
 def encode(planes: Planes, quality: float, model_id: str) -> Container:

@@ -23,7 +23,17 @@ from models import WEIGHTS_DIR
 
 from .errors import NcError, WeightsMismatch
 
-DEFAULT_MODELS = {"arm": "arm-v1", "idf": "idf-v1", "lossy": "lossy-v1"}
+DEFAULT_MODELS = {"arm": "arm-v2", "idf": "idf-v1", "lossy": "lossy-v1"}
+# Models the lossless encoder chooses among, image by image, when none is
+# named: arm-v2 was trained with grain augmentation, arm-v1 without; each
+# codes some photographs better (docs/MODELS.md).
+CANDIDATE_MODELS = {"arm": ("arm-v2", "arm-v1")}
+
+
+def candidates(codec_name: str) -> list[str]:
+    """The installed models the encoder may choose among for ``codec_name``."""
+    ids = CANDIDATE_MODELS.get(codec_name, (DEFAULT_MODELS[codec_name],))
+    return [m for m in ids if weights_path(m).exists()] or [DEFAULT_MODELS[codec_name]]
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ def photo_array(photo) -> np.ndarray:
 @pytest.fixture(scope="module")
 def temp_weights_dir():
     """Returns install(folder): points the codec at a folder of throw-away
-    weights (with the shipped arm-v1 copied in, for alpha planes) until the
-    module's tests end."""
+    weights (with the shipped ARM models copied in, for alpha planes and the
+    encoder's choice of model) until the module's tests end."""
     import shutil
 
     from codec import weights
@@ -50,7 +50,8 @@ def temp_weights_dir():
     mp = pytest.MonkeyPatch()
 
     def install(folder: Path) -> Path:
-        shutil.copy(weights.weights_path("arm-v1"), folder / "arm-v1.safetensors")
+        for model_id in weights.CANDIDATE_MODELS["arm"]:
+            shutil.copy(weights.weights_path(model_id), folder / f"{model_id}.safetensors")
         mp.setattr(weights, "WEIGHTS_DIR", folder)
         return folder
 

@@ -45,6 +45,17 @@ def test_calibrated_and_single_shift_layouts_round_trip(photo, photo_large):
         np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
 
 
+def test_encoder_chooses_a_model_and_either_model_decodes(photo_large):
+    from codec.weights import CANDIDATE_MODELS
+
+    chosen = codec.info(codec.encode(photo_large))["model"]
+    assert chosen in CANDIDATE_MODELS["arm"]
+    for model_id in CANDIDATE_MODELS["arm"]:
+        data = codec.encode(photo_large, model=model_id)
+        assert codec.info(data)["model"] == model_id
+        np.testing.assert_array_equal(np.asarray(codec.decode(data)), np.asarray(photo_large))
+
+
 def test_invalid_calibration_table_is_a_format_error(photo_large):
     from codec.arm_codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
     from codec.errors import FormatError

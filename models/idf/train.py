@@ -31,12 +31,15 @@ def main(argv=None):
     p.add_argument("--partitions", type=int, choices=(2, 4), default=2)
     p.add_argument("--couplings", type=int, default=4)
     p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--levels", type=int, default=3,
+                   help="squeeze/factor-out levels (the last level's prior is unconditional)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
-    spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden)
+    spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
+                   levels=args.levels)
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
         args.init_from)

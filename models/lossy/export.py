@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 
 from codec.entropy.residual import build_gaussian_tables
+from codec.weights import DEFAULT_MODELS
 
 from ..training import export_main, load_checkpoint, save_weights
 from .network import LossyAutoencoder
@@ -54,7 +55,10 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     tables = build_gaussian_tables(scales)
     tensors["entropy.gaussian"] = np.concatenate(tables).astype(np.int32)
     tensors["entropy.gaussian_sizes"] = np.array([len(t) for t in tables], np.int32)
-    save_weights(out, tensors, "lossy", model_id, spec, ck, layout=json.dumps(layout))
+    # alpha planes are coded by an ARM model pinned here, so that changing the
+    # default ARM never changes how an existing lossy file decodes
+    save_weights(out, tensors, "lossy", model_id, spec, ck, layout=json.dumps(layout),
+                 alpha_model=DEFAULT_MODELS["arm"])
 
 
 def main(argv=None):
