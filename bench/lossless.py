@@ -10,6 +10,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ def _measure_nc(path: Path, work: Path, codec_name: str) -> dict:
     exact = np.array_equal(np.asarray(Image.open(back)), np.asarray(original))
     size = out.stat().st_size
     return {"bytes": size, "encode_s": enc, "decode_s": dec, "exact": exact,
-            "ideal_bits": r.ideal_bits, "actual_bits": 8 * size}
+            "ideal_bits": r.ideal_bits, "actual_bits": 8 * size,
+            "model": api.info(out.read_bytes())["model"]}
 
 
 def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
@@ -82,12 +84,17 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
              "encode_s": statistics.mean(r["encode_s"] for r in rs),
              "decode_s": statistics.mean(r["decode_s"] for r in rs),
              "all_exact": all(r["exact"] for r in rs)}
+        if "model" in rs[0]:
+            s["images_per_model"] = dict(Counter(r["model"] for r in rs))
         if "ideal_bits" in rs[0]:
             s["ideal_bpp"] = statistics.mean(r["ideal_bits"] / r["pixels"] for r in rs)
             s["overhead_pct"] = 100 * (sum(r["actual_bits"] for r in rs)
                                        / sum(r["ideal_bits"] for r in rs) - 1)
         summary[name] = s
     _print_table(summary, len(paths), folder)
+    for c in nc_codecs:
+        per_model = summary[f"nc {c}"]["images_per_model"]
+        print(f"nc {c}: images per model " + ", ".join(f"{m} {k}" for m, k in per_model.items()))
     jxl = summary.get("JPEG XL e9")
     for c in nc_codecs:
         if jxl:
