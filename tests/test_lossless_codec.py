@@ -56,6 +56,15 @@ def test_encoder_chooses_a_model_and_either_model_decodes(photo_large):
         np.testing.assert_array_equal(np.asarray(codec.decode(data)), np.asarray(photo_large))
 
 
+def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
+    from codec.arm_codec import ARMPlaneCodec
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    actual = 8 * len(arm.encode(pixels).data)
+    assert abs(arm.estimate_bits(pixels) / actual - 1) < 0.03
+
+
 def test_invalid_calibration_table_is_a_format_error(photo_large):
     from codec.arm_codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
     from codec.errors import FormatError
