@@ -73,7 +73,7 @@ def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: st
         c = lossy.encode(planes, quality, model or weights.DEFAULT_MODELS["lossy"])
         return EncodeResult(container.pack(c), 0.0, pixels)
     c = _codec(codec)
-    result = lossless.encode(planes, c, model or weights.candidates(codec))
+    result = lossless.encode(planes, c, [model] if model else weights.candidates(codec))
     return EncodeResult(container.pack(result.container), result.ideal_bits, pixels)
 
 

@@ -118,7 +118,7 @@ class ARMPlaneCodec:
         geo, buf, values = self._layout(pixels)
         n = len(geo.flat)
         means, levels, mix = self._parameters(geo, buf, values, np.arange(n), c)
-        calibration, layout = self._fit_calibration(values[:, :c], means, levels, mix)
+        calibration, layout, _ = self._fit_calibration(values[:, :c], means, levels, mix)
         levels = self._calibrate(levels, mix, calibration)
         # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
         step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
@@ -149,13 +149,8 @@ class ARMPlaneCodec:
             geo, buf, values = self._layout(pixels)
             index = np.arange(0, len(geo.flat), sample)
             means, levels, mix = self._parameters(geo, buf, values, index, c)
-            v = values[index, :c]
-            table, _ = self._fit_calibration(v, means, levels, mix)
-            levels = self._calibrate(levels, mix, table)
-            k = means.shape[-1]
-            bits = -self.tables.log2_probabilities(v.reshape(-1), means.reshape(-1, k),
-                                                   levels.reshape(-1, k), mix.reshape(-1, k))
-            return float(bits.sum()) * len(geo.flat) / len(index)
+            _, _, bits = self._fit_calibration(values[index, :c], means, levels, mix)
+            return bits * len(geo.flat) / len(index)
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -196,11 +191,12 @@ class ARMPlaneCodec:
         shift = calibration[np.arange(levels.shape[1])[None, :], bands]
         return np.clip(levels + shift[..., None], 0, self.spec.log_scale_levels - 1)
 
-    def _fit_calibration(self, values, means, levels, mix) -> tuple[np.ndarray, int]:
-        """(C, bands) shifts and the segment layout.  Per channel and band, the
-        shift with the fewest ideal bits on an evenly spread sample of the
-        symbols; where the table would cost more than it saves (small images),
-        the one shift that is best for all symbols (layout 0)."""
+    def _fit_calibration(self, values, means, levels, mix) -> tuple[np.ndarray, int, float]:
+        """(C, bands) shifts, the segment layout, and the ideal bits of these
+        symbols with those shifts (estimated from the sample).  Per channel and
+        band, the shift with the fewest ideal bits on an evenly spread sample
+        of the symbols; where the table would cost more than it saves (small
+        images), the one shift that is best for all symbols (layout 0)."""
         n, c, k = means.shape
         # every stride-th pixel, all its channels (a stride over symbols could
         # fall on one channel only)
@@ -217,12 +213,14 @@ class ARMPlaneCodec:
         best = offsets[np.argmin(bits, axis=0)]
         # a band without symbols in the sample keeps shift 0 (argmin of zeros is the first)
         best[bits.max(axis=0) == 0] = 0
-        table_saving = stride * (bits.sum(axis=1).min() - bits.min(axis=0).sum())
-        if table_saving > 8 * c * self.bands:
-            return best.reshape(c, self.bands), LAYOUT_CALIBRATION
+        table_bits = stride * float(bits.min(axis=0).sum())
         single = np.isin(offsets, SCALE_OFFSETS)
-        one = offsets[single][np.argmin(bits.sum(axis=1)[single])]
-        return np.full((c, self.bands), one), LAYOUT_SINGLE_OFFSET
+        totals = bits.sum(axis=1)[single]
+        single_bits = stride * float(totals.min())
+        if single_bits - table_bits > 8 * c * self.bands:
+            return best.reshape(c, self.bands), LAYOUT_CALIBRATION, table_bits
+        one = offsets[single][np.argmin(totals)]
+        return np.full((c, self.bands), one), LAYOUT_SINGLE_OFFSET, single_bits
 
     # -- decode ---------------------------------------------------------------
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:

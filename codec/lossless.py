@@ -49,11 +49,9 @@ def choose_model(planes: Planes, codec: Codec, model_ids: list[str]) -> str:
     return min(bits, key=bits.get)
 
 
-def encode(planes: Planes, codec: Codec, model_id: str | list[str]) -> LosslessResult:
-    """Code the planes with ``model_id``, or with the best for this image of
-    a list of models."""
-    if not isinstance(model_id, str):
-        model_id = choose_model(planes, codec, model_id)
+def encode(planes: Planes, codec: Codec, model_ids: list[str]) -> LosslessResult:
+    """Code the planes with the model of ``model_ids`` best for this image."""
+    model_id = choose_model(planes, codec, model_ids)
     pc = plane_codec(codec, model_id)
     coded = pc.encode(planes.colour)
     segments = [Segment(SegmentKind.COLOUR, coded.data)]
