@@ -21,6 +21,22 @@ def load_images(folder: Path, held_out: int = 4) -> tuple[list[np.ndarray], list
     return images[:-held_out], images[-held_out:]
 
 
+def downscaled(images: list[np.ndarray], factor: float) -> list[np.ndarray]:
+    """The images made ``factor`` times smaller (Lanczos, antialiased).
+
+    The training photographs are about 1300 x 850; Kodak and many stored
+    photographs are smaller renderings of larger originals, with more detail
+    per pixel.  Smaller copies show a model that kind of picture."""
+    if factor == 1:
+        return list(images)
+    out = []
+    for im in images:
+        h, w = im.shape[:2]
+        size = (max(1, round(w / factor)), max(1, round(h / factor)))
+        out.append(np.asarray(Image.fromarray(im).resize(size, Image.Resampling.LANCZOS)))
+    return out
+
+
 def add_noise(crop: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """The crop with white Gaussian noise of ``sigma`` levels, rounded and clipped.
 
@@ -35,15 +51,22 @@ class RandomCrops:
     """Batches of random crops (uint8, B x 3 x S x S) with horizontal flips,
     an occasional grey crop, so grey images are in the training distribution,
     and optionally noise of a random strength (``noise_prob`` of the crops,
-    sigma uniform in [0, ``noise_max``])."""
+    sigma uniform in [0, ``noise_max``]).  ``images`` may be a list of image
+    sets (e.g. the photographs at several sizes): each set is drawn equally
+    often, and within a set each image in proportion to its area."""
 
-    def __init__(self, images: list[np.ndarray], size: int, batch: int, grey_prob: float = 0.1,
+    def __init__(self, images, size: int, batch: int, grey_prob: float = 0.1,
                  seed: int = 0, noise_prob: float = 0.0, noise_max: float = 0.0):
-        self.images, self.size, self.batch, self.grey_prob = images, size, batch, grey_prob
+        sets = images if images and isinstance(images[0], list) else [images]
+        self.images = [im for s in sets for im in s]
+        self.size, self.batch, self.grey_prob = size, batch, grey_prob
         self.noise_prob, self.noise_max = noise_prob, noise_max
         self.rng = np.random.default_rng(seed)
-        areas = np.array([im.shape[0] * im.shape[1] for im in images], dtype=np.float64)
-        self.weights = areas / areas.sum()
+        weights = []
+        for s in sets:
+            areas = np.array([im.shape[0] * im.shape[1] for im in s], dtype=np.float64)
+            weights.append(areas / areas.sum() / len(sets))
+        self.weights = np.concatenate(weights)
 
     def __call__(self) -> torch.Tensor:
         out = np.empty((self.batch, self.size, self.size, 3), np.uint8)

@@ -78,3 +78,34 @@ def test_idf_cross_configuration(idf_weights, photo, tmp_path):
                        env=env, check=True, cwd=ROOT, timeout=300)
         np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(photo))
     assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large):
+    """The codec's ideal size equals the training network's code length: the
+    integer priors put their means and scales where training put them (a
+    mismatch once made trained weights code at 4x their rate).  The network
+    is a mildly perturbed fresh one, so its latents stay in the range where
+    training's float form and the integer form round alike."""
+    from codec.idf_codec import IDFPlaneCodec
+    from models.idf.export import export
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+
+    torch.manual_seed(4)
+    net = IDF(IDFSpec(partitions=4, couplings=2, hidden=8))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.03)
+        for prior in net.priors:  # means of a few latent units, broad scales (e^3)
+            half = prior.bias.numel() // 2
+            prior.bias[:half] = torch.randn(half)
+            prior.bias[half:] = 3.0
+    ck = idf_weights / "rate-ck.pt"
+    torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
+    export(ck, idf_weights / "idf-rate.safetensors", "idf-rate")
+    pixels = np.asarray(photo_large)[:128, :128].copy()
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        trained = float(net.eval()(x))
+    coded = IDFPlaneCodec("idf-rate").encode(pixels).ideal_bits
+    assert coded == pytest.approx(trained, rel=0.01)

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from ..data import RandomCrops, centre_crops, load_images, noisy_crops
+from ..data import RandomCrops, centre_crops, downscaled, load_images, noisy_crops
 from ..training import Run, add_run_arguments, fit_bits, resume_or_start
 from .network import ARMNetwork
 from .spec import ARMSpec
@@ -44,21 +44,27 @@ def main(argv=None):
     p.add_argument("--noise-prob", type=float, default=0.0,
                    help="fraction of training crops given Gaussian noise (grain augmentation)")
     p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
+    p.add_argument("--scales", default="1",
+                   help="comma-separated downscaling factors of the photographs to train on "
+                        "(each drawn equally often), e.g. 1,2; held-out selection averages them")
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the steps after which hidden layers are fake-quantized")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
-    val = centre_crops(held, 256)
+    factors = [float(f) for f in args.scales.split(",")]
+    train_sets = [downscaled(train, f) for f in factors]
+    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
     # With noise augmentation, select on clean and noisy (sigma 2) held-out crops alike.
-    val_sets = [val, noisy_crops(val, 2.0)] if args.noise_prob > 0 else [val]
+    if args.noise_prob > 0:
+        val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
 
     def held_out(n):
-        figures = [evaluate(n, v) for v in val_sets]
+        figures = {name: evaluate(n, v) for name, v in val_sets.items()}
         if len(figures) > 1:
-            run.say("held-out clean {:.4f}, noisy {:.4f} bpsp".format(*figures))
-        return sum(figures) / len(figures)
+            run.say("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()) + " bpsp")
+        return sum(figures.values()) / len(figures)
 
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]
@@ -74,7 +80,7 @@ def main(argv=None):
         net.fake_quant = step >= args.qat_from * args.steps
 
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=RandomCrops(train, args.crop, args.batch, seed=step,
+             batches=RandomCrops(train_sets, args.crop, args.batch, seed=step,
                                  noise_prob=args.noise_prob, noise_max=args.noise_max),
              evaluate=held_out, before_step=before_step)
 

@@ -96,8 +96,9 @@ class IntegerPrior:
             assert frac2 == frac
             acc = acc + out
         mean_acc, ls_acc = acc.chunk(2, 1)
-        # mean = 64 * raw in latent units, on a 2^-mean_frac grid
-        means = torch.clamp(round_scaled(mean_acc, INPUT_FRAC + s.mean_frac - frac), -2**20, 2**20)
+        # mean = 2^mean_gain_log2 * raw in latent units, on a 2^-mean_frac grid
+        means = torch.clamp(round_scaled(mean_acc, s.mean_gain_log2 + s.mean_frac - frac),
+                            -2**20, 2**20)
         offset = -s.log_scale_min * 2**s.log_scale_frac
         levels = torch.clamp(round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
                              0, s.log_scale_levels - 1)

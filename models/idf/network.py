@@ -100,7 +100,7 @@ class Prior(nn.Module):
         if self.net is not None:
             out = out + self.net(kept)
         mean_raw, ls_raw = out.chunk(2, 1)
-        means = quantize_ste(mean_raw * 64, s.mean_frac, -2**20, 2**20)
+        means = quantize_ste(mean_raw * 2**s.mean_gain_log2, s.mean_frac, -2**20, 2**20)
         levels = clamp_ste(round_ste((ls_raw - s.log_scale_min) * 2**s.log_scale_frac),
                            0, s.log_scale_levels - 1)
         return means, s.log_scale_min + levels / 2**s.log_scale_frac
@@ -140,7 +140,7 @@ class IDF(nn.Module):
         bits = 0.0
         for prior, (z, kept) in zip(self.priors, self.latents(x)):
             means, log_scales = prior(kept, z.shape)
-            bits = bits + _logistic_bits(z, means / 2**self.spec.mean_frac, log_scales)
+            bits = bits + _logistic_bits(z, means, log_scales)
         return bits
 
 

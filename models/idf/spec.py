@@ -21,6 +21,8 @@ class IDFSpec:
     input_clamp: int = 255
     bias_max: int = 2**20
     mean_frac: int = 4
+    # a prior's mean is 2^mean_gain_log2 times its network's raw output (latent units)
+    mean_gain_log2: int = 2
     log_scale_min: float = -2.0
     log_scale_frac: int = 3
     log_scale_levels: int = 64
