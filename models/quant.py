@@ -28,3 +28,9 @@ def round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:
     """floor(acc * 2^shift + 1/2): the integer networks' rescaling, exact for
     integer-valued float tensors (a power-of-two product and a floor)."""
     return torch.floor(acc * float(2.0**shift) + 0.5)
+
+
+def round_scaled_(acc: torch.Tensor, shift: int) -> torch.Tensor:
+    """``round_scaled`` in place (same operations, same results): the integer
+    flow's decoder spends much of its time allocating these intermediates."""
+    return acc.mul_(float(2.0**shift)).add_(0.5).floor_()

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .network import squeeze, unsqueeze
-from ..quant import round_scaled
+from ..quant import round_scaled, round_scaled_
 from .spec import IDFSpec
 
 INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent
@@ -53,7 +53,7 @@ class IntegerNet:
             acc = exact_conv(h, w, b, pad)
             if i == len(self.layers) - 1:
                 return acc, s.weight_frac + frac
-            h = torch.clamp(round_scaled(acc, s.act_frac - s.weight_frac - frac), 0, s.act_max)
+            h = round_scaled_(acc, s.act_frac - s.weight_frac - frac).clamp_(0, s.act_max)
             frac = s.act_frac
 
 
@@ -65,7 +65,7 @@ class IntegerCoupling:
     def _shift(self, i, parts):
         others = torch.cat([q for j, q in enumerate(parts) if j != i], 1)
         acc, frac = self.nets[i](others)
-        return round_scaled(acc, -frac)
+        return round_scaled_(acc, -frac)
 
     def forward(self, x):
         parts = list(x.chunk(self.parts, 1))
