@@ -22,11 +22,14 @@ from codec import api
 from .reference import lossless_codecs
 
 
-def _measure_nc(path: Path, work: Path, codec_name: str) -> dict:
-    out = work / f"{path.stem}.{codec_name}.nc"
-    back = work / f"{path.stem}.{codec_name}.png"
+def _measure_nc(path: Path, work: Path, codec_spec: str) -> dict:
+    """``codec_spec`` is a codec name, or ``codec:model`` to pin the model."""
+    codec_name, _, model = codec_spec.partition(":")
+    slug = codec_spec.replace(":", "-")
+    out = work / f"{path.stem}.{slug}.nc"
+    back = work / f"{path.stem}.{slug}.png"
     t = time.perf_counter()
-    r = api.encode_file(path, out, codec_name, force=True)
+    r = api.encode_file(path, out, codec_name, force=True, model=model or None)
     enc = time.perf_counter() - t
     t = time.perf_counter()
     api.decode_file(out, back, force=True)
