@@ -94,8 +94,9 @@ def export_main(export, doc: str, argv=None) -> None:
 
 
 def load_state(path: Path) -> tuple[dict, dict]:
-    """(model state dict, spec dict) of a training checkpoint (.pt) or of a
-    committed model-only checkpoint (.safetensors, ``models/checkpoints``)."""
+    """(model state dict, spec dict) of a training checkpoint (.pt), of a
+    committed model-only checkpoint (.safetensors, ``models/checkpoints``) or
+    of shipped ARM or IDF weights (``models/weights``)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         import json
@@ -104,8 +105,14 @@ def load_state(path: Path) -> tuple[dict, dict]:
         from safetensors.torch import load_file
 
         with safe_open(str(path), framework="pt") as f:
-            spec = json.loads(f.metadata()["spec"])
-        return load_file(str(path)), spec
+            meta = f.metadata()
+        if meta.get("kind") == "arm":  # shipped integer weights, not a snapshot
+            from .arm.export import float_state
+            return float_state(path)
+        if meta.get("kind") == "idf":
+            from .idf.export import float_state
+            return float_state(path)
+        return load_file(str(path)), json.loads(meta["spec"])
     ck = torch.load(path, weights_only=False, map_location="cpu")
     return ck["model"], ck["spec"]
 
@@ -196,8 +203,20 @@ def save_weights(out: Path, tensors: dict, kind: str, model_id: str, spec, check
 
 
 def load_checkpoint(path: Path, spec_cls, net_cls):
-    """(checkpoint dict, spec, network with its weights) of a training checkpoint."""
-    ck = torch.load(path, weights_only=False, map_location="cpu")
+    """(checkpoint dict, spec, network with its weights) of a training
+    checkpoint, or of a committed snapshot (``models/checkpoints``) or shipped
+    weights file, whose checkpoint dict then holds only the spec, weights and step."""
+    path = Path(path)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        state, spec_dict = load_state(path)
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            ck = {"spec": spec_dict, "model": state,
+                  "step": int(meta.get("step", meta.get("train_step", 0)))}
+    else:
+        ck = torch.load(path, weights_only=False, map_location="cpu")
     spec = spec_cls.from_dict(ck["spec"])
     net = net_cls(spec)
     net.load_state_dict(ck["model"])

@@ -109,3 +109,22 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large)
         trained = float(net.eval()(x))
     coded = IDFPlaneCodec("idf-rate").encode(pixels).ideal_bits
     assert coded == pytest.approx(trained, rel=0.01)
+
+
+def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path):
+    """A run whose folder is lost continues from the shipped flow
+    (``--init-from models/weights/idf-v1.safetensors``): re-exporting the
+    recovered float network must give back exactly the shipped integers."""
+    from pathlib import Path
+
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from models.idf.export import export
+
+    shipped = Path(__file__).parents[1] / "models" / "weights" / "idf-v1.safetensors"
+    export(shipped, tmp_path / "again.safetensors", "idf-v1")
+    a, b = load_file(str(shipped)), load_file(str(tmp_path / "again.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)

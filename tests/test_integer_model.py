@@ -33,3 +33,24 @@ def test_integer_model_matches_training_network(photo_array):
     agree_levels = np.mean(p.levels == t_levels.permute(2, 3, 0, 1).numpy()[ys, xs])
     # float32 training arithmetic may land on the other side of a rounding tie now and then
     assert agree > 0.99 and agree_levels > 0.99
+
+
+def test_shipped_arm_weights_convert_back_to_the_same_training_network():
+    """A run whose folder is lost continues from the shipped weights
+    (``--init-from models/weights/arm-v2.safetensors``): the recovered float
+    network must export to exactly the integers it came from."""
+    from pathlib import Path
+
+    from safetensors.numpy import load_file
+
+    from models.training import load_state
+
+    path = Path(__file__).parents[1] / "models" / "weights" / "arm-v2.safetensors"
+    state, spec = load_state(path)
+    net = ARMNetwork(ARMSpec.from_dict(spec))
+    net.load_state_dict(state)
+    shipped = load_file(str(path))
+    for i, (w, b) in enumerate(integer_layers(net)):
+        np.testing.assert_array_equal(w, shipped[f"layer{i}.weight"])
+        np.testing.assert_array_equal(b, shipped[f"layer{i}.bias"])
+    np.testing.assert_array_equal(integer_skip(net), shipped["skip.weight"])

@@ -50,6 +50,33 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     save_weights(out, tensors, "idf", model_id, spec, ck)
 
 
+def float_state(weights: Path) -> tuple[dict, dict]:
+    """(network state dict, spec dict) recovered from shipped IDF weights: the
+    inverse of :func:`export`, exact on the grids it rounded to, so a training
+    run can continue from a shipped flow (``models.training.load_state``)."""
+    import json
+    import re
+
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        spec_dict = json.loads(f.metadata()["spec"])
+        t = {k: f.get_tensor(k).double() for k in f.keys() if not k.startswith("entropy.")}
+    spec = IDFSpec.from_dict(spec_dict)
+    state = {}
+    for key, v in t.items():
+        if m := re.fullmatch(r"prior(\d+)\.bias", key):
+            state[f"priors.{m[1]}.bias"] = v / 2**(spec.weight_frac + spec.act_frac)
+            continue
+        m = re.fullmatch(r"(flow(\d+)\.(\d+)\.(\d+)|prior(\d+))\.(\d+)\.(weight|bias)", key)
+        layer, kind = int(m[6]), m[7]
+        name = (f"flows.{m[2]}.{m[3]}.nets.{m[4]}" if m[2] is not None else f"priors.{m[5]}.net")
+        in_frac = INPUT_FRAC if layer == 0 else spec.act_frac
+        scale = 2**spec.weight_frac if kind == "weight" else 2**(spec.weight_frac + in_frac)
+        state[f"{name}.layers.{layer}.{kind}"] = v / scale
+    return {k: v.float() for k, v in state.items()}, spec_dict
+
+
 def main(argv=None):
     export_main(export, __doc__, argv)
 
