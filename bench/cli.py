@@ -14,7 +14,7 @@ def main():
 @main.command()
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--codec", "codecs", multiple=True, default=["arm"], show_default=True,
-              help="nc codec(s) to measure; CODEC:MODEL pins a model (e.g. idf:idf-v1).")
+              help="nc codec(s) to measure; CODEC:MODEL pins a model (e.g. idf:idf-v2).")
 @click.option("--no-reference", is_flag=True, help="Skip the classic codecs.")
 @click.option("--limit", type=int, help="Only the first N images.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),

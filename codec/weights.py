@@ -23,11 +23,12 @@ from models import WEIGHTS_DIR
 
 from .errors import NcError, WeightsMismatch
 
-DEFAULT_MODELS = {"arm": "arm-v2", "idf": "idf-v1", "lossy": "lossy-v1"}
+DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v2", "lossy": "lossy-v1"}
 # Models the lossless encoder chooses among, image by image, when none is
-# named: arm-v2 was trained with grain augmentation, arm-v1 without; each
-# codes some photographs better (docs/MODELS.md).
-CANDIDATE_MODELS = {"arm": ("arm-v2", "arm-v1")}
+# named: arm-v3 was trained on the photographs at several sizes, arm-v2 with
+# grain augmentation, arm-v1 on neither; each codes some photographs better
+# (docs/MODELS.md).
+CANDIDATE_MODELS = {"arm": ("arm-v3", "arm-v2", "arm-v1")}
 
 
 def candidates(codec_name: str) -> list[str]:

@@ -113,7 +113,7 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large)
 
 def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path):
     """A run whose folder is lost continues from the shipped flow
-    (``--init-from models/weights/idf-v1.safetensors``): re-exporting the
+    (``--init-from models/weights/idf-v2.safetensors``): re-exporting the
     recovered float network must give back exactly the shipped integers."""
     from pathlib import Path
 
@@ -122,8 +122,8 @@ def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path)
 
     from models.idf.export import export
 
-    shipped = Path(__file__).parents[1] / "models" / "weights" / "idf-v1.safetensors"
-    export(shipped, tmp_path / "again.safetensors", "idf-v1")
+    shipped = Path(__file__).parents[1] / "models" / "weights" / "idf-v2.safetensors"
+    export(shipped, tmp_path / "again.safetensors", "idf-v2")
     a, b = load_file(str(shipped)), load_file(str(tmp_path / "again.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
