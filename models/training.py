@@ -93,26 +93,35 @@ def export_main(export, doc: str, argv=None) -> None:
     export(a.checkpoint, a.out, a.model_id or a.out.stem)
 
 
+# Shipped weights hold integer networks; these modules' ``float_state`` turns
+# them back into training state.  Snapshots (no "kind") are float already.
+FLOAT_STATE_OF_SHIPPED = {"arm": "models.arm.export", "idf": "models.idf.export"}
+
+
+def load_safetensors(path: Path) -> tuple[dict, dict, dict]:
+    """(model state dict, spec dict, metadata) of a committed snapshot
+    (``models/checkpoints``) or of shipped ARM or IDF weights, in one read."""
+    import importlib
+    import json
+
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    spec = json.loads(meta["spec"])
+    if meta.get("kind") in FLOAT_STATE_OF_SHIPPED:
+        tensors = importlib.import_module(FLOAT_STATE_OF_SHIPPED[meta["kind"]]).float_state(tensors, spec)
+    return tensors, spec, meta
+
+
 def load_state(path: Path) -> tuple[dict, dict]:
-    """(model state dict, spec dict) of a training checkpoint (.pt), of a
-    committed model-only checkpoint (.safetensors, ``models/checkpoints``) or
-    of shipped ARM or IDF weights (``models/weights``)."""
+    """(model state dict, spec dict) of a training checkpoint (.pt), a
+    committed snapshot or shipped ARM or IDF weights (.safetensors)."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        import json
-
-        from safetensors import safe_open
-        from safetensors.torch import load_file
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-        if meta.get("kind") == "arm":  # shipped integer weights, not a snapshot
-            from .arm.export import float_state
-            return float_state(path)
-        if meta.get("kind") == "idf":
-            from .idf.export import float_state
-            return float_state(path)
-        return load_file(str(path)), json.loads(meta["spec"])
+        state, spec, _ = load_safetensors(path)
+        return state, spec
     ck = torch.load(path, weights_only=False, map_location="cpu")
     return ck["model"], ck["spec"]
 
@@ -208,13 +217,9 @@ def load_checkpoint(path: Path, spec_cls, net_cls):
     weights file, whose checkpoint dict then holds only the spec, weights and step."""
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        state, spec_dict = load_state(path)
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata()
-            ck = {"spec": spec_dict, "model": state,
-                  "step": int(meta.get("step", meta.get("train_step", 0)))}
+        state, spec_dict, meta = load_safetensors(path)
+        ck = {"spec": spec_dict, "model": state,
+              "step": int(meta.get("step", meta.get("train_step", 0)))}
     else:
         ck = torch.load(path, weights_only=False, map_location="cpu")
     spec = spec_cls.from_dict(ck["spec"])

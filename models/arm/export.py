@@ -57,30 +57,23 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     save_weights(out, tensors, "arm", model_id, spec, ck)
 
 
-def float_state(weights: Path) -> tuple[dict, dict]:
-    """(network state dict, spec dict) recovered from shipped ARM weights: the
-    inverse of :func:`integer_layers`, exact on the grid the export rounded to.
-    Lets a training run continue from a shipped model when its run folder is
-    gone (``models.training.load_state`` calls it for shipped ARM files)."""
-    import json
-
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as f:
-        spec_dict = json.loads(f.metadata()["spec"])
-        t = {k: f.get_tensor(k) for k in f.keys()}
+def float_state(t: dict, spec_dict: dict) -> dict:
+    """The network state dict behind shipped ARM weights: the inverse of
+    :func:`integer_layers` and :func:`integer_skip`, exact on the grid the
+    export rounded to, so a training run can continue from a shipped model
+    (``models.training.load_state``)."""
     s = ARMSpec.from_dict(spec_dict)
     nb, ch = len(s.neighbourhood), s.channels
     scale = 2.0 ** s.weight_frac
     first = t["layer0.weight"].double().T / scale  # (hidden, nb*ch) as (hidden, nb, ch)
-    state = {"w_in": first.reshape(-1, nb, ch).permute(0, 2, 1).float(),
-             "b_in": (t["layer0.bias"].double() / 2.0 ** (s.weight_frac + s.input_frac)).float()}
+    state = {"w_in": first.reshape(-1, nb, ch).permute(0, 2, 1),
+             "b_in": t["layer0.bias"].double() / 2.0 ** (s.weight_frac + s.input_frac)}
     names = [f"hidden_layers.{i}" for i in range(s.hidden_layers - 1)] + ["head"]
     for i, name in enumerate(names, start=1):
-        state[f"{name}.weight"] = (t[f"layer{i}.weight"].double().T / scale).float()
-        state[f"{name}.bias"] = (t[f"layer{i}.bias"].double() / 2.0 ** (s.weight_frac + s.act_frac)).float()
-    state["skip.weight"] = (t["skip.weight"].double().T / scale).float()
-    return state, spec_dict
+        state[f"{name}.weight"] = t[f"layer{i}.weight"].double().T / scale
+        state[f"{name}.bias"] = t[f"layer{i}.bias"].double() / 2.0 ** (s.weight_frac + s.act_frac)
+    state["skip.weight"] = t["skip.weight"].double().T / scale
+    return {k: v.float().contiguous() for k, v in state.items()}
 
 
 def main(argv=None):
