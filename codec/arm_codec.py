@@ -22,6 +22,11 @@ symbols in the fewest bits.  The table (C x 32 bytes) follows the segment's
 prefix and costs under 0.001 bpp on a Kodak-sized image; the decoder applies
 the same shifts.  (Files from before the table have one shift per segment in
 the prefix; they decode as they always did.)
+
+Error feedback (``arm_feedback.py``).  On top of the table, the encoder fits
+corrections from the residuals of already-coded neighbours: a linear bias of
+the means and a scale shift per local error-energy context.  They follow the
+table (layout 2) where they save more than they cost.
 """
 from __future__ import annotations
 
@@ -30,19 +35,19 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from models.arm.integer import IntegerARM, MixtureParams, shifted_means
+from models.arm.integer import IntegerARM, MixtureParams, clip, shifted_means
 from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
 
-from . import weights
+from . import arm_feedback, weights
+from .arm_feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from .entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
 from .errors import FormatError
 
 SCALE_OFFSETS = range(-3, 9)   # layout 0: the one shift of the scale level (1/8 log-scale)
 CALIBRATION_OFFSETS = range(-8, 14)  # layout 1: the shift of each band
-BAND_SHIFT = 1                 # a band is 2 consecutive scale levels
 CALIBRATION_SAMPLE = 1 << 17   # symbols the encoder judges the shifts on
 SEGMENT_PREFIX = 4
-LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION = 0, 1
+LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK = 0, 1, 2
 PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-sized)
 SYMBOL_BATCH = 1 << 12   # symbols per frequency-table build and coder call
@@ -107,19 +112,38 @@ class ARMPlaneCodec:
         return means, p.levels[:, channel], self.tables.weights(p.logits[:, channel])
 
     # -- encode ---------------------------------------------------------------
-    def encode(self, pixels: np.ndarray) -> CodedPlanes:
-        """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB)."""
+    def encode(self, pixels: np.ndarray, layout: int | None = None) -> CodedPlanes:
+        """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
+        forces a segment layout (tests, measurements); by default the encoder
+        writes the one with the fewest estimated bits."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._encode(pixels)
+            return self._encode(pixels, layout)
 
-    def _encode(self, pixels: np.ndarray) -> CodedPlanes:
+    def _encode(self, pixels: np.ndarray, layout: int | None) -> CodedPlanes:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         n = len(geo.flat)
         means, levels, mix = self._parameters(geo, buf, values, np.arange(n), c)
-        calibration, layout, _ = self._fit_calibration(values[:, :c], means, levels, mix)
-        levels = self._calibrate(levels, mix, calibration)
+        options = self._fit_calibration(values[:, :c], means, levels, mix)
+        feedback = None
+        # error feedback builds on the table; fitted where the table pays or when asked for
+        if layout == LAYOUT_FEEDBACK or (layout is None and options[LAYOUT_CALIBRATION][1]
+                                         < options[LAYOUT_SINGLE_OFFSET][1]):
+            model = FeedbackModel(ErrorFeedback.zero(c), options[LAYOUT_CALIBRATION][0], self.spec,
+                                  geo.stride, geo.height + geo.top, c)
+            feedback, fb_means, fb_levels, fb_bits = arm_feedback.fit(
+                model, geo.flat, values[:, :c], means, levels, mix, self.tables)
+            side = 8 * (c * self.bands + ErrorFeedback.size(c))
+            options[LAYOUT_FEEDBACK] = (options[LAYOUT_CALIBRATION][0], fb_bits + side)
+        if layout is None:
+            layout = min(options, key=lambda k: options[k][1])
+        calibration = options[layout][0]
+        if layout == LAYOUT_FEEDBACK:
+            means, levels = fb_means, fb_levels
+        else:
+            feedback = None
+            levels = self._calibrate(levels, mix, calibration)
         # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
         step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
         pix = np.repeat(np.arange(n), c)
@@ -134,8 +158,10 @@ class ARMPlaneCodec:
             sym = values[pi, ci]
             enc.encode(sym, self.tables.frequencies(m, l, wt))
             ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
-        if layout == LAYOUT_CALIBRATION:
+        if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             side = np.array([0, layout, 0, 0], np.int8).tobytes() + calibration.astype(np.int8).tobytes()
+            if feedback is not None:
+                side += feedback.to_bytes()
         else:
             side = np.array([calibration[0, 0], layout, 0, 0], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
@@ -149,8 +175,8 @@ class ARMPlaneCodec:
             geo, buf, values = self._layout(pixels)
             index = np.arange(0, len(geo.flat), sample)
             means, levels, mix = self._parameters(geo, buf, values, index, c)
-            _, _, bits = self._fit_calibration(values[index, :c], means, levels, mix)
-            return bits * len(geo.flat) / len(index)
+            options = self._fit_calibration(values[index, :c], means, levels, mix)
+            return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -183,20 +209,19 @@ class ARMPlaneCodec:
         """(n, C) band of each symbol: its dominant component's level >> BAND_SHIFT
         (dominant: the largest mixture weight, the first on ties)."""
         dominant = np.argmax(mix, axis=-1)[..., None]
-        return np.take_along_axis(levels, dominant, axis=-1)[..., 0] >> BAND_SHIFT
+        return pick(levels, dominant) >> BAND_SHIFT
 
     def _calibrate(self, levels: np.ndarray, mix: np.ndarray, calibration: np.ndarray):
         """levels (n, C, K) shifted by calibration[channel, band] (C, bands)."""
         bands = self._band_index(levels, mix)
         shift = calibration[np.arange(levels.shape[1])[None, :], bands]
-        return np.clip(levels + shift[..., None], 0, self.spec.log_scale_levels - 1)
+        return clip(levels + shift[..., None], 0, self.spec.log_scale_levels - 1)
 
-    def _fit_calibration(self, values, means, levels, mix) -> tuple[np.ndarray, int, float]:
-        """(C, bands) shifts, the segment layout, and the ideal bits of these
-        symbols with those shifts (estimated from the sample).  Per channel and
-        band, the shift with the fewest ideal bits on an evenly spread sample
-        of the symbols; where the table would cost more than it saves (small
-        images), the one shift that is best for all symbols (layout 0)."""
+    def _fit_calibration(self, values, means, levels, mix) -> dict[int, tuple[np.ndarray, float]]:
+        """The (C, bands) shifts of layouts 0 and 1, each with the estimated
+        bits of these symbols and of its side information.  Layout 1: per
+        channel and band, the shift with the fewest ideal bits on an evenly
+        spread sample of the symbols; layout 0: the one shift best for all."""
         n, c, k = means.shape
         # every stride-th pixel, all its channels (a stride over symbols could
         # fall on one channel only)
@@ -206,21 +231,20 @@ class ARMPlaneCodec:
         group = (np.tile(np.arange(c), len(v) // c) * self.bands
                  + self._band_index(lv[:, None], w[:, None])[:, 0])
         top = self.spec.log_scale_levels - 1
-        bits = np.stack([np.bincount(group, -self.tables.log2_probabilities(
-                             v, m, np.clip(lv + o, 0, top), w), minlength=c * self.bands)
-                         for o in CALIBRATION_OFFSETS])
+        bits = arm_feedback.level_shift_bits(v, m, lv, w, group, c * self.bands, self.tables,
+                                             top, CALIBRATION_OFFSETS)
         offsets = np.asarray(CALIBRATION_OFFSETS)
         best = offsets[np.argmin(bits, axis=0)]
         # a band without symbols in the sample keeps shift 0 (argmin of zeros is the first)
         best[bits.max(axis=0) == 0] = 0
-        table_bits = stride * float(bits.min(axis=0).sum())
         single = np.isin(offsets, SCALE_OFFSETS)
         totals = bits.sum(axis=1)[single]
-        single_bits = stride * float(totals.min())
-        if single_bits - table_bits > 8 * c * self.bands:
-            return best.reshape(c, self.bands), LAYOUT_CALIBRATION, table_bits
         one = offsets[single][np.argmin(totals)]
-        return np.full((c, self.bands), one), LAYOUT_SINGLE_OFFSET, single_bits
+        return {
+            LAYOUT_SINGLE_OFFSET: (np.full((c, self.bands), one), stride * float(totals.min())),
+            LAYOUT_CALIBRATION: (best.reshape(c, self.bands),
+                                 stride * float(bits.min(axis=0).sum()) + 8 * c * self.bands),
+        }
 
     # -- decode ---------------------------------------------------------------
     def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
@@ -229,19 +253,30 @@ class ARMPlaneCodec:
             return self._decode(data, height, width, channels)
 
     def _decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
-        calibration, body = self._read_prefix(data, channels)
+        calibration, feedback, body = self._read_prefix(data, channels)
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
         tables = self.tables
+        model = (FeedbackModel(feedback, calibration, self.spec, geo.stride, height + geo.top, channels)
+                 if feedback is not None else None)
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             flat = geo.flat[a:b]
             p = self.net(geo.context(buf, flat))
             r = g = None
+            if model is not None:
+                acc, energy = model.neighbours(flat)
+                residual = np.empty((len(flat), channels), np.int64)
+                surprise = np.empty((len(flat), channels), np.int64)
             for ch in range(channels):
                 m, l, wt = self._channel_model(p, ch, r, g)
-                l = self._calibrate(l[:, None], wt[:, None], calibration[ch:ch + 1])[:, 0]
+                if model is None:
+                    l = self._calibrate(l[:, None], wt[:, None], calibration[ch:ch + 1])[:, 0]
+                else:
+                    m, l, memo = model.correct(ch, m, l, wt, acc, energy, residual, surprise)
                 v = dec.decode(tables.frequencies(m, l, wt))
+                if model is not None:
+                    residual[:, ch], surprise[:, ch] = model.observe(v, *memo)
                 if channels == 1:
                     buf[flat] = v[:, None]
                 else:
@@ -250,22 +285,32 @@ class ARMPlaneCodec:
                     r = v
                 elif ch == 1:
                     g = v
+            if model is not None:
+                model.store_residuals(flat, residual)
+                model.store_surprises(flat, surprise)
         out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
         return out[:, :, :channels].astype(np.uint8)
 
-    def _read_prefix(self, data: bytes, channels: int) -> tuple[np.ndarray, bytes]:
-        """(calibration table (C, bands), range-coder stream) of a segment."""
+    def _read_prefix(self, data: bytes, channels: int):
+        """(calibration table (C, bands), error feedback or None, range-coder
+        stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
         if data[2:SEGMENT_PREFIX] != b"\0\0":
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
-            return np.full((channels, self.bands), offset, np.int64), data[SEGMENT_PREFIX:]
+            return np.full((channels, self.bands), offset, np.int64), None, data[SEGMENT_PREFIX:]
         end = SEGMENT_PREFIX + channels * self.bands
-        if layout != LAYOUT_CALIBRATION or offset != 0 or len(data) < end:
+        if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
         table = np.frombuffer(data[SEGMENT_PREFIX:end], np.int8).astype(np.int64)
         if table.min() < CALIBRATION_OFFSETS[0] or table.max() > CALIBRATION_OFFSETS[-1]:
             raise FormatError("ARM segment has an invalid calibration table")
-        return table.reshape(channels, self.bands), data[end:]
+        feedback = None
+        if layout == LAYOUT_FEEDBACK:
+            start, end = end, end + ErrorFeedback.size(channels)
+            if len(data) < end:
+                raise FormatError("ARM segment has a truncated feedback table")
+            feedback = ErrorFeedback.from_bytes(data[start:end], channels)
+        return table.reshape(channels, self.bands), feedback, data[end:]

@@ -53,10 +53,10 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
+    from codec.arm_codec import LAYOUT_FEEDBACK, ARMPlaneCodec
 
-    # the colour planes must exercise the calibrated layout (per-band scale shifts)
-    assert ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data[1] == LAYOUT_CALIBRATION
+    # the colour planes must exercise the richest layout (band table and error feedback)
+    assert ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)

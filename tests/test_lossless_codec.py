@@ -34,15 +34,28 @@ def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
     assert stream_bits <= coded.ideal_bits * 1.005 + 64  # + the coder's final words
 
 
-def test_calibrated_and_single_shift_layouts_round_trip(photo, photo_large):
-    from codec.arm_codec import LAYOUT_CALIBRATION, LAYOUT_SINGLE_OFFSET, ARMPlaneCodec
+def test_every_arm_layout_round_trips(photo, photo_large):
+    from codec.arm_codec import (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK, LAYOUT_SINGLE_OFFSET,
+                                 ARMPlaneCodec)
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_CALIBRATION)]:
-        pixels = np.asarray(img)
-        coded = arm.encode(pixels)
-        assert coded.data[1] == layout
-        np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
+    # the encoder's own choices: a single shift for a tiny crop, feedback for a photo
+    for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_FEEDBACK)]:
+        assert arm.encode(np.asarray(img)).data[1] == layout
+    for img in (photo, photo_large, photo_large.convert("L")):
+        pixels = np.asarray(img).reshape(img.height, img.width, -1)
+        for layout in (LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
+            coded = arm.encode(pixels, layout=layout)
+            assert coded.data[1] == layout
+            np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
+
+
+def test_error_feedback_saves_bits_on_a_photo(photo_large):
+    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    assert len(arm.encode(pixels).data) < len(arm.encode(pixels, layout=LAYOUT_CALIBRATION).data)
 
 
 def test_encoder_chooses_a_model_and_either_model_decodes(photo_large):
@@ -57,11 +70,12 @@ def test_encoder_chooses_a_model_and_either_model_decodes(photo_large):
 
 
 def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
-    from codec.arm_codec import ARMPlaneCodec
+    """(The estimate leaves out error feedback: it ranks models, at 1/8 of the cost.)"""
+    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
-    actual = 8 * len(arm.encode(pixels).data)
+    actual = 8 * len(arm.encode(pixels, layout=LAYOUT_CALIBRATION).data)
     assert abs(arm.estimate_bits(pixels) / actual - 1) < 0.03
 
 
@@ -77,6 +91,39 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
         arm.decode(bytes(data), *pixels.shape)
     with pytest.raises(FormatError):  # the table cut short
         arm.decode(bytes(data[:SEGMENT_PREFIX + 10]), *pixels.shape)
+
+
+def test_invalid_feedback_table_is_a_format_error(photo_large):
+    from codec.arm_codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm_feedback import SHIFT_RANGE, ErrorFeedback
+    from codec.errors import FormatError
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    data = bytearray(arm.encode(pixels).data)
+    assert data[1] == LAYOUT_FEEDBACK
+    end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
+    data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
+    with pytest.raises(FormatError, match="feedback"):
+        arm.decode(bytes(data), *pixels.shape)
+    with pytest.raises(FormatError, match="feedback"):
+        arm.decode(bytes(data[:end - 7]), *pixels.shape)
+
+
+def test_surprise_thresholds_are_far_from_rounding_boundaries():
+    """The thresholds come from exp() in float64; they are the same on every
+    machine only if no exact value lies near an integer (see arm_feedback)."""
+    from codec import weights
+    from codec.arm_feedback import SURPRISE_EDGES
+    from models.arm.spec import ARMSpec
+
+    for model_id in weights.CANDIDATE_MODELS["arm"]:
+        spec = ARMSpec.from_dict(weights.load(model_id, "arm").spec)
+        levels = np.arange(spec.log_scale_levels)
+        x = 16 * np.exp(spec.log_scale_min + levels / 2**spec.log_scale_frac)[:, None] \
+            * np.asarray(SURPRISE_EDGES)
+        distance = np.abs(x - np.round(x))
+        assert np.all((distance > 1e-6) | (distance == 0))
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 9), (9, 1), (2, 3), (5, 2), (17, 5), (33, 31)])

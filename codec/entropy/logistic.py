@@ -80,9 +80,12 @@ class LogisticMixtureTables:
         f = means & ((1 << self.mean_frac) - 1)
         start = self.m_hi - m + 1          # table index of d = x - m at x = 0
         w = weights.astype(np.float64)
-        rows = self._pmf_windows[levels[:, 0], f[:, 0], start[:, 0]] * w[:, :1]
+        rows = self._pmf_windows[levels[:, 0], f[:, 0], start[:, 0]]   # a gathered copy
+        rows *= w[:, :1]
         for j in range(1, k):
-            rows += self._pmf_windows[levels[:, j], f[:, j], start[:, j]] * w[:, j:j + 1]
+            part = self._pmf_windows[levels[:, j], f[:, j], start[:, j]]
+            part *= w[:, j:j + 1]
+            rows += part
         # edge symbols take the tails: P(x <= 0) and P(x >= 255)
         low = self._cdf_f[levels, f, start]                  # cumulative up to x = 0
         high = CDF_TOTAL - self._cdf_f[levels, f, start + ALPHABET - 2]  # mass above x = 254

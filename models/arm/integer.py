@@ -27,6 +27,12 @@ class MixtureParams:
     coeffs: np.ndarray
 
 
+def clip(a: np.ndarray, lo, hi, out: np.ndarray | None = None) -> np.ndarray:
+    """np.clip without its Python-level dispatch, which costs more than the
+    work on the decoder's wavefront-sized arrays (measured)."""
+    return np.minimum(np.maximum(a, lo, out=out), hi, out=out)
+
+
 def _round_scaled(acc: np.ndarray, shift: int, out: np.ndarray | None = None) -> np.ndarray:
     """floor(acc * 2^shift + 1/2): exact for integer-valued float64 acc."""
     r = np.multiply(acc, float(2.0**shift), out=out)
@@ -45,6 +51,7 @@ class IntegerARM:
         # 2^-(weight_frac + act_frac): pre-multiply by the (exact) power of two
         self.skip = np.asarray(skip, np.float64) * float(2 ** (spec.act_frac - spec.input_frac))
         self._check_exactness()
+        self._output_grids()
 
     def _check_exactness(self) -> None:
         s = self.spec
@@ -71,23 +78,32 @@ class IntegerARM:
                 break
             in_frac = s.input_frac if i == 0 else s.act_frac
             h = _round_scaled(acc, s.act_frac - s.weight_frac - in_frac, out=acc)
-            np.clip(h, 0, s.act_max, out=h)
-        # head: acc at scale 2^-(weight_frac + act_frac); (n, FIELDS, K)
+            clip(h, 0, s.act_max, out=h)
+        # head: acc at scale 2^-(weight_frac + act_frac); (n, FIELDS, K), each
+        # field group rescaled to its grid, offset and clipped in one pass
+        out = _round_scaled(acc.reshape(len(acc), 12, s.mixtures) * self._out_scale, 0)
+        out += self._out_offset
+        out = clip(out, self._out_lo, self._out_hi, out=out).astype(np.int64)
+        return MixtureParams(out[:, 0:3], out[:, 3:6], out[:, 6:9], out[:, 9:12])
+
+    def _output_grids(self) -> None:
+        """Per field (12, 1): the power of two taking the head's scale to the
+        field's grid, the offset added after rounding and the clipping bounds
+        (logits, means in 1/16 around 128, scale levels, coefficients)."""
+        s = self.spec
         out_frac = s.weight_frac + s.act_frac
-        out = acc.reshape(len(acc), 12, s.mixtures)
-        logits = np.clip(_round_scaled(out[:, 0:3], s.logit_frac - out_frac),
-                         -s.logit_range, s.logit_range)
-        means = np.clip(_round_scaled(out[:, 3:6], s.input_frac + s.mean_frac - out_frac)
-                        + 128 * 2**s.mean_frac, s.mean_min, s.mean_max)
         # level = round((raw - log_scale_min) * 2^frac); log_scale_min * 2^frac is an integer
         ls_offset = -s.log_scale_min * 2**s.log_scale_frac
         assert ls_offset == int(ls_offset)
-        levels = np.clip(_round_scaled(out[:, 6:9], s.log_scale_frac - out_frac) + ls_offset,
-                         0, s.log_scale_levels - 1)
-        coeffs = np.clip(_round_scaled(out[:, 9:12], s.coeff_frac - out_frac),
-                         -s.coeff_max, s.coeff_max)
-        return MixtureParams(logits.astype(np.int64), means.astype(np.int64),
-                             levels.astype(np.int64), coeffs.astype(np.int64))
+        groups = [  # (fraction bits, offset, low, high)
+            (s.logit_frac, 0, -s.logit_range, s.logit_range),
+            (s.input_frac + s.mean_frac, 128 * 2**s.mean_frac, s.mean_min, s.mean_max),
+            (s.log_scale_frac, ls_offset, 0, s.log_scale_levels - 1),
+            (s.coeff_frac, 0, -s.coeff_max, s.coeff_max),
+        ]
+        col = lambda k: np.repeat([float(g[k]) for g in groups], 3)[:, None]  # noqa: E731
+        self._out_scale = np.repeat([2.0 ** (g[0] - out_frac) for g in groups], 3)[:, None]
+        self._out_offset, self._out_lo, self._out_hi = col(1), col(2), col(3)
 
 
 def shifted_means(means: np.ndarray, coeffs: np.ndarray, channel: int,
@@ -103,4 +119,4 @@ def shifted_means(means: np.ndarray, coeffs: np.ndarray, channel: int,
         acc = coeffs[:, 0] * (r[:, None] - 128)
     else:
         acc = coeffs[:, 1] * (r[:, None] - 128) + coeffs[:, 2] * (g[:, None] - 128)
-    return np.clip(m + ((acc + half) >> sh), spec.mean_min, spec.mean_max)
+    return clip(m + ((acc + half) >> sh), spec.mean_min, spec.mean_max)
