@@ -8,6 +8,10 @@
 A few whole-image network passes, no pixel loop.  Grey planes are coded as
 three equal channels.  Residuals ``z - floor(mean)`` are grouped by (scale
 level, mean fraction) so each group is one constriction call.
+
+Files with codec parameter 1 (all this version writes) start each segment
+with a byte: 0, or 1 followed by the per-image corrections of the prior
+(``idf_feedback.py``), after which each level is coded channel by channel.
 """
 from __future__ import annotations
 
@@ -17,12 +21,19 @@ import torch
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
 from models.idf.spec import IDFSpec
 
-from . import weights
+from . import idf_feedback, weights
 from .arm_codec import CodedPlanes
+from .errors import FormatError
+from .idf_feedback import IDFFeedback
 from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 
 
+PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1
+
+
 class IDFPlaneCodec:
+    codec_param = 1            # segments begin with a layout byte (FORMAT.md §6)
+
     def __init__(self, model_id: str):
         w = weights.load(model_id, "idf")
         tensors = w.tensors
@@ -55,7 +66,9 @@ class IDFPlaneCodec:
         f = self.spec.mean_frac
         return means >> f, levels * (1 << f) + (means & ((1 << f) - 1))
 
-    def encode(self, pixels: np.ndarray) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None) -> CodedPlanes:
+        """``layout`` forces PLAIN or FEEDBACK (tests, measurements); by
+        default the one with the fewer estimated bits."""
         h, w, c = pixels.shape
         rgb = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
         hp, wp = -(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple
@@ -63,22 +76,64 @@ class IDFPlaneCodec:
         x = torch.from_numpy(padded.astype(np.float32)).permute(2, 0, 1)[None]
         with torch.no_grad():
             latents = self.flow.forward(x)
-        enc = range_encoder()
-        ideal = 0.0
+        coded = []  # per level, coarsest first: (z, means, levels), each (C, H, W) int
         for level in reversed(range(self.spec.levels)):
             z, kept = latents[level]
             means, levels = self.flow.priors[level](kept, z.shape)
-            base, groups = self._groups(means, levels)
-            r = z.numpy().astype(np.int64) - base
-            ideal += self.coder.encode(enc, r, groups)
-        return CodedPlanes(stream_bytes(enc), ideal)
+            coded.append((z.numpy().astype(np.int64)[0], np.asarray(means)[0], np.asarray(levels)[0]))
+        plain = sum(self._bits(*level) for level in coded)
+        feedback = None
+        if layout != PLAIN:
+            fits = [idf_feedback.fit_level(z, m, l, self.spec.mean_frac, self._bits)
+                    for z, m, l in coded]
+            side = 8 * IDFFeedback.size(self.z_channels)
+            if layout == FEEDBACK or sum(b for _, b in fits) + side < plain:
+                feedback = IDFFeedback([f for f, _ in reversed(fits)])
+        enc = range_encoder()
+        ideal = 0.0
+        for i, (z, means, levels) in enumerate(coded):
+            if feedback is None:
+                base, groups = self._groups(means, levels)
+                ideal += self.coder.encode(enc, z - base, groups)
+                continue
+            fb = feedback.levels[self.spec.levels - 1 - i]
+            residual = (z << self.spec.mean_frac) - means
+            for ch in range(len(z)):
+                m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
+                base, groups = self._groups(m, l)
+                ideal += self.coder.encode(enc, z[ch] - base, groups)
+        prefix = bytes([PLAIN]) if feedback is None else bytes([FEEDBACK]) + feedback.to_bytes()
+        return CodedPlanes(prefix + stream_bytes(enc), ideal, len(prefix))
+
+    def _bits(self, z, means, levels) -> float:
+        levels = np.clip(levels, 0, self.coder.groups // (1 << self.spec.mean_frac) - 1)
+        base, groups = self._groups(means, levels)
+        return self.coder.bits(z - base, groups)
+
+    def _corrected(self, fb, ch: int, means, levels, residual):
+        """Channel ch's means and levels after the level's corrections."""
+        top = self.coder.groups // (1 << self.spec.mean_frac) - 1
+        return means + fb.shift(ch, residual), np.clip(levels + fb.scale_shift, 0, top)
 
     def estimate_bits(self, pixels: np.ndarray) -> float:
         """Ideal bits of coding ``pixels``: a flow's encode is a few parallel
         passes, so this simply encodes."""
         return self.encode(pixels).ideal_bits
 
-    def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+    def decode(self, data: bytes, height: int, width: int, channels: int,
+               codec_param: int = 0) -> np.ndarray:
+        feedback = None
+        if codec_param == 1:
+            if not data or data[0] not in (PLAIN, FEEDBACK):
+                raise FormatError("IDF segment has an invalid layout byte")
+            if data[0] == FEEDBACK:
+                end = 1 + IDFFeedback.size(self.z_channels)
+                feedback = IDFFeedback.from_bytes(data[1:end], self.z_channels)
+                data = data[end:]
+            else:
+                data = data[1:]
+        elif codec_param != 0:
+            raise FormatError(f"unknown IDF codec parameter {codec_param}")
         dec = range_decoder(data)
         m, s = self.multiple, self.spec
         hp, wp = -(-height // m) * m, -(-width // m) * m
@@ -88,9 +143,25 @@ class IDFPlaneCodec:
                 side = 2**(level + 1)
                 shape = (1, self.z_channels[level], hp // side, wp // side)
                 means, levels = self.flow.priors[level](kept, shape)
-                base, groups = self._groups(means, levels)
-                z = torch.from_numpy((self.coder.decode(dec, groups) + base).astype(np.float32))
+                if feedback is None:
+                    base, groups = self._groups(means, levels)
+                    z = self.coder.decode(dec, groups) + base
+                else:
+                    z = self._decode_level(dec, feedback.levels[level], np.asarray(means)[0],
+                                           np.asarray(levels)[0])[None]
+                z = torch.from_numpy(z.astype(np.float32))
                 full = z if kept is None else torch.cat([z, kept], 1)
                 kept = self.flow.inverse_level(level, full)
         x = (kept[0] + 128).clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
         return np.ascontiguousarray(x[:height, :width, :channels])
+
+    def _decode_level(self, dec, fb, means, levels) -> np.ndarray:
+        """One level's latents (C, H, W), channel by channel."""
+        z = np.empty(means.shape, np.int64)
+        residual = np.empty(means.shape, np.int64)
+        for ch in range(len(z)):
+            m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
+            base, groups = self._groups(m, l)
+            z[ch] = self.coder.decode(dec, groups) + base
+            residual[ch] = (z[ch] << self.spec.mean_frac) - means[ch]
+        return z

@@ -61,15 +61,19 @@ def encode(planes: Planes, codec: Codec, model_ids: list[str]) -> LosslessResult
         segments.append(Segment(SegmentKind.ALPHA, a.data))
         ideal += a.ideal_bits
     header = Header(codec, planes.mode, planes.width, planes.height, model_id,
-                    weights.digest(model_id))
+                    weights.digest(model_id), codec_param=getattr(pc, "codec_param", 0))
     return LosslessResult(Container(header, segments), ideal)
 
 
 def decode(c: Container) -> Planes:
     h = c.header
     pc = plane_codec(h.codec, h.model_id)
-    colour = pc.decode(c.segment(SegmentKind.COLOUR), h.height, h.width, colour_channels(h.mode))
+    if h.codec_param not in (0, getattr(pc, "codec_param", 0)):
+        raise FormatError(f"unknown codec parameter {h.codec_param} for the {h.codec.name} codec")
+    extra = {"codec_param": h.codec_param} if h.codec_param else {}
+    colour = pc.decode(c.segment(SegmentKind.COLOUR), h.height, h.width, colour_channels(h.mode),
+                       **extra)
     alpha = None
     if h.mode.name in ("LA", "RGBA"):
-        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1)
+        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1, **extra)
     return Planes(h.mode, colour, alpha)

@@ -86,7 +86,7 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large)
     mismatch once made trained weights code at 4x their rate).  The network
     is a mildly perturbed fresh one, so its latents stay in the range where
     training's float form and the integer form round alike."""
-    from codec.idf_codec import IDFPlaneCodec
+    from codec.idf_codec import PLAIN, IDFPlaneCodec
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
@@ -107,7 +107,7 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large)
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     with torch.no_grad():
         trained = float(net.eval()(x))
-    coded = IDFPlaneCodec("idf-rate").encode(pixels).ideal_bits
+    coded = IDFPlaneCodec("idf-rate").encode(pixels, layout=PLAIN).ideal_bits
     assert coded == pytest.approx(trained, rel=0.01)
 
 
@@ -128,3 +128,4 @@ def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path)
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+

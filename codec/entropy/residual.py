@@ -54,8 +54,13 @@ def build_logistic_tables(scales: np.ndarray, mean_frac: int) -> list[np.ndarray
 
 class ResidualCoder:
     def __init__(self, tables: list[np.ndarray]):
+        self.groups = len(tables)
         self.radius = [(len(t) - 1) // 2 for t in tables]
         self.probabilities = [t / t.sum() for t in tables]
+        # every table's -log2 probabilities end to end, for ``bits``
+        self._neg_log2 = -np.log2(np.concatenate(self.probabilities))
+        self._offsets = np.concatenate([[0], np.cumsum([len(t) for t in tables])[:-1]]).astype(np.int64)
+        self._radius_array = np.asarray(self.radius, np.int64)
         self.models = [constriction.stream.model.Categorical(t.astype(np.float64), perfect=False)
                        for t in tables]
         self._excess = constriction.stream.model.Uniform(2**MAX_EXCESS_BITS)
@@ -80,14 +85,29 @@ class ResidualCoder:
             rad = self.radius[g]
             sym = np.clip(r, -rad, rad) + rad
             encoder.encode(sym.astype(np.int32), self.models[g])
-            bits -= float(np.log2(self.probabilities[g][sym]).sum())
+            bits += self._group_bits(g, r)
             excess = np.abs(r[np.abs(r) >= rad]) - rad
             if len(excess):
                 if excess.max() >= 2**MAX_EXCESS_BITS:
                     raise ValueError("latent residual out of range")
                 encoder.encode(excess.astype(np.int32), self._excess)
-                bits += MAX_EXCESS_BITS * len(excess)
         return bits
+
+    def bits(self, residuals: np.ndarray, groups: np.ndarray) -> float:
+        """The ideal code length ``encode`` would report, without coding: one
+        vectorised lookup (an encoder compares many candidate parameters)."""
+        r = residuals.ravel().astype(np.int64)
+        g = groups.ravel()
+        rad = self._radius_array[g]
+        sym = np.minimum(np.maximum(r, -rad), rad) + rad
+        return (float(self._neg_log2[self._offsets[g] + sym].sum())
+                + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
+
+    def _group_bits(self, g: int, r: np.ndarray) -> float:
+        rad = self.radius[g]
+        sym = np.clip(r, -rad, rad) + rad
+        return (-float(np.log2(self.probabilities[g][sym]).sum())
+                + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
 
     def decode(self, decoder, groups: np.ndarray) -> np.ndarray:
         out = np.zeros(groups.size, np.int64)
