@@ -131,9 +131,9 @@ class ARMPlaneCodec:
         if layout == LAYOUT_FEEDBACK or (layout is None and options[LAYOUT_CALIBRATION][1]
                                          < options[LAYOUT_SINGLE_OFFSET][1]):
             model = FeedbackModel(ErrorFeedback.zero(c), options[LAYOUT_CALIBRATION][0], self.spec,
-                                  geo.stride, geo.height + geo.top, c)
+                                  geo, c)
             feedback, fb_means, fb_levels, fb_bits = arm_feedback.fit(
-                model, geo.flat, values[:, :c], means, levels, mix, self.tables)
+                model, values[:, :c], means, levels, mix, self.tables)
             side = 8 * (c * self.bands + ErrorFeedback.size(c))
             options[LAYOUT_FEEDBACK] = (options[LAYOUT_CALIBRATION][0], fb_bits + side)
         if layout is None:
@@ -258,7 +258,7 @@ class ARMPlaneCodec:
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
         tables = self.tables
-        model = (FeedbackModel(feedback, calibration, self.spec, geo.stride, height + geo.top, channels)
+        model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
                  if feedback is not None else None)
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             flat = geo.flat[a:b]

@@ -131,11 +131,14 @@ class FeedbackModel:
     """
 
     def __init__(self, feedback: ErrorFeedback, calibration: np.ndarray, spec: ARMSpec,
-                 stride: int, rows: int, channels: int):
+                 geometry, channels: int):
+        """geometry: the coder's ``Wavefronts`` (padded layout, coding order)."""
         self.fb, self.calibration, self.spec = feedback, calibration, spec
-        self.channels = channels
+        self.geo, self.channels = geometry, channels
+        stride = geometry.stride
         self.offsets = np.array([dy * stride + dx for dy, dx in FEEDBACK_OFFSETS], np.int64)
         # residuals in columns 0..C-1, surprises in C..2C-1: one gather reads both
+        rows = geometry.height + geometry.top
         self.buffer = np.zeros((rows * stride, 2 * channels), np.int64)
         self.thresholds = surprise_thresholds(spec)
         self.top = spec.log_scale_levels - 1
@@ -144,11 +147,31 @@ class FeedbackModel:
 
     # -- buffers --------------------------------------------------------------
     def neighbours(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n, C) neighbour part of the bias accumulators, (n, C) energies."""
-        g = self.buffer[flat[:, None] + self.offsets[None, :]]        # (n, nf, 2C)
+        """(n, C) neighbour part of the bias accumulators, (n, C) energies,
+        of the pixels ``flat`` (a wavefront: one gather of every neighbour)."""
         C = self.channels
+        g = self.buffer[flat[:, None] + self.offsets[None, :]]        # (n, nf, 2C)
         acc = np.einsum("nfc,fc->nc", g[:, :, :C], self.neighbour_coeffs)
         return acc, g[:, :ENERGY_NEIGHBOURS, C:].sum(axis=1)
+
+    def raster(self, dy: int, dx: int) -> np.ndarray:
+        """(H, W, 2C) view of the buffer at offset (dy, dx) from every pixel
+        of the image, in raster order: whole-image work without gathers."""
+        g = self.geo
+        b = self.buffer.reshape(-1, g.stride, 2 * self.channels)
+        return b[g.top + dy:g.top + dy + g.height, g.left + dx:g.left + dx + g.width]
+
+    def neighbours_all(self) -> tuple[np.ndarray, np.ndarray]:
+        """``neighbours`` of every pixel, in coding order (the encoder)."""
+        C = self.channels
+        acc = np.zeros((self.geo.height, self.geo.width, C), np.int64)
+        energy = np.zeros_like(acc)
+        for f, (dy, dx) in enumerate(FEEDBACK_OFFSETS):
+            view = self.raster(dy, dx)
+            acc += view[..., :C] * self.neighbour_coeffs[f]
+            if f < ENERGY_NEIGHBOURS:
+                energy += view[..., C:]
+        return acc[self.geo.ys, self.geo.xs], energy[self.geo.ys, self.geo.xs]
 
     def store_residuals(self, flat, residual):
         self.buffer[flat, :self.channels] = residual
@@ -194,7 +217,7 @@ class FeedbackModel:
         return means, self.levels(c, levels, band, energy[:, c], within), (mean_d, shift, level_d, band)
 
     # -- encoder: the whole image ---------------------------------------------
-    def apply_all(self, flat, values, means, levels, mix):
+    def apply_all(self, values, means, levels, mix):
         """Means and levels (n, C, K) of every pixel (coding order) after
         calibration and feedback; fills the buffers.  The same integers as
         the decoder's wavefront-by-wavefront pass, because every neighbour
@@ -203,8 +226,9 @@ class FeedbackModel:
         terms = [self.dominant_terms(c, means[:, c], levels[:, c], mix[:, c]) for c in range(C)]
         v16 = values[:, :C].astype(np.int64) << self.spec.mean_frac
         residual = np.stack([v16[:, c] - terms[c][1] for c in range(C)], 1)
+        flat = self.geo.flat
         self.store_residuals(flat, residual)
-        acc, _ = self.neighbours(flat)
+        acc, _ = self.neighbours_all()
         out_means, out_levels = np.empty_like(means), np.empty_like(levels)
         surprise = np.empty((n, C), np.int64)
         shifts = []
@@ -214,7 +238,7 @@ class FeedbackModel:
             out_means[:, c] = clip(means[:, c] + shift[:, None], self.spec.mean_min, self.spec.mean_max)
             surprise[:, c] = self.observe(values[:, c], mean_d, shift, level_d, band)[1]
         self.store_surprises(flat, surprise)
-        _, energy = self.neighbours(flat)
+        _, energy = self.neighbours_all()
         within = np.zeros(n, np.int64)
         for c, (_, _, _, band) in enumerate(terms):
             out_levels[:, c] = self.levels(c, levels[:, c], band, energy[:, c], within)
@@ -222,29 +246,30 @@ class FeedbackModel:
         return out_means, out_levels, energy, surprise
 
 
-def fit(model: FeedbackModel, flat, values, means, levels, mix, tables):
+def fit(model: FeedbackModel, values, means, levels, mix, tables):
     """The error feedback of one image (encoder only: any float arithmetic is
     fine here, the result is written to the file).  ``model`` holds the
     image's calibration table and is updated in place.  Returns (feedback,
     means, levels, estimated bits) with levels (n, C, K) before calibration."""
-    spec = model.spec
+    spec, geo = model.spec, model.geo
     n, C, _ = means.shape
     nf = len(FEEDBACK_OFFSETS)
-    _, base_levels, _, _ = model.apply_all(flat, values, means, levels, mix)
+    _, base_levels, _, _ = model.apply_all(values, means, levels, mix)
     # bias: weighted least squares of each residual on its regressors, with
-    # weights 1/scale^2 (roughly the logistic's likelihood)
-    residual = model.buffer[flat, :C]
-    g = model.buffer[flat[:, None] + model.offsets[None, :], :C]
+    # weights 1/scale^2 (roughly the logistic's likelihood); rows in raster order
+    residual = model.raster(0, 0)[..., :C].reshape(-1, C)
+    neighbour = [model.raster(dy, dx)[..., :C].reshape(-1, C) for dy, dx in FEEDBACK_OFFSETS]
     coeffs = []
     for c in range(C):
-        level = pick(base_levels[:, c], np.argmax(mix[:, c], axis=1))
-        w = np.exp(-(spec.log_scale_min + level / 2**spec.log_scale_frac))
-        a = np.concatenate([g[:, :, c], residual[:, :c]], 1).astype(np.float64)
+        level = np.empty((geo.height, geo.width), np.int64)
+        level[geo.ys, geo.xs] = pick(base_levels[:, c], np.argmax(mix[:, c], axis=1))
+        w = np.exp(-(spec.log_scale_min + level.reshape(-1) / 2**spec.log_scale_frac))
+        a = np.stack([v[:, c] for v in neighbour] + [residual[:, k] for k in range(c)], 1)
         sol, *_ = np.linalg.lstsq(a * w[:, None], residual[:, c] * w, rcond=None)
         coeffs.append(clip(np.round(sol * 2**COEFF_FRAC), -COEFF_MAX, COEFF_MAX).astype(np.int64))
     model.fb = ErrorFeedback(coeffs, np.zeros((C, CONTEXTS), np.int64))
     model.neighbour_coeffs = np.stack([c[:nf] for c in coeffs], 1)
-    new_means, new_levels, energy, surprise = model.apply_all(flat, values, means, levels, mix)
+    new_means, new_levels, energy, surprise = model.apply_all(values, means, levels, mix)
     # context table: per channel and context, the level shift with the fewest bits
     stride = max(1, n * C // (1 << 17))
     within = np.zeros(n, np.int64)
@@ -262,5 +287,5 @@ def fit(model: FeedbackModel, flat, values, means, levels, mix, tables):
         shifts[c] = best
         total += stride * float(bits.min(axis=0).sum())
     model.fb = ErrorFeedback(coeffs, shifts)
-    out_means, out_levels, _, _ = model.apply_all(flat, values, means, levels, mix)
+    out_means, out_levels, _, _ = model.apply_all(values, means, levels, mix)
     return model.fb, out_means, out_levels, total
