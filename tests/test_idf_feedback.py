@@ -54,3 +54,35 @@ def test_a_codec_parameter_the_codec_does_not_use_is_refused(photo):
     c.header.codec_param = 1
     with pytest.raises(FormatError, match="parameter"):
         codec.decode(container.pack(c))
+
+
+def test_feedback_layout_decodes_in_another_process_configuration(photo_large, tmp_path):
+    """Encode with the corrections under the default configuration, decode
+    under the narrow one (and the reverse): the corrections are integers."""
+    import os
+    import subprocess
+    import sys
+
+    from test_cross_config import NARROW_ENV, ROOT
+
+    pixels = np.asarray(photo_large)[:96, :128]
+    np.save(tmp_path / "in.npy", pixels)
+    script = """
+import sys, numpy as np
+from codec import weights
+from codec.idf_codec import FEEDBACK, IDFPlaneCodec
+idf = IDFPlaneCodec(weights.DEFAULT_MODELS["idf"])
+op, a, b = sys.argv[1:4]
+if op == "encode":
+    open(b, "wb").write(idf.encode(np.load(a), layout=FEEDBACK).data)
+else:
+    np.save(b, idf.decode(open(a, "rb").read(), 96, 128, 3, codec_param=1))
+"""
+    for i, (enc_env, dec_env) in enumerate([({}, NARROW_ENV), (NARROW_ENV, {})]):
+        for op, env_extra, src, dst in [("encode", enc_env, "in.npy", f"{i}.seg"),
+                                        ("decode", dec_env, f"{i}.seg", f"{i}.npy")]:
+            env = {k: v for k, v in os.environ.items() if k not in NARROW_ENV}
+            env.update(env_extra)
+            subprocess.run([sys.executable, "-c", script, op, str(tmp_path / src), str(tmp_path / dst)],
+                           env=env, check=True, cwd=ROOT, timeout=300)
+        np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), pixels)
