@@ -181,11 +181,12 @@ class FeedbackModel:
 
     # -- one channel ----------------------------------------------------------
     def dominant_terms(self, c: int, means, levels, mix):
-        """(dominant component, its network mean, band shift (n,))."""
+        """Of each pixel's dominant component in channel c, each (n,): its
+        network mean, its scale level and the band table's shift for it."""
         dom = np.argmax(mix, axis=1)
         rows = np.arange(len(dom))
         level_d = levels[rows, dom]
-        return dom, means[rows, dom], level_d, self.calibration[c, level_d >> BAND_SHIFT]
+        return means[rows, dom], level_d, self.calibration[c, level_d >> BAND_SHIFT]
 
     def shift(self, c: int, neighbour_acc, earlier_residual) -> np.ndarray:
         acc = neighbour_acc
@@ -210,7 +211,7 @@ class FeedbackModel:
         """Means and levels (n, K) of channel c of a wavefront, and what
         ``observe`` needs once its values are decoded.  residual and surprise
         (n, C) hold the pixels' earlier channels."""
-        _, mean_d, level_d, band = self.dominant_terms(c, means, levels, mix)
+        mean_d, level_d, band = self.dominant_terms(c, means, levels, mix)
         shift = self.shift(c, neighbour_acc[:, c], residual[:, :c])
         within = surprise[:, :c].max(axis=1) if c else 0
         means = clip(means + shift[:, None], self.spec.mean_min, self.spec.mean_max)
@@ -225,22 +226,20 @@ class FeedbackModel:
         n, C, _ = means.shape
         terms = [self.dominant_terms(c, means[:, c], levels[:, c], mix[:, c]) for c in range(C)]
         v16 = values[:, :C].astype(np.int64) << self.spec.mean_frac
-        residual = np.stack([v16[:, c] - terms[c][1] for c in range(C)], 1)
+        residual = np.stack([v16[:, c] - terms[c][0] for c in range(C)], 1)
         flat = self.geo.flat
         self.store_residuals(flat, residual)
         acc, _ = self.neighbours_all()
         out_means, out_levels = np.empty_like(means), np.empty_like(levels)
         surprise = np.empty((n, C), np.int64)
-        shifts = []
-        for c, (dom, mean_d, level_d, band) in enumerate(terms):
+        for c, (mean_d, level_d, band) in enumerate(terms):
             shift = self.shift(c, acc[:, c], residual[:, :c])
-            shifts.append(shift)
             out_means[:, c] = clip(means[:, c] + shift[:, None], self.spec.mean_min, self.spec.mean_max)
             surprise[:, c] = self.observe(values[:, c], mean_d, shift, level_d, band)[1]
         self.store_surprises(flat, surprise)
         _, energy = self.neighbours_all()
         within = np.zeros(n, np.int64)
-        for c, (_, _, _, band) in enumerate(terms):
+        for c, (_, _, band) in enumerate(terms):
             out_levels[:, c] = self.levels(c, levels[:, c], band, energy[:, c], within)
             within = np.maximum(within, surprise[:, c])
         return out_means, out_levels, energy, surprise
