@@ -95,6 +95,8 @@ class Wavefronts:
 class ARMPlaneCodec:
     """The ARM codec for one image plane group: grey (1 channel) or RGB (3)."""
 
+    codec_param = 0            # the ARM uses none: its layouts are in each segment
+
     def __init__(self, model_id: str):
         w = weights.load(model_id, "arm")
         tensors = w.tensors
@@ -247,7 +249,10 @@ class ARMPlaneCodec:
         }
 
     # -- decode ---------------------------------------------------------------
-    def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+    def decode(self, data: bytes, height: int, width: int, channels: int,
+               codec_param: int = 0) -> np.ndarray:
+        if codec_param != 0:
+            raise FormatError(f"unknown codec parameter {codec_param} for the ARM codec")
         # the wavefront batches are small: BLAS threads only add synchronisation
         with threadpool_limits(limits=1, user_api="blas"):
             return self._decode(data, height, width, channels)

@@ -55,6 +55,7 @@ class IDFPlaneCodec:
         self.flow = IntegerIDF(spec, flows, priors)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
+        self.top_level = self.coder.groups // (1 << spec.mean_frac) - 1   # highest scale level
         self.multiple = 2**spec.levels
         self.z_channels, c = [], 3
         for level in range(spec.levels):
@@ -106,14 +107,13 @@ class IDFPlaneCodec:
         return CodedPlanes(prefix + stream_bytes(enc), ideal, len(prefix))
 
     def _bits(self, z, means, levels) -> float:
-        levels = np.clip(levels, 0, self.coder.groups // (1 << self.spec.mean_frac) - 1)
+        levels = np.clip(levels, 0, self.top_level)
         base, groups = self._groups(means, levels)
         return self.coder.bits(z - base, groups)
 
     def _corrected(self, fb, ch: int, means, levels, residual):
         """Channel ch's means and levels after the level's corrections."""
-        top = self.coder.groups // (1 << self.spec.mean_frac) - 1
-        return means + fb.shift(ch, residual), np.clip(levels + fb.scale_shift, 0, top)
+        return means + fb.shift(ch, residual), np.clip(levels + fb.scale_shift, 0, self.top_level)
 
     def estimate_bits(self, pixels: np.ndarray) -> float:
         """Ideal bits of coding ``pixels``: a flow's encode is a few parallel

@@ -18,10 +18,12 @@ from .planes import Planes, colour_channels
 
 class PlaneCodec(Protocol):
     model_id: str
+    codec_param: int   # what the header's codec parameter holds for files it writes
 
     def encode(self, pixels: np.ndarray): ...
     def estimate_bits(self, pixels: np.ndarray) -> float: ...
-    def decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray: ...
+    def decode(self, data: bytes, height: int, width: int, channels: int,
+               codec_param: int = 0) -> np.ndarray: ...
 
 
 @dataclass
@@ -61,19 +63,16 @@ def encode(planes: Planes, codec: Codec, model_ids: list[str]) -> LosslessResult
         segments.append(Segment(SegmentKind.ALPHA, a.data))
         ideal += a.ideal_bits
     header = Header(codec, planes.mode, planes.width, planes.height, model_id,
-                    weights.digest(model_id), codec_param=getattr(pc, "codec_param", 0))
+                    weights.digest(model_id), codec_param=pc.codec_param)
     return LosslessResult(Container(header, segments), ideal)
 
 
 def decode(c: Container) -> Planes:
     h = c.header
     pc = plane_codec(h.codec, h.model_id)
-    if h.codec_param not in (0, getattr(pc, "codec_param", 0)):
-        raise FormatError(f"unknown codec parameter {h.codec_param} for the {h.codec.name} codec")
-    extra = {"codec_param": h.codec_param} if h.codec_param else {}
     colour = pc.decode(c.segment(SegmentKind.COLOUR), h.height, h.width, colour_channels(h.mode),
-                       **extra)
+                       h.codec_param)
     alpha = None
     if h.mode.name in ("LA", "RGBA"):
-        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1, **extra)
+        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1, h.codec_param)
     return Planes(h.mode, colour, alpha)

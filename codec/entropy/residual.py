@@ -85,7 +85,8 @@ class ResidualCoder:
             rad = self.radius[g]
             sym = np.clip(r, -rad, rad) + rad
             encoder.encode(sym.astype(np.int32), self.models[g])
-            bits += self._group_bits(g, r)
+            bits += float(self._neg_log2[self._offsets[g] + sym].sum()) \
+                + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum())
             excess = np.abs(r[np.abs(r) >= rad]) - rad
             if len(excess):
                 if excess.max() >= 2**MAX_EXCESS_BITS:
@@ -101,12 +102,6 @@ class ResidualCoder:
         rad = self._radius_array[g]
         sym = np.minimum(np.maximum(r, -rad), rad) + rad
         return (float(self._neg_log2[self._offsets[g] + sym].sum())
-                + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
-
-    def _group_bits(self, g: int, r: np.ndarray) -> float:
-        rad = self.radius[g]
-        sym = np.clip(r, -rad, rad) + rad
-        return (-float(np.log2(self.probabilities[g][sym]).sum())
                 + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
 
     def decode(self, decoder, groups: np.ndarray) -> np.ndarray:
