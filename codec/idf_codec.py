@@ -50,8 +50,9 @@ class IDFPlaneCodec:
         for l in range(spec.levels):
             flows.append([IntegerCoupling(spec.partitions, {i: net(f"flow{l}.{c}.{i}") for i in updated})
                           for c in range(spec.couplings)])
-            has_net = f"prior{l}.0.weight" in tensors
-            priors.append(IntegerPrior(net(f"prior{l}") if has_net else None, tensors[f"prior{l}.bias"], spec))
+            nets = [net(f"prior{l}") if f"prior{l}.0.weight" in tensors else None]
+            nets += [net(f"prior{l}.g{g}") for g in range(1, spec.prior_groups)]
+            priors.append(IntegerPrior(nets, tensors[f"prior{l}.bias"], spec))
         self.flow = IntegerIDF(spec, flows, priors)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
@@ -80,7 +81,7 @@ class IDFPlaneCodec:
         coded = []  # per level, coarsest first: (z, means, levels), each (C, H, W) int
         for level in reversed(range(self.spec.levels)):
             z, kept = latents[level]
-            means, levels = self.flow.priors[level](kept, z.shape)
+            means, levels = self.flow.priors[level](kept, z)
             coded.append((z.numpy().astype(np.int64)[0], np.asarray(means)[0], np.asarray(levels)[0]))
         plain = sum(self._bits(*level) for level in coded)
         feedback = None
@@ -95,7 +96,9 @@ class IDFPlaneCodec:
         for i, (z, means, levels) in enumerate(coded):
             if feedback is None:
                 base, groups = self._groups(means, levels)
-                ideal += self.coder.encode(enc, z - base, groups)
+                k = self.flow.priors[self.spec.levels - 1 - i].group_size
+                for g in range(0, len(z), k):   # channel groups in turn, as they decode
+                    ideal += self.coder.encode(enc, (z - base)[g:g + k], groups[g:g + k])
                 continue
             fb = feedback.levels[self.spec.levels - 1 - i]
             residual = (z << self.spec.mean_frac) - means
@@ -142,26 +145,34 @@ class IDFPlaneCodec:
             for level in reversed(range(s.levels)):
                 side = 2**(level + 1)
                 shape = (1, self.z_channels[level], hp // side, wp // side)
-                means, levels = self.flow.priors[level](kept, shape)
-                if feedback is None:
-                    base, groups = self._groups(means, levels)
-                    z = self.coder.decode(dec, groups) + base
-                else:
-                    z = self._decode_level(dec, feedback.levels[level], np.asarray(means)[0],
-                                           np.asarray(levels)[0])[None]
-                z = torch.from_numpy(z.astype(np.float32))
+                fb = None if feedback is None else feedback.levels[level]
+                z = torch.from_numpy(self._decode_level(dec, level, kept, shape, fb)[None])
                 full = z if kept is None else torch.cat([z, kept], 1)
                 kept = self.flow.inverse_level(level, full)
         x = (kept[0] + 128).clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
         return np.ascontiguousarray(x[:height, :width, :channels])
 
-    def _decode_level(self, dec, fb, means, levels) -> np.ndarray:
-        """One level's latents (C, H, W), channel by channel."""
-        z = np.empty(means.shape, np.int64)
-        residual = np.empty(means.shape, np.int64)
-        for ch in range(len(z)):
-            m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
-            base, groups = self._groups(m, l)
-            z[ch] = self.coder.decode(dec, groups) + base
-            residual[ch] = (z[ch] << self.spec.mean_frac) - means[ch]
-        return z
+    def _decode_level(self, dec, level: int, kept, shape, fb) -> np.ndarray:
+        """One level's latents (C, H, W) as float32: its channel groups in
+        turn, each group's prior computed from the kept part and the groups
+        decoded before it; with corrections, channel by channel."""
+        prior = self.flow.priors[level]
+        k = prior.group_size
+        z = np.empty(shape[1:], np.int64)
+        residual = np.empty(shape[1:], np.int64)
+        parts = []
+        for g in range(prior.groups):
+            means, levels = prior.group(g, kept, parts, shape)
+            means, levels = means[0], levels[0]
+            if fb is None:
+                base, groups = self._groups(means, levels)
+                z[g * k:(g + 1) * k] = self.coder.decode(dec, groups) + base
+            else:
+                for i in range(k):
+                    ch = g * k + i
+                    m, l = self._corrected(fb, ch, means[i], levels[i], residual)
+                    base, groups = self._groups(m, l)
+                    z[ch] = self.coder.decode(dec, groups) + base
+                    residual[ch] = (z[ch] << self.spec.mean_frac) - means[i]
+            parts.append(torch.from_numpy(z[g * k:(g + 1) * k][None].astype(np.float32)))
+        return z.astype(np.float32)

@@ -127,10 +127,12 @@ def load_state(path: Path) -> tuple[dict, dict]:
 
 
 def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None,
-                    overrides: dict | None = None):
+                    overrides: dict | None = None, adapt_state=None):
     """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else a
     new run, starting from ``init_from``'s weights (and spec, with ``overrides``
-    applied; parameters the new spec adds keep their initial values) when given."""
+    applied; parameters the new spec adds keep their initial values) when given.
+    ``adapt_state(state, old_spec_dict, new_spec, new_net)`` maps the old
+    weights onto a reshaped model (a warm start across a change of shape)."""
     step, best = 0, math.inf
     ck = run.resume()
     init = None
@@ -140,6 +142,8 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
         init, init_spec = load_state(init_from)
         spec = spec_cls.from_dict({**init_spec, **(overrides or {})})
     net = make_net(spec)
+    if init is not None and adapt_state is not None:
+        init = adapt_state(init, init_spec, spec, net)
     if init is not None:
         missing, unexpected = net.load_state_dict(init, strict=not overrides)
         if unexpected:

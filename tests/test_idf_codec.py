@@ -16,15 +16,17 @@ from codec import weights
 MODEL = "idf-test"
 
 
-@pytest.fixture(scope="module", params=[2, 4], ids=["bipartite", "quadripartite"])
+@pytest.fixture(scope="module", params=[(2, 1), (4, 1), (2, 3)],
+                ids=["bipartite", "quadripartite", "grouped-prior"])
 def idf_weights(request, tmp_path_factory, temp_weights_dir):
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
 
-    d = tmp_path_factory.mktemp(f"idf{request.param}")
-    torch.manual_seed(request.param)
-    net = IDF(IDFSpec(partitions=request.param, couplings=2, hidden=8))
+    partitions, groups = request.param
+    d = tmp_path_factory.mktemp(f"idf{partitions}-{groups}")
+    torch.manual_seed(partitions + groups)
+    net = IDF(IDFSpec(partitions=partitions, couplings=2, hidden=8, prior_groups=groups))
     with torch.no_grad():  # non-zero shifts, so the test exercises the inverse
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -80,19 +82,21 @@ def test_idf_cross_configuration(idf_weights, photo, tmp_path):
     assert files[0].read_bytes() == files[1].read_bytes()
 
 
-def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large):
+@pytest.mark.parametrize("groups", [1, 3])
+def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large, groups):
     """The codec's ideal size equals the training network's code length: the
     integer priors put their means and scales where training put them (a
-    mismatch once made trained weights code at 4x their rate).  The network
-    is a mildly perturbed fresh one, so its latents stay in the range where
-    training's float form and the integer form round alike."""
+    mismatch once made trained weights code at 4x their rate), group by group
+    when the prior is grouped.  The network is a mildly perturbed fresh one,
+    so its latents stay in the range where training's float form and the
+    integer form round alike."""
     from codec.idf_codec import PLAIN, IDFPlaneCodec
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
 
     torch.manual_seed(4)
-    net = IDF(IDFSpec(partitions=4, couplings=2, hidden=8))
+    net = IDF(IDFSpec(partitions=4, couplings=2, hidden=8, prior_groups=groups))
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.03)
@@ -102,19 +106,21 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large)
             prior.bias[half:] = 3.0
     ck = idf_weights / "rate-ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
-    export(ck, idf_weights / "idf-rate.safetensors", "idf-rate")
+    export(ck, idf_weights / f"idf-rate{groups}.safetensors", f"idf-rate{groups}")
     pixels = np.asarray(photo_large)[:128, :128].copy()
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     with torch.no_grad():
         trained = float(net.eval()(x))
-    coded = IDFPlaneCodec("idf-rate").encode(pixels, layout=PLAIN).ideal_bits
+    coded = IDFPlaneCodec(f"idf-rate{groups}").encode(pixels, layout=PLAIN).ideal_bits
     assert coded == pytest.approx(trained, rel=0.01)
 
 
-def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path):
+@pytest.mark.parametrize("model_id", ["idf-v2", "idf-v3"])
+def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path, model_id):
     """A run whose folder is lost continues from the shipped flow
-    (``--init-from models/weights/idf-v2.safetensors``): re-exporting the
-    recovered float network must give back exactly the shipped integers."""
+    (``--init-from models/weights/idf-v3.safetensors``): re-exporting the
+    recovered float network must give back exactly the shipped integers,
+    grouped prior (idf-v3) or not (idf-v2)."""
     from pathlib import Path
 
     import numpy as np
@@ -122,10 +128,29 @@ def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path)
 
     from models.idf.export import export
 
-    shipped = Path(__file__).parents[1] / "models" / "weights" / "idf-v2.safetensors"
-    export(shipped, tmp_path / "again.safetensors", "idf-v2")
+    shipped = Path(__file__).parents[1] / "models" / "weights" / f"{model_id}.safetensors"
+    export(shipped, tmp_path / "again.safetensors", model_id)
     a, b = load_file(str(shipped)), load_file(str(tmp_path / "again.safetensors"))
     assert a.keys() == b.keys()
     for key in a:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
+
+def test_grouped_prior_warm_starts_at_the_ungrouped_code_length(photo):
+    """``--prior-groups`` from an ungrouped flow starts exactly where that
+    flow is (group_prior_state), so a warm-started run only gains."""
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+    from models.idf.train import group_prior_state
+
+    torch.manual_seed(5)
+    old = IDF(IDFSpec(couplings=2, hidden=8))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    spec = IDFSpec(couplings=2, hidden=8, prior_groups=3)
+    new = IDF(spec)
+    new.load_state_dict(group_prior_state(old.state_dict(), old.spec.to_dict(), spec, new))
+    x = torch.from_numpy(np.asarray(photo)[:64, :64].copy()).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        assert float(new(x)) == pytest.approx(float(old(x)), rel=1e-6)

@@ -7,10 +7,17 @@ import codec
 from codec import weights
 
 
-def test_shipped_idf_codes_both_layouts_exactly_and_feedback_saves_bits(photo_large):
+@pytest.mark.parametrize("model_id", ["idf-v2", weights.DEFAULT_MODELS["idf"]])
+def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smaller(
+        photo_large, model_id):
+    """Both segment layouts decode exactly and the encoder writes the smaller.
+    The correction's linear fits on earlier channels find most with idf-v2,
+    whose prior codes the channels of a level independently; idf-v3's prior
+    already sees the earlier channel groups, so on a small image the
+    correction's side information can cost more than it saves."""
     from codec.idf_codec import FEEDBACK, PLAIN, IDFPlaneCodec
 
-    idf = IDFPlaneCodec(weights.DEFAULT_MODELS["idf"])
+    idf = IDFPlaneCodec(model_id)
     pixels = np.asarray(photo_large)
     sizes = {}
     for layout in (PLAIN, FEEDBACK):
@@ -18,8 +25,9 @@ def test_shipped_idf_codes_both_layouts_exactly_and_feedback_saves_bits(photo_la
         assert coded.data[0] == layout
         np.testing.assert_array_equal(idf.decode(coded.data, *pixels.shape, codec_param=1), pixels)
         sizes[layout] = len(coded.data)
-    assert sizes[FEEDBACK] < sizes[PLAIN]
-    assert idf.encode(pixels).data[0] == FEEDBACK      # the encoder's own choice
+    if model_id == "idf-v2":
+        assert sizes[FEEDBACK] < sizes[PLAIN]
+    assert len(idf.encode(pixels).data) == min(sizes.values())     # the encoder's own choice
     grey = pixels[:, :, :1]
     coded = idf.encode(grey, layout=FEEDBACK)
     np.testing.assert_array_equal(idf.decode(coded.data, *grey.shape, codec_param=1), grey)

@@ -32,6 +32,8 @@ def integer_nets(net: IDF):
     for l, prior in enumerate(net.priors):
         if prior.net is not None:
             yield f"prior{l}", prior.net
+        for g, sub in enumerate(prior.group_nets, start=1):
+            yield f"prior{l}.g{g}", sub
 
 
 def layer_fracs(net: Int8ConvNet, spec: IDFSpec):

@@ -81,18 +81,26 @@ class IntegerCoupling:
 
 
 class IntegerPrior:
-    """Means (1/2^mean_frac units) and scale levels of a factored-out latent."""
+    """Means (1/2^mean_frac units) and scale levels of a factored-out latent,
+    group by group (``IDFSpec.prior_groups``; the training ``Prior``)."""
 
-    def __init__(self, net: IntegerNet | None, bias: np.ndarray, spec: IDFSpec):
-        self.net, self.spec = net, spec
+    def __init__(self, nets: list[IntegerNet | None], bias: np.ndarray, spec: IDFSpec):
+        self.nets, self.spec = nets, spec
         self.bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
+        self.groups = len(nets)
+        self.group_size = len(self.bias) // (2 * self.groups)
 
-    def __call__(self, kept, shape):
+    def group(self, g: int, kept, previous: list, shape):
+        """Group g's (means, levels), each (B, k, H, W) int64 numpy, given the
+        kept part (or None) and the groups before it."""
         s = self.spec
+        k, cout = self.group_size, self.group_size * self.groups
         frac = s.weight_frac + s.act_frac  # the prior net's output scale
-        acc = self.bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
-        if self.net is not None:
-            out, frac2 = self.net(kept)
+        bias = torch.cat([self.bias[g * k:(g + 1) * k], self.bias[cout + g * k:cout + (g + 1) * k]])
+        acc = bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
+        if self.nets[g] is not None:
+            inputs = ([kept] if kept is not None else []) + list(previous)
+            out, frac2 = self.nets[g](torch.cat(inputs, 1))
             assert frac2 == frac
             acc = acc + out
         mean_acc, ls_acc = acc.chunk(2, 1)
@@ -103,6 +111,13 @@ class IntegerPrior:
         levels = torch.clamp(round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
                              0, s.log_scale_levels - 1)
         return means.to(torch.int64).numpy(), levels.to(torch.int64).numpy()
+
+    def __call__(self, kept, z):
+        """(means, levels) of every channel of z, each group conditioned on
+        the groups of z before it (the encoder's view: z is known)."""
+        parts = list(z.chunk(self.groups, 1))
+        out = [self.group(g, kept, parts[:g], z.shape) for g in range(self.groups)]
+        return np.concatenate([m for m, _ in out], 1), np.concatenate([l for _, l in out], 1)
 
 
 class IntegerIDF:

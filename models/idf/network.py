@@ -7,7 +7,9 @@ Data flow, for x (B,3,H,W) integers 0..255 (centred by -128)::
     z_L is the last level's output.
 
     prior: p(z_L) per channel; p(z_l | y_l) from a small conv net on y_l,
-           discretized logistics (means 1/16, 64 scale levels)
+           discretized logistics (means 1/16, 64 scale levels); with
+           prior_groups > 1, z_l's channel groups in turn, each also
+           conditioned on the groups before it
 
 A coupling shifts part of the channels by ``round(t(other parts))``:
 bipartite ``x_b += round(t(x_a))``; quadripartite updates four parts in turn,
@@ -84,22 +86,48 @@ class Coupling(nn.Module):
 
 
 class Prior(nn.Module):
-    """Means and scale levels of a factored-out latent, from what is kept."""
+    """Means and scale levels of a factored-out latent, from what is kept.
+
+    With ``spec.prior_groups`` G > 1 the latent's channels are split into G
+    groups coded in turn, and group g's network also sees groups 0..g-1
+    (channel-autoregressive within the level): the channels of one level are
+    strongly correlated, and a prior on the kept part alone codes them as if
+    they were independent.  ``net`` is group 0's (None when there is nothing
+    to condition on); ``group_nets[g-1]`` is group g's."""
 
     def __init__(self, cin: int, cout: int, spec: IDFSpec):
         super().__init__()
         self.spec = spec
-        self.net = Int8ConvNet(cin, 2 * cout, spec.prior_hidden, spec) if cin else None
+        groups = spec.prior_groups
+        assert cout % groups == 0
+        self.group_size = k = cout // groups
+        self.net = Int8ConvNet(cin, 2 * k, spec.prior_hidden, spec) if cin else None
+        self.group_nets = nn.ModuleList(Int8ConvNet(cin + g * k, 2 * k, spec.prior_hidden, spec)
+                                        for g in range(1, groups))
         self.bias = nn.Parameter(torch.zeros(2 * cout))
         with torch.no_grad():
             self.bias[cout:] = 3.0  # broad at first: latents start as raw pixels
 
-    def forward(self, kept, shape):
+    def group_raw(self, g: int, kept, previous: list, shape):
+        """Group g's raw (mean, log-scale) outputs, (B, 2k, H, W), bias included."""
+        k, cout = self.group_size, self.group_size * self.spec.prior_groups
+        bias = torch.cat([self.bias[g * k:(g + 1) * k], self.bias[cout + g * k:cout + (g + 1) * k]])
+        out = bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
+        inputs = ([kept] if kept is not None else []) + list(previous)
+        net = self.net if g == 0 else self.group_nets[g - 1]
+        if net is not None:
+            out = out + net(torch.cat(inputs, 1))
+        return out
+
+    def forward(self, kept, z):
+        """Means and log-scales of every channel of z (the groups before each
+        one taken from z itself, as the decoder will have them)."""
         s = self.spec
-        out = self.bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
-        if self.net is not None:
-            out = out + self.net(kept)
-        mean_raw, ls_raw = out.chunk(2, 1)
+        k = self.group_size
+        groups = list(z.chunk(s.prior_groups, 1))
+        raws = [self.group_raw(g, kept, groups[:g], z.shape) for g in range(s.prior_groups)]
+        mean_raw = torch.cat([r[:, :k] for r in raws], 1)
+        ls_raw = torch.cat([r[:, k:] for r in raws], 1)
         means = quantize_ste(mean_raw * 2**s.mean_gain_log2, s.mean_frac, -2**20, 2**20)
         levels = clamp_ste(round_ste((ls_raw - s.log_scale_min) * 2**s.log_scale_frac),
                            0, s.log_scale_levels - 1)
@@ -139,7 +167,7 @@ class IDF(nn.Module):
         """Code length of x in bits, per image (B,)."""
         bits = 0.0
         for prior, (z, kept) in zip(self.priors, self.latents(x)):
-            means, log_scales = prior(kept, z.shape)
+            means, log_scales = prior(kept, z)
             bits = bits + _logistic_bits(z, means, log_scales)
         return bits
 

@@ -11,6 +11,11 @@ class IDFSpec:
     partitions: int = 2           # 2 = bipartite (IDF), 4 = quadripartite (Tomczak 2021)
     hidden: int = 32              # channels of each coupling network
     prior_hidden: int = 48
+    # each level's factored-out channels are coded in this many groups, each
+    # group's prior conditioned on the kept part and the groups before it
+    # (channel-autoregressive within a level); 1 = the level's channels are
+    # coded as if independent given the coarser levels (idf-v1, idf-v2)
+    prior_groups: int = 1
     # Integer formats chosen so float32 convolutions are exact: 8-bit weights,
     # 8-bit activations, network inputs clamped to +-255, biases below 2^20;
     # with fan-ins <= 9 * 48 every partial sum stays below 2^24 (checked at load).

@@ -25,6 +25,38 @@ def evaluate(net: IDF, crops) -> float:
     return bits / sum(c.numel() for c in crops)
 
 
+def group_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -> dict:
+    """Warm start of a grouped prior from an ungrouped one (prior_groups 1):
+    group 0's network is the old one restricted to its group's outputs, and
+    group g's the same with zero weights on the g earlier groups it also
+    sees, so the new model starts with exactly the old model's code length
+    and learns what the earlier groups add."""
+    if old_spec.get("prior_groups", 1) == spec.prior_groups:
+        return state
+    if old_spec.get("prior_groups", 1) != 1:
+        raise SystemExit("a grouped prior can only be warm-started from an ungrouped one")
+    new = net.state_dict()
+    out = {k: v for k, v in state.items() if not k.startswith("priors.") or k.endswith(".bias")
+           and k.count(".") == 2}
+    for l, prior in enumerate(net.priors):
+        k, cout = prior.group_size, prior.group_size * spec.prior_groups
+        old = f"priors.{l}.net.layers"
+        if f"{old}.0.weight" not in state:
+            continue  # the last level: no network before, zero-output group networks now
+        for g in range(spec.prior_groups):
+            rows = list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
+            dst = f"priors.{l}.net.layers" if g == 0 else f"priors.{l}.group_nets.{g - 1}.layers"
+            first = new[f"{dst}.0.weight"].clone().zero_()
+            first[:, :state[f"{old}.0.weight"].shape[1]] = state[f"{old}.0.weight"]
+            out[f"{dst}.0.weight"] = first
+            out[f"{dst}.0.bias"] = state[f"{old}.0.bias"]
+            out[f"{dst}.1.weight"] = state[f"{old}.1.weight"]
+            out[f"{dst}.1.bias"] = state[f"{old}.1.bias"]
+            out[f"{dst}.2.weight"] = state[f"{old}.2.weight"][rows]
+            out[f"{dst}.2.bias"] = state[f"{old}.2.bias"][rows]
+    return {**new, **out}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run="runs/idf", steps=30000, batch=8, crop=64, lr=1e-3)
@@ -33,16 +65,18 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--levels", type=int, default=3,
                    help="squeeze/factor-out levels (the last level's prior is unconditional)")
+    p.add_argument("--prior-groups", type=int, default=1,
+                   help="channel groups of each level's prior, coded in turn (see Prior)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
-                   levels=args.levels)
+                   levels=args.levels, prior_groups=args.prior_groups)
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
-        args.init_from)
+        args.init_from, overrides={"prior_groups": args.prior_groups}, adapt_state=group_prior_state)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=RandomCrops(train, args.crop, args.batch, seed=step),
              evaluate=lambda n: evaluate(n, val))
