@@ -3,7 +3,9 @@
 ``tests/data/*.nc`` were written by earlier releases (see the README there);
 each must still parse, and decode to its ``.png`` twin while the weights it
 names are installed (weights are never changed in place: a retrained model
-ships under a new id, see docs/FORMAT.md)."""
+ships under a new id, see docs/FORMAT.md).  Lossless files must decode
+exactly; lossy ones within one level per subpixel, the most a float32
+synthesis transform may differ by across machines."""
 from pathlib import Path
 
 import numpy as np
@@ -33,4 +35,11 @@ def test_old_file_parses_and_decodes(path):
         installed = None
     if installed is None or installed.hex() != facts["weights_digest"]:
         pytest.skip(f"weights {facts['model']}:{facts['weights_digest']} are not installed")
-    np.testing.assert_array_equal(np.asarray(codec.decode(data)), np.asarray(expected))
+    decoded, expected = np.asarray(codec.decode(data)), np.asarray(expected)
+    if facts["codec"] == "lossy":
+        assert decoded.shape == expected.shape
+        assert np.abs(decoded.astype(int) - expected.astype(int)).max() <= 1
+        if facts["mode"] == "RGBA":
+            np.testing.assert_array_equal(decoded[..., 3], expected[..., 3])   # alpha is lossless
+    else:
+        np.testing.assert_array_equal(decoded, expected)

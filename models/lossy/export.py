@@ -1,6 +1,6 @@
 """Export a trained lossy checkpoint to shipped safetensors weights.
 
-    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v1.safetensors
+    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v3.safetensors
 
 Float tensors (the analysis/synthesis transforms, h_a, gains) are stored as
 float32; the entropy-parameter networks as integers; the zero-mean Gaussian
