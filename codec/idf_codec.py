@@ -96,9 +96,10 @@ class IDFPlaneCodec:
         for i, (z, means, levels) in enumerate(coded):
             if feedback is None:
                 base, groups = self._groups(means, levels)
+                residual = z - base
                 k = self.flow.priors[self.spec.levels - 1 - i].group_size
                 for g in range(0, len(z), k):   # channel groups in turn, as they decode
-                    ideal += self.coder.encode(enc, (z - base)[g:g + k], groups[g:g + k])
+                    ideal += self.coder.encode(enc, residual[g:g + k], groups[g:g + k])
                 continue
             fb = feedback.levels[self.spec.levels - 1 - i]
             residual = (z << self.spec.mean_frac) - means

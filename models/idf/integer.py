@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .network import squeeze, unsqueeze
+from .network import group_rows, squeeze, unsqueeze
 from ..quant import round_scaled, round_scaled_
 from .spec import IDFSpec
 
@@ -86,18 +86,17 @@ class IntegerPrior:
 
     def __init__(self, nets: list[IntegerNet | None], bias: np.ndarray, spec: IDFSpec):
         self.nets, self.spec = nets, spec
-        self.bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
         self.groups = len(nets)
-        self.group_size = len(self.bias) // (2 * self.groups)
+        self.group_size = len(bias) // (2 * self.groups)
+        bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
+        self.group_bias = [bias[group_rows(g, self.group_size, self.groups)] for g in range(self.groups)]
 
     def group(self, g: int, kept, previous: list, shape):
         """Group g's (means, levels), each (B, k, H, W) int64 numpy, given the
         kept part (or None) and the groups before it."""
         s = self.spec
-        k, cout = self.group_size, self.group_size * self.groups
         frac = s.weight_frac + s.act_frac  # the prior net's output scale
-        bias = torch.cat([self.bias[g * k:(g + 1) * k], self.bias[cout + g * k:cout + (g + 1) * k]])
-        acc = bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
+        acc = self.group_bias[g][None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
         if self.nets[g] is not None:
             inputs = ([kept] if kept is not None else []) + list(previous)
             out, frac2 = self.nets[g](torch.cat(inputs, 1))

@@ -85,6 +85,14 @@ class Coupling(nn.Module):
         return torch.cat(parts, 1)
 
 
+def group_rows(g: int, group_size: int, groups: int) -> list[int]:
+    """Rows of channel group g in a prior's outputs (and bias), which hold the
+    means of all the level's channels, then their log-scales: the one layout
+    the training prior, the integer prior and the warm start all index."""
+    k, cout = group_size, group_size * groups
+    return list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
+
+
 class Prior(nn.Module):
     """Means and scale levels of a factored-out latent, from what is kept.
 
@@ -110,8 +118,7 @@ class Prior(nn.Module):
 
     def group_raw(self, g: int, kept, previous: list, shape):
         """Group g's raw (mean, log-scale) outputs, (B, 2k, H, W), bias included."""
-        k, cout = self.group_size, self.group_size * self.spec.prior_groups
-        bias = torch.cat([self.bias[g * k:(g + 1) * k], self.bias[cout + g * k:cout + (g + 1) * k]])
+        bias = self.bias[group_rows(g, self.group_size, self.spec.prior_groups)]
         out = bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
         inputs = ([kept] if kept is not None else []) + list(previous)
         net = self.net if g == 0 else self.group_nets[g - 1]

@@ -13,7 +13,7 @@ import torch
 
 from ..data import RandomCrops, centre_crops, load_images
 from ..training import Run, add_run_arguments, fit_bits, resume_or_start
-from .network import IDF
+from .network import IDF, group_rows
 from .spec import IDFSpec
 
 
@@ -36,15 +36,14 @@ def group_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -> d
     if old_spec.get("prior_groups", 1) != 1:
         raise SystemExit("a grouped prior can only be warm-started from an ungrouped one")
     new = net.state_dict()
-    out = {k: v for k, v in state.items() if not k.startswith("priors.") or k.endswith(".bias")
-           and k.count(".") == 2}
+    # everything but the prior networks carries over (the priors' output biases too)
+    out = {k: v for k, v in state.items() if not (k.startswith("priors.") and ".net." in k)}
     for l, prior in enumerate(net.priors):
-        k, cout = prior.group_size, prior.group_size * spec.prior_groups
         old = f"priors.{l}.net.layers"
         if f"{old}.0.weight" not in state:
             continue  # the last level: no network before, zero-output group networks now
         for g in range(spec.prior_groups):
-            rows = list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
+            rows = group_rows(g, prior.group_size, spec.prior_groups)
             dst = f"priors.{l}.net.layers" if g == 0 else f"priors.{l}.group_nets.{g - 1}.layers"
             first = new[f"{dst}.0.weight"].clone().zero_()
             first[:, :state[f"{old}.0.weight"].shape[1]] = state[f"{old}.0.weight"]
