@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
+from models.idf.network import anchor_mask
 from models.idf.spec import IDFSpec
 
 from . import idf_feedback, weights
@@ -52,7 +53,9 @@ class IDFPlaneCodec:
                           for c in range(spec.couplings)])
             nets = [net(f"prior{l}") if f"prior{l}.0.weight" in tensors else None]
             nets += [net(f"prior{l}.g{g}") for g in range(1, spec.prior_groups)]
-            priors.append(IntegerPrior(nets, tensors[f"prior{l}.bias"], spec))
+            spatial = ([net(f"prior{l}.s{g}") for g in range(spec.prior_groups)]
+                       if spec.prior_checkerboard else None)
+            priors.append(IntegerPrior(nets, tensors[f"prior{l}.bias"], spec, spatial))
         self.flow = IntegerIDF(spec, flows, priors)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
@@ -63,6 +66,15 @@ class IDFPlaneCodec:
             c *= 4
             self.z_channels.append(c if level == spec.levels - 1 else c // 2)
             c -= self.z_channels[-1]
+
+    def _halves(self, height: int, width: int) -> list:
+        """Index of the positions of a channel group coded together, in
+        coding order: every position, or with a checkerboard prior the
+        anchors and then the rest."""
+        if not self.spec.prior_checkerboard:
+            return [np.s_[:]]
+        anchors = anchor_mask(height, width).numpy()
+        return [np.s_[:, anchors], np.s_[:, ~anchors]]
 
     def _groups(self, means, levels):
         f = self.spec.mean_frac
@@ -94,19 +106,25 @@ class IDFPlaneCodec:
         enc = range_encoder()
         ideal = 0.0
         for i, (z, means, levels) in enumerate(coded):
+            # as they decode: channel groups in turn, each half by half,
+            # with corrections channel by channel within a half
+            k = self.flow.priors[self.spec.levels - 1 - i].group_size
+            halves = self._halves(*z.shape[1:])
             if feedback is None:
                 base, groups = self._groups(means, levels)
                 residual = z - base
-                k = self.flow.priors[self.spec.levels - 1 - i].group_size
-                for g in range(0, len(z), k):   # channel groups in turn, as they decode
-                    ideal += self.coder.encode(enc, residual[g:g + k], groups[g:g + k])
+                for g in range(0, len(z), k):
+                    for half in halves:
+                        ideal += self.coder.encode(enc, residual[g:g + k][half], groups[g:g + k][half])
                 continue
             fb = feedback.levels[self.spec.levels - 1 - i]
             residual = (z << self.spec.mean_frac) - means
-            for ch in range(len(z)):
-                m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
-                base, groups = self._groups(m, l)
-                ideal += self.coder.encode(enc, z[ch] - base, groups)
+            for g in range(0, len(z), k):
+                for half in halves:
+                    for ch in range(g, g + k):
+                        m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
+                        base, groups = self._groups(m, l)
+                        ideal += self.coder.encode(enc, (z[ch] - base)[None][half], groups[None][half])
         prefix = bytes([PLAIN]) if feedback is None else bytes([FEEDBACK]) + feedback.to_bytes()
         return CodedPlanes(prefix + stream_bytes(enc), ideal, len(prefix))
 
@@ -156,24 +174,28 @@ class IDFPlaneCodec:
     def _decode_level(self, dec, level: int, kept, shape, fb) -> np.ndarray:
         """One level's latents (C, H, W) as float32: its channel groups in
         turn, each group's prior computed from the kept part and the groups
-        decoded before it; with corrections, channel by channel."""
+        decoded before it (with a checkerboard prior, its anchors first, then
+        the rest given them); with corrections, channel by channel."""
         prior = self.flow.priors[level]
         k = prior.group_size
-        z = np.empty(shape[1:], np.int64)
-        residual = np.empty(shape[1:], np.int64)
+        z = np.zeros(shape[1:], np.int64)
+        residual = np.zeros(shape[1:], np.int64)
         parts = []
         for g in range(prior.groups):
-            means, levels = prior.group(g, kept, parts, shape)
-            means, levels = means[0], levels[0]
-            if fb is None:
-                base, groups = self._groups(means, levels)
-                z[g * k:(g + 1) * k] = self.coder.decode(dec, groups) + base
-            else:
+            zg = z[g * k:(g + 1) * k]
+            for h, half in enumerate(self._halves(*shape[2:])):
+                anchors = None if h == 0 else torch.from_numpy(zg[None].astype(np.float32))
+                means, levels = prior.group(g, kept, parts, shape, anchors)
+                means, levels = means[0], levels[0]
+                if fb is None:
+                    base, groups = self._groups(means[half], levels[half])
+                    zg[half] = self.coder.decode(dec, groups) + base
+                    continue
                 for i in range(k):
                     ch = g * k + i
                     m, l = self._corrected(fb, ch, means[i], levels[i], residual)
-                    base, groups = self._groups(m, l)
-                    z[ch] = self.coder.decode(dec, groups) + base
-                    residual[ch] = (z[ch] << self.spec.mean_frac) - means[i]
-            parts.append(torch.from_numpy(z[g * k:(g + 1) * k][None].astype(np.float32)))
+                    base, groups = self._groups(m[None][half], l[None][half])
+                    z[ch][None][half] = self.coder.decode(dec, groups) + base
+                    residual[ch][None][half] = ((z[ch] << self.spec.mean_frac) - means[i])[None][half]
+            parts.append(torch.from_numpy(zg[None].astype(np.float32)))
         return z.astype(np.float32)

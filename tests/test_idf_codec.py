@@ -16,17 +16,18 @@ from codec import weights
 MODEL = "idf-test"
 
 
-@pytest.fixture(scope="module", params=[(2, 1), (4, 1), (2, 3)],
-                ids=["bipartite", "quadripartite", "grouped-prior"])
+@pytest.fixture(scope="module", params=[(2, 1, False), (4, 1, False), (2, 3, False), (2, 3, True)],
+                ids=["bipartite", "quadripartite", "grouped-prior", "checkerboard-prior"])
 def idf_weights(request, tmp_path_factory, temp_weights_dir):
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
 
-    partitions, groups = request.param
-    d = tmp_path_factory.mktemp(f"idf{partitions}-{groups}")
+    partitions, groups, checkerboard = request.param
+    d = tmp_path_factory.mktemp(f"idf{partitions}-{groups}-{int(checkerboard)}")
     torch.manual_seed(partitions + groups)
-    net = IDF(IDFSpec(partitions=partitions, couplings=2, hidden=8, prior_groups=groups))
+    net = IDF(IDFSpec(partitions=partitions, couplings=2, hidden=8, prior_groups=groups,
+                      prior_checkerboard=checkerboard))
     with torch.no_grad():  # non-zero shifts, so the test exercises the inverse
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.3)
@@ -82,12 +83,12 @@ def test_idf_cross_configuration(idf_weights, photo, tmp_path):
     assert files[0].read_bytes() == files[1].read_bytes()
 
 
-@pytest.mark.parametrize("groups", [1, 3])
-def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large, groups):
+@pytest.mark.parametrize("groups, checkerboard", [(1, False), (3, False), (3, True)])
+def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large, groups, checkerboard):
     """The codec's ideal size equals the training network's code length: the
     integer priors put their means and scales where training put them (a
     mismatch once made trained weights code at 4x their rate), group by group
-    when the prior is grouped.  The network is a mildly perturbed fresh one,
+    when the prior is grouped, half by half when it is a checkerboard.  The network is a mildly perturbed fresh one,
     so its latents stay in the range where training's float form and the
     integer form round alike."""
     from codec.idf_codec import PLAIN, IDFPlaneCodec
@@ -96,7 +97,8 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large,
     from models.idf.spec import IDFSpec
 
     torch.manual_seed(4)
-    net = IDF(IDFSpec(partitions=4, couplings=2, hidden=8, prior_groups=groups))
+    net = IDF(IDFSpec(partitions=4, couplings=2, hidden=8, prior_groups=groups,
+                      prior_checkerboard=checkerboard))
     with torch.no_grad():
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.03)
@@ -106,12 +108,13 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large,
             prior.bias[half:] = 3.0
     ck = idf_weights / "rate-ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
-    export(ck, idf_weights / f"idf-rate{groups}.safetensors", f"idf-rate{groups}")
+    model = f"idf-rate{groups}{'c' if checkerboard else ''}"
+    export(ck, idf_weights / f"{model}.safetensors", model)
     pixels = np.asarray(photo_large)[:128, :128].copy()
     x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
     with torch.no_grad():
         trained = float(net.eval()(x))
-    coded = IDFPlaneCodec(f"idf-rate{groups}").encode(pixels, layout=PLAIN).ideal_bits
+    coded = IDFPlaneCodec(model).encode(pixels, layout=PLAIN).ideal_bits
     assert coded == pytest.approx(trained, rel=0.01)
 
 
@@ -154,3 +157,28 @@ def test_grouped_prior_warm_starts_at_the_ungrouped_code_length(photo):
     x = torch.from_numpy(np.asarray(photo)[:64, :64].copy()).permute(2, 0, 1)[None]
     with torch.no_grad():
         assert float(new(x)) == pytest.approx(float(old(x)), rel=1e-6)
+
+
+def test_checkerboard_prior_warm_starts_at_the_code_length_without_one(photo):
+    """``--prior-checkerboard`` from a grouped flow starts exactly where that
+    flow is (spatial_prior_state): each non-anchor network begins as its
+    anchor network, blind to the anchors it now also sees."""
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+    from models.idf.train import spatial_prior_state
+
+    torch.manual_seed(6)
+    old = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    spec = IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True)
+    new = IDF(spec)
+    new.load_state_dict(spatial_prior_state(old.state_dict(), old.spec.to_dict(), spec, new))
+    x = torch.from_numpy(np.asarray(photo)[:64, :64].copy()).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        assert float(new(x)) == pytest.approx(float(old(x)), rel=1e-6)
+        # and the anchors do reach the non-anchor half once its weights move
+        for p in new.priors[0].spatial_nets[0].parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+        assert float(new(x)) != pytest.approx(float(old(x)), rel=1e-6)

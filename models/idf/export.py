@@ -34,6 +34,8 @@ def integer_nets(net: IDF):
             yield f"prior{l}", prior.net
         for g, sub in enumerate(prior.group_nets, start=1):
             yield f"prior{l}.g{g}", sub
+        for g, sub in enumerate(prior.spatial_nets or ()):
+            yield f"prior{l}.s{g}", sub
 
 
 def layer_fracs(net: Int8ConvNet, spec: IDFSpec):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .network import group_rows, squeeze, unsqueeze
+from .network import anchor_mask, group_rows, squeeze, unsqueeze
 from ..quant import round_scaled, round_scaled_
 from .spec import IDFSpec
 
@@ -82,24 +82,30 @@ class IntegerCoupling:
 
 class IntegerPrior:
     """Means (1/2^mean_frac units) and scale levels of a factored-out latent,
-    group by group (``IDFSpec.prior_groups``; the training ``Prior``)."""
+    group by group (``IDFSpec.prior_groups``) and, with a checkerboard prior,
+    half by half within a group (the training ``Prior``)."""
 
-    def __init__(self, nets: list[IntegerNet | None], bias: np.ndarray, spec: IDFSpec):
-        self.nets, self.spec = nets, spec
+    def __init__(self, nets: list[IntegerNet | None], bias: np.ndarray, spec: IDFSpec,
+                 spatial: list[IntegerNet] | None = None):
+        self.nets, self.spatial, self.spec = nets, spatial, spec
         self.groups = len(nets)
         self.group_size = len(bias) // (2 * self.groups)
         bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
         self.group_bias = [bias[group_rows(g, self.group_size, self.groups)] for g in range(self.groups)]
 
-    def group(self, g: int, kept, previous: list, shape):
+    def group(self, g: int, kept, previous: list, shape, anchors=None):
         """Group g's (means, levels), each (B, k, H, W) int64 numpy, given the
-        kept part (or None) and the groups before it."""
+        kept part (or None) and the groups before it; given also the group's
+        ``anchors`` (zero elsewhere), those of its non-anchor half."""
         s = self.spec
         frac = s.weight_frac + s.act_frac  # the prior net's output scale
         acc = self.group_bias[g][None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
-        if self.nets[g] is not None:
-            inputs = ([kept] if kept is not None else []) + list(previous)
-            out, frac2 = self.nets[g](torch.cat(inputs, 1))
+        inputs = ([kept] if kept is not None else []) + list(previous)
+        net = self.nets[g]
+        if anchors is not None:
+            net, inputs = self.spatial[g], inputs + [anchors]
+        if net is not None:
+            out, frac2 = net(torch.cat(inputs, 1))
             assert frac2 == frac
             acc = acc + out
         mean_acc, ls_acc = acc.chunk(2, 1)
@@ -113,9 +119,15 @@ class IntegerPrior:
 
     def __call__(self, kept, z):
         """(means, levels) of every channel of z, each group conditioned on
-        the groups of z before it (the encoder's view: z is known)."""
+        the groups of z before it, and each non-anchor half on its anchors
+        (the encoder's view: z is known)."""
         parts = list(z.chunk(self.groups, 1))
         out = [self.group(g, kept, parts[:g], z.shape) for g in range(self.groups)]
+        if self.spatial is not None:
+            mask = anchor_mask(z.shape[2], z.shape[3])
+            rest = [self.group(g, kept, parts[:g], z.shape, parts[g] * mask) for g in range(self.groups)]
+            keep = mask.numpy()
+            out = [(np.where(keep, m, m2), np.where(keep, l, l2)) for (m, l), (m2, l2) in zip(out, rest)]
         return np.concatenate([m for m, _ in out], 1), np.concatenate([l for _, l in out], 1)
 
 

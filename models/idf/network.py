@@ -9,7 +9,8 @@ Data flow, for x (B,3,H,W) integers 0..255 (centred by -128)::
     prior: p(z_L) per channel; p(z_l | y_l) from a small conv net on y_l,
            discretized logistics (means 1/16, 64 scale levels); with
            prior_groups > 1, z_l's channel groups in turn, each also
-           conditioned on the groups before it
+           conditioned on the groups before it; with prior_checkerboard,
+           each group's non-anchor half also on its anchor half
 
 A coupling shifts part of the channels by ``round(t(other parts))``:
 bipartite ``x_b += round(t(x_a))``; quadripartite updates four parts in turn,
@@ -93,6 +94,13 @@ def group_rows(g: int, group_size: int, groups: int) -> list[int]:
     return list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
 
 
+def anchor_mask(height: int, width: int) -> torch.Tensor:
+    """(H, W) bool, True at a checkerboard prior's anchors: row + column even.
+    Anchors are coded first, the other half given them (FORMAT.md §6)."""
+    rows, cols = torch.arange(height)[:, None], torch.arange(width)[None, :]
+    return (rows + cols) % 2 == 0
+
+
 class Prior(nn.Module):
     """Means and scale levels of a factored-out latent, from what is kept.
 
@@ -101,7 +109,12 @@ class Prior(nn.Module):
     (channel-autoregressive within the level): the channels of one level are
     strongly correlated, and a prior on the kept part alone codes them as if
     they were independent.  ``net`` is group 0's (None when there is nothing
-    to condition on); ``group_nets[g-1]`` is group g's."""
+    to condition on); ``group_nets[g-1]`` is group g's.
+
+    With ``spec.prior_checkerboard`` each group is coded in two halves: its
+    anchors (``anchor_mask``) as above, then the other positions from
+    ``spatial_nets[g]``, which also sees the group's anchors, so each of them
+    is predicted from its four decoded spatial neighbours as well."""
 
     def __init__(self, cin: int, cout: int, spec: IDFSpec):
         super().__init__()
@@ -112,16 +125,25 @@ class Prior(nn.Module):
         self.net = Int8ConvNet(cin, 2 * k, spec.prior_hidden, spec) if cin else None
         self.group_nets = nn.ModuleList(Int8ConvNet(cin + g * k, 2 * k, spec.prior_hidden, spec)
                                         for g in range(1, groups))
+        # group g's non-anchor half: what its anchor-half net sees, plus the group's anchors
+        self.spatial_nets = nn.ModuleList(
+            Int8ConvNet(cin + (g + 1) * k, 2 * k, spec.prior_hidden, spec)
+            for g in range(groups)) if spec.prior_checkerboard else None
         self.bias = nn.Parameter(torch.zeros(2 * cout))
         with torch.no_grad():
             self.bias[cout:] = 3.0  # broad at first: latents start as raw pixels
 
-    def group_raw(self, g: int, kept, previous: list, shape):
-        """Group g's raw (mean, log-scale) outputs, (B, 2k, H, W), bias included."""
+    def group_raw(self, g: int, kept, previous: list, shape, anchors=None):
+        """Group g's raw (mean, log-scale) outputs, (B, 2k, H, W), bias
+        included; given the group's ``anchors`` (zero elsewhere), those of
+        its non-anchor half."""
         bias = self.bias[group_rows(g, self.group_size, self.spec.prior_groups)]
         out = bias[None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
         inputs = ([kept] if kept is not None else []) + list(previous)
-        net = self.net if g == 0 else self.group_nets[g - 1]
+        if anchors is not None:
+            net, inputs = self.spatial_nets[g], inputs + [anchors]
+        else:
+            net = self.net if g == 0 else self.group_nets[g - 1]
         if net is not None:
             out = out + net(torch.cat(inputs, 1))
         return out
@@ -133,6 +155,10 @@ class Prior(nn.Module):
         k = self.group_size
         groups = list(z.chunk(s.prior_groups, 1))
         raws = [self.group_raw(g, kept, groups[:g], z.shape) for g in range(s.prior_groups)]
+        if s.prior_checkerboard:
+            mask = anchor_mask(z.shape[2], z.shape[3])
+            raws = [torch.where(mask, raw, self.group_raw(g, kept, groups[:g], z.shape, groups[g] * mask))
+                    for g, raw in enumerate(raws)]
         mean_raw = torch.cat([r[:, :k] for r in raws], 1)
         ls_raw = torch.cat([r[:, k:] for r in raws], 1)
         means = quantize_ste(mean_raw * 2**s.mean_gain_log2, s.mean_frac, -2**20, 2**20)

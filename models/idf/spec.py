@@ -16,6 +16,10 @@ class IDFSpec:
     # (channel-autoregressive within a level); 1 = the level's channels are
     # coded as if independent given the coarser levels (idf-v1, idf-v2)
     prior_groups: int = 1
+    # each group is coded in two checkerboard halves: the anchors (row + col
+    # even) first, then the rest with a second network that also sees the
+    # group's anchors, i.e. its four spatial neighbours (idf-v5)
+    prior_checkerboard: bool = False
     # Integer formats chosen so float32 convolutions are exact: 8-bit weights,
     # 8-bit activations, network inputs clamped to +-255, biases below 2^20;
     # with fan-ins <= 9 * 48 every partial sum stays below 2^24 (checked at load).

@@ -56,6 +56,35 @@ def group_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -> d
     return {**new, **out}
 
 
+def spatial_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -> dict:
+    """Warm start of a checkerboard prior from a prior without one (after
+    :func:`group_prior_state` if the groups change too): group g's
+    non-anchor network starts as its anchor network with zero weights on the
+    anchors it also sees, so the new model starts at exactly the old model's
+    code length.  Where a group has no anchor network (the last level's first
+    group) the new one keeps its zero-output initialisation."""
+    state = group_prior_state(state, old_spec, spec, net)
+    if old_spec.get("prior_checkerboard", False) == spec.prior_checkerboard:
+        return state
+    if not spec.prior_checkerboard:
+        raise SystemExit("a checkerboard prior cannot be warm-started into one without")
+    new = net.state_dict()
+    out = dict(state)
+    for l, prior in enumerate(net.priors):
+        for g in range(spec.prior_groups):
+            src = f"priors.{l}.net.layers" if g == 0 else f"priors.{l}.group_nets.{g - 1}.layers"
+            dst = f"priors.{l}.spatial_nets.{g}.layers"
+            if f"{src}.0.weight" not in state:
+                out.update({k: v for k, v in new.items() if k.startswith(dst + ".")})
+                continue
+            first = new[f"{dst}.0.weight"].clone().zero_()
+            first[:, :state[f"{src}.0.weight"].shape[1]] = state[f"{src}.0.weight"]
+            out[f"{dst}.0.weight"] = first
+            for key in ("0.bias", "1.weight", "1.bias", "2.weight", "2.bias"):
+                out[f"{dst}.{key}"] = state[f"{src}.{key}"]
+    return {**new, **out}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run="runs/idf", steps=30000, batch=8, crop=64, lr=1e-3)
@@ -66,16 +95,20 @@ def main(argv=None):
                    help="squeeze/factor-out levels (the last level's prior is unconditional)")
     p.add_argument("--prior-groups", type=int, default=1,
                    help="channel groups of each level's prior, coded in turn (see Prior)")
+    p.add_argument("--prior-checkerboard", action="store_true",
+                   help="code each group in two checkerboard halves, the second given the first")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
-                   levels=args.levels, prior_groups=args.prior_groups)
+                   levels=args.levels, prior_groups=args.prior_groups,
+                   prior_checkerboard=args.prior_checkerboard)
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
-        args.init_from, overrides={"prior_groups": args.prior_groups}, adapt_state=group_prior_state)
+        args.init_from, overrides={"prior_groups": args.prior_groups, "prior_checkerboard": args.prior_checkerboard},
+        adapt_state=spatial_prior_state)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=RandomCrops(train, args.crop, args.batch, seed=step),
              evaluate=lambda n: evaluate(n, val))
