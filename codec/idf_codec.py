@@ -68,13 +68,13 @@ class IDFPlaneCodec:
             c -= self.z_channels[-1]
 
     def _halves(self, height: int, width: int) -> list:
-        """Index of the positions of a channel group coded together, in
-        coding order: every position, or with a checkerboard prior the
-        anchors and then the rest."""
+        """Indices (into a level's flattened positions) of the positions of a
+        channel group coded together, in coding order: all of them, or with a
+        checkerboard prior the anchors and then the rest."""
         if not self.spec.prior_checkerboard:
-            return [np.s_[:]]
-        anchors = anchor_mask(height, width).numpy()
-        return [np.s_[:, anchors], np.s_[:, ~anchors]]
+            return [slice(None)]
+        anchors = anchor_mask(height, width).numpy().ravel()
+        return [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
 
     def _groups(self, means, levels):
         f = self.spec.mean_frac
@@ -106,25 +106,27 @@ class IDFPlaneCodec:
         enc = range_encoder()
         ideal = 0.0
         for i, (z, means, levels) in enumerate(coded):
-            # as they decode: channel groups in turn, each half by half,
-            # with corrections channel by channel within a half
+            # as they decode: channel groups in turn, each half by half, with
+            # corrections channel by channel within a half; positions flattened
             k = self.flow.priors[self.spec.levels - 1 - i].group_size
             halves = self._halves(*z.shape[1:])
+            z, means, levels = (a.reshape(len(a), -1) for a in (z, means, levels))
             if feedback is None:
                 base, groups = self._groups(means, levels)
                 residual = z - base
                 for g in range(0, len(z), k):
                     for half in halves:
-                        ideal += self.coder.encode(enc, residual[g:g + k][half], groups[g:g + k][half])
+                        ideal += self.coder.encode(enc, residual[g:g + k, half], groups[g:g + k, half])
                 continue
             fb = feedback.levels[self.spec.levels - 1 - i]
             residual = (z << self.spec.mean_frac) - means
             for g in range(0, len(z), k):
                 for half in halves:
+                    residual_here = residual[:, half]
                     for ch in range(g, g + k):
-                        m, l = self._corrected(fb, ch, means[ch], levels[ch], residual)
+                        m, l = self._corrected(fb, ch, means[ch, half], levels[ch, half], residual_here)
                         base, groups = self._groups(m, l)
-                        ideal += self.coder.encode(enc, (z[ch] - base)[None][half], groups[None][half])
+                        ideal += self.coder.encode(enc, z[ch, half] - base, groups)
         prefix = bytes([PLAIN]) if feedback is None else bytes([FEEDBACK]) + feedback.to_bytes()
         return CodedPlanes(prefix + stream_bytes(enc), ideal, len(prefix))
 
@@ -178,24 +180,30 @@ class IDFPlaneCodec:
         the rest given them); with corrections, channel by channel."""
         prior = self.flow.priors[level]
         k = prior.group_size
-        z = np.zeros(shape[1:], np.int64)
-        residual = np.zeros(shape[1:], np.int64)
+        channels, height, width = shape[1:]
+        z = np.zeros((channels, height * width), np.int64)      # positions flattened
+        residual = np.zeros_like(z)
         parts = []
         for g in range(prior.groups):
-            zg = z[g * k:(g + 1) * k]
-            for h, half in enumerate(self._halves(*shape[2:])):
-                anchors = None if h == 0 else torch.from_numpy(zg[None].astype(np.float32))
-                means, levels = prior.group(g, kept, parts, shape, anchors)
-                means, levels = means[0], levels[0]
+            rows = slice(g * k, (g + 1) * k)
+            for h, half in enumerate(self._halves(height, width)):
+                # the second half's network reads the first (zero elsewhere)
+                anchors = None if h == 0 else torch.from_numpy(
+                    z[rows].reshape(1, k, height, width).astype(np.float32))
+                means, levels = (a[0].reshape(k, -1)[:, half]
+                                 for a in prior.group(g, kept, parts, shape, anchors))
                 if fb is None:
-                    base, groups = self._groups(means[half], levels[half])
-                    zg[half] = self.coder.decode(dec, groups) + base
+                    base, groups = self._groups(means, levels)
+                    z[rows, half] = self.coder.decode(dec, groups) + base
                     continue
+                residual_here = residual[:, half]
                 for i in range(k):
                     ch = g * k + i
-                    m, l = self._corrected(fb, ch, means[i], levels[i], residual)
-                    base, groups = self._groups(m[None][half], l[None][half])
-                    z[ch][None][half] = self.coder.decode(dec, groups) + base
-                    residual[ch][None][half] = ((z[ch] << self.spec.mean_frac) - means[i])[None][half]
-            parts.append(torch.from_numpy(zg[None].astype(np.float32)))
-        return z.astype(np.float32)
+                    m, l = self._corrected(fb, ch, means[i], levels[i], residual_here)
+                    base, groups = self._groups(m, l)
+                    decoded = self.coder.decode(dec, groups) + base
+                    z[ch, half] = decoded
+                    residual_here[ch] = (decoded << self.spec.mean_frac) - means[i]
+                residual[:, half] = residual_here
+            parts.append(torch.from_numpy(z[rows].reshape(1, k, height, width).astype(np.float32)))
+        return z.reshape(channels, height, width).astype(np.float32)
