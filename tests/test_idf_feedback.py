@@ -12,8 +12,8 @@ def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smalle
         photo_large, model_id):
     """Both segment layouts decode exactly and the encoder writes the smaller.
     The correction's linear fits on earlier channels find most with idf-v2,
-    whose prior codes the channels of a level independently; idf-v4's prior
-    already sees the earlier channel groups, so on a small image the
+    whose prior codes the channels of a level independently; the default's
+    prior already sees the earlier channel groups, so on a small image the
     correction's side information can cost more than it saves."""
     from codec.idf_codec import FEEDBACK, PLAIN, IDFPlaneCodec
 
