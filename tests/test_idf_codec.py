@@ -118,12 +118,12 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large,
     assert coded == pytest.approx(trained, rel=0.01)
 
 
-@pytest.mark.parametrize("model_id", ["idf-v2", "idf-v4", "idf-v5"])
+@pytest.mark.parametrize("model_id", ["idf-v2", "idf-v4", "idf-v6"])
 def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path, model_id):
     """A run whose folder is lost continues from the shipped flow
-    (``--init-from models/weights/idf-v5.safetensors``): re-exporting the
+    (``--init-from models/weights/idf-v6.safetensors``): re-exporting the
     recovered float network must give back exactly the shipped integers,
-    whatever the prior: checkerboard (idf-v5), grouped (idf-v4) or neither
+    whatever the prior: checkerboard (idf-v6), grouped (idf-v4) or neither
     (idf-v2)."""
     from pathlib import Path
 

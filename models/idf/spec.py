@@ -18,7 +18,7 @@ class IDFSpec:
     prior_groups: int = 1
     # each group is coded in two checkerboard halves: the anchors (row + col
     # even) first, then the rest with a second network that also sees the
-    # group's anchors, i.e. its four spatial neighbours (idf-v5)
+    # group's anchors, i.e. its four spatial neighbours (idf-v6)
     prior_checkerboard: bool = False
     # Integer formats chosen so float32 convolutions are exact: 8-bit weights,
     # 8-bit activations, network inputs clamped to +-255, biases below 2^20;
