@@ -120,9 +120,9 @@ class IDFPlaneCodec:
                 continue
             fb = feedback.levels[self.spec.levels - 1 - i]
             residual = (z << self.spec.mean_frac) - means
+            residual_by_half = [residual[:, half] for half in halves]
             for g in range(0, len(z), k):
-                for half in halves:
-                    residual_here = residual[:, half]
+                for half, residual_here in zip(halves, residual_by_half):
                     for ch in range(g, g + k):
                         m, l = self._corrected(fb, ch, means[ch, half], levels[ch, half], residual_here)
                         base, groups = self._groups(m, l)
@@ -183,10 +183,11 @@ class IDFPlaneCodec:
         channels, height, width = shape[1:]
         z = np.zeros((channels, height * width), np.int64)      # positions flattened
         residual = np.zeros_like(z)
+        halves = self._halves(height, width)
         parts = []
         for g in range(prior.groups):
             rows = slice(g * k, (g + 1) * k)
-            for h, half in enumerate(self._halves(height, width)):
+            for h, half in enumerate(halves):
                 # the second half's network reads the first (zero elsewhere)
                 anchors = None if h == 0 else torch.from_numpy(
                     z[rows].reshape(1, k, height, width).astype(np.float32))
@@ -204,6 +205,6 @@ class IDFPlaneCodec:
                     decoded = self.coder.decode(dec, groups) + base
                     z[ch, half] = decoded
                     residual_here[ch] = (decoded << self.spec.mean_frac) - means[i]
-                residual[:, half] = residual_here
+                residual[rows, half] = residual_here[rows]
             parts.append(torch.from_numpy(z[rows].reshape(1, k, height, width).astype(np.float32)))
         return z.reshape(channels, height, width).astype(np.float32)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from .data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, downscaled, load_images, noisy_crops
+
 
 class Run:
     """A run folder: ``log.txt``, ``last.pt`` (resume) and ``best.pt`` (selection)."""
@@ -59,8 +61,6 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: floa
 
 def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: float) -> None:
     """The options every training script takes."""
-    from .data import DEFAULT_TRAIN_DIR
-
     p.add_argument("--run", type=Path, default=Path(run), help="run folder (log, checkpoints)")
     p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
     p.add_argument("--steps", type=int, default=steps)
@@ -71,6 +71,40 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--init-from", type=Path,
                    help="start a new run from this checkpoint's weights (.pt or .safetensors)")
+
+
+def add_photo_arguments(p) -> None:
+    """The lossless trainers' options on what photographs they see: grain
+    and sizes (read by :func:`photo_data`)."""
+    p.add_argument("--noise-prob", type=float, default=0.0,
+                   help="fraction of training crops given Gaussian noise (grain augmentation)")
+    p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
+    p.add_argument("--scales", default="1",
+                   help="comma-separated downscaling factors of the photographs to train on "
+                        "(each drawn equally often), e.g. 1,2; held-out selection averages them")
+
+
+def photo_data(args, run: Run, evaluate, step: int):
+    """(training batches, held-out figure) for :func:`add_photo_arguments`'s
+    options: crops of the photographs at every ``--scales`` size, noisy
+    where asked; the figure is the mean of ``evaluate(net, crops)`` over the
+    held-out crops at every size and, with noise augmentation, noisy (sigma
+    2) ones too, so selection weighs clean and grainy photographs alike."""
+    train, held = load_images(args.data)
+    factors = [float(f) for f in args.scales.split(",")]
+    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
+    if args.noise_prob > 0:
+        val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
+
+    def held_out(net) -> float:
+        figures = {name: evaluate(net, crops) for name, crops in val_sets.items()}
+        if len(figures) > 1:
+            run.say("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()) + " bpsp")
+        return sum(figures.values()) / len(figures)
+
+    batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=step,
+                          noise_prob=args.noise_prob, noise_max=args.noise_max)
+    return batches, held_out
 
 
 def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:

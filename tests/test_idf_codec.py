@@ -88,9 +88,9 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large,
     """The codec's ideal size equals the training network's code length: the
     integer priors put their means and scales where training put them (a
     mismatch once made trained weights code at 4x their rate), group by group
-    when the prior is grouped, half by half when it is a checkerboard.  The network is a mildly perturbed fresh one,
-    so its latents stay in the range where training's float form and the
-    integer form round alike."""
+    when the prior is grouped, half by half when it is a checkerboard.  The
+    network is a mildly perturbed fresh one, so its latents stay in the range
+    where training's float form and the integer form round alike."""
     from codec.idf_codec import PLAIN, IDFPlaneCodec
     from models.idf.export import export
     from models.idf.network import IDF

@@ -12,8 +12,7 @@ import argparse
 
 import torch
 
-from ..data import RandomCrops, centre_crops, downscaled, load_images, noisy_crops
-from ..training import Run, add_run_arguments, fit_bits, resume_or_start
+from ..training import Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, resume_or_start
 from .network import ARMNetwork
 from .spec import ARMSpec
 
@@ -41,30 +40,12 @@ def main(argv=None):
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--mixtures", type=int, default=2)
-    p.add_argument("--noise-prob", type=float, default=0.0,
-                   help="fraction of training crops given Gaussian noise (grain augmentation)")
-    p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
-    p.add_argument("--scales", default="1",
-                   help="comma-separated downscaling factors of the photographs to train on "
-                        "(each drawn equally often), e.g. 1,2; held-out selection averages them")
+    add_photo_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the steps after which hidden layers are fake-quantized")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
-    train, held = load_images(args.data)
-    factors = [float(f) for f in args.scales.split(",")]
-    train_sets = [downscaled(train, f) for f in factors]
-    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
-    # With noise augmentation, select on clean and noisy (sigma 2) held-out crops alike.
-    if args.noise_prob > 0:
-        val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
-
-    def held_out(n):
-        figures = {name: evaluate(n, v) for name, v in val_sets.items()}
-        if len(figures) > 1:
-            run.say("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()) + " bpsp")
-        return sum(figures.values()) / len(figures)
 
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]
@@ -79,10 +60,9 @@ def main(argv=None):
     def before_step(step):
         net.fake_quant = step >= args.qat_from * args.steps
 
+    batches, held_out = photo_data(args, run, evaluate, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=RandomCrops(train_sets, args.crop, args.batch, seed=step,
-                                 noise_prob=args.noise_prob, noise_max=args.noise_max),
-             evaluate=held_out, before_step=before_step)
+             batches=batches, evaluate=held_out, before_step=before_step)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,7 @@ import argparse
 
 import torch
 
-from ..data import RandomCrops, centre_crops, downscaled, load_images, noisy_crops
-from ..training import Run, add_run_arguments, fit_bits, resume_or_start
+from ..training import Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, resume_or_start
 from .network import IDF, group_rows
 from .spec import IDFSpec
 
@@ -97,42 +96,20 @@ def main(argv=None):
                    help="channel groups of each level's prior, coded in turn (see Prior)")
     p.add_argument("--prior-checkerboard", action="store_true",
                    help="code each group in two checkerboard halves, the second given the first")
-    p.add_argument("--noise-prob", type=float, default=0.0,
-                   help="fraction of training crops given Gaussian noise (grain augmentation)")
-    p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
-    p.add_argument("--scales", default="1",
-                   help="comma-separated downscaling factors of the photographs to train on "
-                        "(each drawn equally often), e.g. 1,2; held-out selection averages them")
+    add_photo_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     run = Run(args.run, args.ckpt_minutes)
-    train, held = load_images(args.data)
-    # as the ARM's training: photographs at several sizes, and with noise
-    # augmentation, selection on clean and noisy (sigma 2) held-out crops alike
-    factors = [float(f) for f in args.scales.split(",")]
-    train_sets = [downscaled(train, f) for f in factors]
-    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
-    if args.noise_prob > 0:
-        val_sets["noisy"] = noisy_crops(val_sets["x1/1"] if "x1/1" in val_sets
-                                        else next(iter(val_sets.values())), 2.0)
-
-    def held_out(n):
-        figures = {name: evaluate(n, v) for name, v in val_sets.items()}
-        if len(figures) > 1:
-            run.say("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()) + " bpsp")
-        return sum(figures.values()) / len(figures)
-
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
                    levels=args.levels, prior_groups=args.prior_groups,
                    prior_checkerboard=args.prior_checkerboard)
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
-        args.init_from, overrides={"prior_groups": args.prior_groups, "prior_checkerboard": args.prior_checkerboard},
-        adapt_state=spatial_prior_state)
+        args.init_from, adapt_state=spatial_prior_state,
+        overrides={"prior_groups": args.prior_groups, "prior_checkerboard": args.prior_checkerboard})
+    batches, held_out = photo_data(args, run, evaluate, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=RandomCrops(train_sets, args.crop, args.batch, seed=step,
-                                 noise_prob=args.noise_prob, noise_max=args.noise_max),
-             evaluate=held_out)
+             batches=batches, evaluate=held_out)
 
 
 if __name__ == "__main__":
