@@ -37,11 +37,13 @@ def lossless(folder, codecs, no_reference, limit, json_out, per_image):
               help="Write the figures here [default: bench/results/lossy-FOLDER.json].")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the RD plot here [default: bench/results/lossy-FOLDER.png].")
-def lossy(folder, no_nc, no_reference, limit, json_out, plot_out):
+@click.option("--model", "models", multiple=True,
+              help="Lossy weights to measure (repeat to compare several) [default: the codec's].")
+def lossy(folder, no_nc, no_reference, limit, json_out, plot_out, models):
     """Rate-distortion (PSNR, MS-SSIM) and BD-rate against JPEG on every PNG in FOLDER."""
     from .lossy import run
 
     results = Path(__file__).parent / "results"
     run(folder, not no_nc, not no_reference, limit,
         json_out or results / f"lossy-{folder.name}.json",
-        plot_out or results / f"lossy-{folder.name}.png")
+        plot_out or results / f"lossy-{folder.name}.png", models)

@@ -71,7 +71,9 @@ def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) 
 
 
 def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_out: Path,
-        plot_out: Path | None) -> dict:
+        plot_out: Path | None, models: tuple[str, ...] = ()) -> dict:
+    """``models``: lossy weights to measure (default: the codec's default),
+    each its own curve, ``nc`` or ``nc:MODEL`` when several are compared."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
@@ -79,18 +81,19 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
     curves: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
         work = Path(tmp)
-        if with_nc:
-            def nc_encode(pixels, q, path, out):
-                api.encode_file(path, out, force=True, quality=float(q))
+        def nc_decode(out):
+            back = out.with_suffix(".png")
+            api.decode_file(out, back, force=True)
+            return np.asarray(Image.open(back).convert("RGB"))
 
-            def nc_decode(out):
-                back = out.with_suffix(".png")
-                api.decode_file(out, back, force=True)
-                return np.asarray(Image.open(back).convert("RGB"))
+        for model in (models or (None,)) if with_nc else ():
+            def nc_encode(pixels, q, path, out, model=model):
+                api.encode_file(path, out, force=True, quality=float(q), model=model)
 
-            curves["nc"] = [_measure(images, work, "nc", q, nc_encode, nc_decode, ".nc")
+            name = f"nc:{model}" if len(models) > 1 else "nc"
+            curves[name] = [_measure(images, work, name, q, nc_encode, nc_decode, ".nc")
                             for q in NC_QUALITIES]
-            _progress("nc", curves["nc"])
+            _progress(name, curves[name])
         for rc in (lossy_codecs() if references else []):
             def ref_encode(pixels, point, path, out, rc=rc):
                 out.write_bytes(rc.encode(pixels, point))
@@ -108,10 +111,11 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
                          if jpeg else None}
     if with_nc:
         ref = reference_autoencoder_seconds()
-        enc = statistics.mean(c["encode_s"] for c in curves["nc"])
-        dec = statistics.mean(c["decode_s"] for c in curves["nc"])
-        summary["nc"].update(reference_autoencoder_s=ref, encode_s=enc, decode_s=dec,
-                             encode_over_reference=enc / ref, decode_over_reference=dec / ref)
+        for name in [n for n in curves if n == "nc" or n.startswith("nc:")]:
+            enc = statistics.mean(c["encode_s"] for c in curves[name])
+            dec = statistics.mean(c["decode_s"] for c in curves[name])
+            summary[name].update(reference_autoencoder_s=ref, encode_s=enc, decode_s=dec,
+                                 encode_over_reference=enc / ref, decode_over_reference=dec / ref)
     _print(curves, summary, len(paths), folder)
     result = {"folder": str(folder), "images": [p.name for p in paths], "curves": curves,
               "summary": summary}
@@ -138,9 +142,10 @@ def _print(curves, summary, n, folder):
         bd_s = f"{bd:+7.1f}%" if bd is not None else "     n/a"
         pts_s = " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f}, {c['ms_ssim']:.4f})" for c in pts)
         print(f"| {name:<10} | {bd_s} | {pts_s}")
-    if "nc" in summary and "reference_autoencoder_s" in summary["nc"]:
-        s = summary["nc"]
-        print(f"nc encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s per image; plain "
+    for name, s in summary.items():
+        if "reference_autoencoder_s" not in s:
+            continue
+        print(f"{name} encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s per image; plain "
               f"autoencoder pass {s['reference_autoencoder_s']:.2f} s (ratios "
               f"{s['encode_over_reference']:.2f}, {s['decode_over_reference']:.2f}; limit 2)")
 
@@ -155,8 +160,8 @@ def _plot(curves, summary, path: Path):
     for name, pts in curves.items():
         bd = summary[name]["bd_rate_vs_jpeg_pct"]
         label = name if bd is None else f"{name} ({bd:+.1f} %)"
-        ax.plot([c["bpp"] for c in pts], [c["psnr"] for c in pts], "o-" if name == "nc" else ".-",
-                label=label, linewidth=2.5 if name == "nc" else 1.2)
+        ax.plot([c["bpp"] for c in pts], [c["psnr"] for c in pts], "o-" if name.startswith("nc") else ".-",
+                label=label, linewidth=2.5 if name.startswith("nc") else 1.2)
     ax.set_xlim(0, 2.2)
     ax.set_xlabel("bits per pixel")
     ax.set_ylabel("RGB PSNR (dB)")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from models.lossy.spec import QUALITY_SCALE
+
 from . import lossless, weights
 from .container import Codec, Container, Header, Mode, Segment, SegmentKind
 from .errors import FormatError, UnsupportedImage, WeightsMismatch
 from .planes import Planes
-
-QUALITY_SCALE = 1000
 
 
 def lossy_codec(model_id: str):
@@ -34,13 +34,15 @@ def encode(planes: Planes, quality: float, model_id: str) -> Container:
         raise UnsupportedImage("mode 1 (bilevel) images are coded losslessly only; omit --quality")
     lc = lossy_codec(model_id)
     rgb = planes.colour if planes.colour.shape[2] == 3 else np.repeat(planes.colour, 3, axis=2)
+    code = int(round(quality * QUALITY_SCALE))
+    quality = code / QUALITY_SCALE   # what the decoder will read from the header
     side, latent = lc.encode(rgb, quality)
     segments = [Segment(SegmentKind.SIDE, side), Segment(SegmentKind.LATENT, latent)]
     if planes.alpha is not None:
         arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
         segments.append(Segment(SegmentKind.ALPHA, arm.encode(planes.alpha).data))
     header = Header(Codec.LOSSY, planes.mode, planes.width, planes.height, model_id,
-                    weights.digest(model_id), codec_param=int(round(quality * QUALITY_SCALE)))
+                    weights.digest(model_id), codec_param=code)
     return Container(header, segments)
 
 

@@ -14,7 +14,8 @@ DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "dat
 
 
 def load_images(folder: Path, held_out: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    paths = sorted(Path(folder).glob("*.png"))
+    # PNG, or WebP lossless where the photographs travel in less space
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix in (".png", ".webp"))
     if not paths:
         raise SystemExit(f"no training images in {folder}")
     images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]

@@ -21,6 +21,7 @@ class Run:
         self.checkpoint_seconds = checkpoint_minutes * 60
         self._last_save = time.time()
         self._cpu_start = time.process_time()
+        self._wall_start = time.time()
         self.cpu_seconds_before = 0.0
 
     def say(self, msg: str) -> None:
@@ -28,6 +29,11 @@ class Run:
         print(line, flush=True)
         self._log.write(line + "\n")
         self._log.flush()
+
+    @property
+    def wall_minutes(self) -> float:
+        """Minutes since this process opened the run (a GPU run's cost)."""
+        return (time.time() - self._wall_start) / 60
 
     @property
     def cpu_hours(self) -> float:
@@ -54,9 +60,33 @@ class Run:
         return False
 
 
-def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: float = 0.01) -> float:
-    lr = peak * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
+def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: float = 0.01,
+              progress: float | None = None) -> float:
+    """Cosine decay over ``total`` steps (or over ``progress`` in [0, 1] when
+    a run is bounded by time instead), after a linear warm-up of ``warmup`` steps."""
+    done = min(1.0, step / total) if progress is None else min(1.0, progress)
+    lr = peak * 0.5 * (1 + math.cos(math.pi * done))
     return max(lr, peak * floor) * min(1.0, (step + 1) / warmup)
+
+
+class TrainingBudget:
+    """When a run stops: after ``steps`` steps, or after ``minutes`` of wall
+    clock where given (a run on a borrowed GPU has a fixed time, not a
+    known speed); ``progress`` drives the learning-rate schedule."""
+
+    def __init__(self, start_step: int, steps: int, minutes: float | None):
+        self.start_step, self.steps = start_step, steps
+        self.seconds = minutes * 60 if minutes else None
+        self.t0 = time.time()
+
+    def progress(self, step: int) -> float:
+        by_steps = step / self.steps
+        if self.seconds is None:
+            return by_steps
+        return max(by_steps, (time.time() - self.t0) / self.seconds)
+
+    def done(self, step: int) -> bool:
+        return self.progress(step) >= 1.0
 
 
 def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: float) -> None:
@@ -68,6 +98,10 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
     p.add_argument("--crop", type=int, default=crop)
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--eval-every", type=int, default=2000, help="steps between held-out figures")
+    p.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="stop after this much wall clock (the schedule then runs over the time)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--init-from", type=Path,
                    help="start a new run from this checkpoint's weights (.pt or .safetensors)")
@@ -105,6 +139,18 @@ def photo_data(args, run: Run, evaluate, step: int):
     batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=step,
                           noise_prob=args.noise_prob, noise_max=args.noise_max)
     return batches, held_out
+
+
+def training_device(name: str) -> torch.device:
+    """The device a trainer runs on; on a GPU, convolutions and matrix
+    products in TF32 (training only: the codec's integer networks never
+    run there) and cuDNN's fastest algorithms for the fixed crop size."""
+    device = torch.device(name)
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+    return device
 
 
 def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
@@ -196,36 +242,41 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
 
 
 def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, peak_lr: float,
-             batches, evaluate, before_step=None, log_every: int = 200, eval_every: int = 2000):
+             batches, evaluate, before_step=None, log_every: int = 200, eval_every: int = 2000,
+             max_minutes: float | None = None):
     """Minimise bits per subpixel: the loop shared by the lossless models.
 
     Logs the running training loss, evaluates on held-out crops, keeps the best
     model in ``best.pt`` and checkpoints ``last.pt`` every few minutes.  Each
-    optimizer group may carry an ``lr_mult``."""
+    optimizer group may carry an ``lr_mult``.  Batches go to the network's
+    device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`)."""
+    device = next(net.parameters()).device
+    budget = TrainingBudget(step, steps, max_minutes)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
                 "step": step, "best": best}
 
     running = []
-    while step < steps:
-        lr = cosine_lr(step, steps, peak_lr)
+    while not budget.done(step):
+        lr = cosine_lr(step, steps, peak_lr, progress=budget.progress(step))
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         if before_step:
             before_step(step)
-        x = batches()
+        x = batches().to(device, non_blocking=True)
         running.append(optimizer_step(net, opt, net(x).sum() / x.numel()))
         step += 1
         if step % log_every == 0:
             run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
             running = []
-        if step % eval_every == 0 or step == steps:
+        if step % eval_every == 0 or budget.done(step):
             v = evaluate(net)
             if v < best:
                 best = v
                 run.save("best.pt", state())
-            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f}")
+            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f} "
+                    f"wall-min {run.wall_minutes:.1f}")
         if run.checkpoint_due():
             run.save("last.pt", state())
     run.save("last.pt", state())

@@ -13,15 +13,15 @@ from codec import weights
 MODEL = "lossy-test"
 
 
-@pytest.fixture(scope="module")
-def lossy_weights(tmp_path_factory, temp_weights_dir):
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "quality-input"])
+def lossy_weights(request, tmp_path_factory, temp_weights_dir):
     from models.lossy.export import export
     from models.lossy.network import LossyAutoencoder
     from models.lossy.spec import LossySpec
 
     d = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
-    net = LossyAutoencoder(LossySpec(n=16, m=32, hyper=16))
+    net = LossyAutoencoder(LossySpec(n=16, m=32, hyper=16, quality_input=request.param))
     ck = d / "ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
     export(ck, d / f"{MODEL}.safetensors", MODEL)
@@ -90,3 +90,33 @@ def test_cross_configuration_decode_differs_by_at_most_one_level(lossy_weights, 
                        env=env, check=True, cwd=ROOT, timeout=300)
         outs.append(np.asarray(Image.open(out)).astype(int))
     assert np.abs(outs[0] - outs[1]).max() <= 1
+
+
+def test_quality_feature_is_the_same_in_training_and_in_the_codec():
+    """The trainer's quality channel and the codec's integer feature agree at
+    every quality the header can hold, spanning 0 .. 2^act_frac."""
+    from models.lossy.network import LossyAutoencoder
+    from models.lossy.spec import QUALITY_SCALE, LossySpec
+
+    net = LossyAutoencoder(LossySpec(n=8, m=16, hyper=8, quality_input=True))
+    codes = np.arange(QUALITY_SCALE, 8 * QUALITY_SCALE + 1)
+    like = torch.zeros(len(codes), 1, 1, 1)
+    trained = net.quality_channel(torch.tensor(codes / QUALITY_SCALE), like)[:, 0, 0, 0]
+    coded = [net.spec.quality_feature(int(c)) for c in codes]
+    np.testing.assert_array_equal((trained * 2**net.spec.act_frac).numpy(), coded)
+    assert coded[0] == 0 and coded[-1] == 2**net.spec.act_frac
+    assert all(a <= b for a, b in zip(coded, coded[1:]))
+
+
+def test_quality_input_changes_the_entropy_parameters(lossy_weights, photo):
+    """With a quality input the slice networks' means and levels follow the
+    quality (the plain model's depend on the latents alone)."""
+    from codec.lossy import lossy_codec
+
+    lc = lossy_codec(MODEL)
+    z = np.zeros((1, lc.spec.hyper, 1, 1), np.int64)
+    feats = lc.params.hyper_features(z)
+    low = lc.params.slice_params(0, feats, [], 1000)
+    high = lc.params.slice_params(0, feats, [], 8000)
+    differs = any(not np.array_equal(a, b) for a, b in zip(low, high))
+    assert differs == lc.spec.quality_input

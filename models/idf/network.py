@@ -94,10 +94,11 @@ def group_rows(g: int, group_size: int, groups: int) -> list[int]:
     return list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
 
 
-def anchor_mask(height: int, width: int) -> torch.Tensor:
+def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
     """(H, W) bool, True at a checkerboard prior's anchors: row + column even.
     Anchors are coded first, the other half given them (FORMAT.md §6)."""
-    rows, cols = torch.arange(height)[:, None], torch.arange(width)[None, :]
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
     return (rows + cols) % 2 == 0
 
 
@@ -156,7 +157,7 @@ class Prior(nn.Module):
         groups = list(z.chunk(s.prior_groups, 1))
         raws = [self.group_raw(g, kept, groups[:g], z.shape) for g in range(s.prior_groups)]
         if s.prior_checkerboard:
-            mask = anchor_mask(z.shape[2], z.shape[3])
+            mask = anchor_mask(z.shape[2], z.shape[3], z.device)
             raws = [torch.where(mask, raw, self.group_raw(g, kept, groups[:g], z.shape, groups[g] * mask))
                     for g, raw in enumerate(raws)]
         mean_raw = torch.cat([r[:, :k] for r in raws], 1)

@@ -11,15 +11,17 @@ import argparse
 
 import torch
 
-from ..training import Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, resume_or_start
+from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data,
+                        resume_or_start, training_device)
 from .network import IDF, group_rows
 from .spec import IDFSpec
 
 
 def evaluate(net: IDF, crops) -> float:
+    device = next(net.parameters()).device
     net.eval()
     with torch.no_grad():
-        bits = sum(float(net(c).sum()) for c in crops)
+        bits = sum(float(net(c.to(device)).sum()) for c in crops)
     net.train()
     return bits / sum(c.numel() for c in crops)
 
@@ -99,17 +101,19 @@ def main(argv=None):
     add_photo_arguments(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = training_device(args.device)
     run = Run(args.run, args.ckpt_minutes)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
                    levels=args.levels, prior_groups=args.prior_groups,
                    prior_checkerboard=args.prior_checkerboard)
     spec, net, opt, step, best = resume_or_start(
-        run, spec, IDFSpec, IDF, lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
+        run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
         args.init_from, adapt_state=spatial_prior_state,
         overrides={"prior_groups": args.prior_groups, "prior_checkerboard": args.prior_checkerboard})
     batches, held_out = photo_data(args, run, evaluate, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=batches, evaluate=held_out)
+             batches=batches, evaluate=held_out, max_minutes=args.max_minutes,
+             eval_every=args.eval_every)
 
 
 if __name__ == "__main__":

@@ -54,13 +54,19 @@ class IntegerEntropyParameters:
         acc, frac = self.h_s(torch.as_tensor(z_hat, dtype=torch.float64))
         return torch.clamp(round_scaled(acc, s.act_frac - frac), 0, s.act_max)
 
-    def slice_params(self, i: int, feats: torch.Tensor, previous: list[np.ndarray]):
-        """previous: earlier slices' y_hat in 1/16 units (integers).  Returns
-        means (1/16 units) and levels, as int64 arrays."""
+    def slice_params(self, i: int, feats: torch.Tensor, previous: list[np.ndarray],
+                     quality_code: int):
+        """previous: earlier slices' y_hat in 1/16 units (integers);
+        quality_code: the header's quality x 1000.  Returns means (1/16
+        units) and levels, as int64 arrays."""
         s = self.spec
         prev = [torch.as_tensor(p, dtype=torch.float64) * 2.0**(s.act_frac - s.mean_frac)
                 for p in previous]
-        acc, frac = self.slices[i](torch.cat([feats] + prev, 1) if prev else feats)
+        if s.quality_input:
+            b, _, h, w = feats.shape
+            prev.append(torch.full((b, 1, h, w), float(s.quality_feature(quality_code)),
+                                   dtype=torch.float64))
+        acc, frac = self.slices[i](torch.cat([feats] + prev, 1))
         mean_acc, scale_acc = acc.chunk(2, 1)
         means = torch.clamp(round_scaled(mean_acc, s.mean_frac - frac), -2**20, 2**20)
         offset = -s.log_scale_min * 2**s.log_scale_frac

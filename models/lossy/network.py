@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quant import clamp_ste, quantize_ste, round_ste
-from .spec import LossySpec
+from .spec import QUALITY_SCALE, LossySpec
 
 
 class SimplifiedGDN(nn.Module):
@@ -89,8 +89,9 @@ class LossyAutoencoder(nn.Module):
         sl = m // spec.slices
         # the slice networks run in exact float64 arithmetic at 1/16 resolution
         # when decoding (~3.7 GMAC/s on one core here): kept to ~0.2 M MAC a position
+        q_in = 1 if spec.quality_input else 0
         self.slice_nets = nn.ModuleList(
-            IntegerConvNet([conv(2 * h + i * sl, 64, 3, 1), conv(64, 64, 1, 1),
+            IntegerConvNet([conv(2 * h + i * sl + q_in, 64, 3, 1), conv(64, 64, 1, 1),
                             conv(64, 2 * sl, 3, 1)], spec, spec.act_frac)
             for i in range(spec.slices))
         # per-quality gains on the latent (log-parameterised) and the z prior's log-scales
@@ -115,10 +116,20 @@ class LossyAutoencoder(nn.Module):
         s = self.spec
         return quantize_ste(F.relu(self.h_s(z_hat)), s.act_frac, 0, s.act_max)
 
-    def slice_params(self, i, feats, previous):
-        """Means (grid 1/16) and scale levels of slice i."""
+    def quality_channel(self, quality, like):
+        """(B, 1, H, W) constant channel of ``spec.quality_feature`` (at the
+        slice networks' input scale) for the slice networks' quality input."""
         s = self.spec
-        inp = torch.cat([feats] + [p * 1.0 for p in previous], 1) if previous else feats
+        feature = s.quality_feature(torch.round(quality.double() * QUALITY_SCALE).long())
+        value = (feature.to(like.dtype) / 2**s.act_frac)[:, None, None, None]
+        return value.expand(like.shape[0], 1, like.shape[2], like.shape[3])
+
+    def slice_params(self, i, feats, previous, quality=None):
+        """Means (grid 1/16) and scale levels of slice i (``quality``: (B,)
+        qualities, read by models with ``spec.quality_input``)."""
+        s = self.spec
+        extra = [self.quality_channel(quality, feats)] if s.quality_input else []
+        inp = torch.cat([feats] + [p * 1.0 for p in previous] + extra, 1)
         out = self.slice_nets[i](inp)
         mean_raw, scale_raw = out.chunk(2, 1)
         means = quantize_ste(mean_raw, s.mean_frac, -2**20, 2**20)
@@ -151,7 +162,7 @@ class LossyAutoencoder(nn.Module):
         y_slices = y.chunk(s.slices, 1)
         y_hats, y_bits = [], 0.0
         for i, y_i in enumerate(y_slices):
-            means, levels = self.slice_params(i, feats, y_hats)
+            means, levels = self.slice_params(i, feats, y_hats, quality)
             # (the 1/16 grid of y_hat means previous slices arrive as integers at scale 2^-4;
             #  the integer slice nets take them at their act scale: see the codec)
             if s.quantizer == "codebook":
@@ -196,7 +207,7 @@ class LearnedCodebook(nn.Module):
         r_hard = c[hard]
         r_hat = r_soft + (r_hard - r_soft).detach()
         mid = (c[1:] + c[:-1]) / 2
-        inf = torch.full((1,), 1e4)
+        inf = c.new_full((1,), 1e4)
         edges = torch.cat([-inf, mid, inf])
         cdf = torch.special.ndtr(edges / scales[..., None])        # (..., L+1)
         p = torch.clamp(cdf[..., 1:] - cdf[..., :-1], min=1e-9)

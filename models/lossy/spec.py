@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+# Qualities travel as integers, quality x QUALITY_SCALE (the file header's
+# codec parameter), so that encoder and decoder read the same value.
+QUALITY_SCALE = 1000
+
 # Rate-distortion trade-offs of the 8 quality points: loss = bpp + lambda * 255^2 * MSE
 # (the values CompressAI uses for its MSE models, quality 1..8).
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
@@ -19,6 +23,10 @@ class LossySpec:
     # "codebook": the nearest of codebook_size learned values (soft assignment
     # for gradients), the alternative the codec does not ship (see MODELS.md)
     quantizer: str = "round"
+    # the slice networks also read the quality (one constant input channel,
+    # ``quality_feature``): one entropy model shared by every quality point
+    # otherwise predicts q8-sized means and scales at q1 (see MODELS.md)
+    quality_input: bool = False
     codebook_size: int = 64
     # integer formats of the entropy-parameter networks (as the ARM)
     weight_frac: int = 10
@@ -28,6 +36,14 @@ class LossySpec:
     log_scale_min: float = -2.25  # natural log of the smallest scale (x 2^frac is an integer)
     scale_levels: int = 64
     log_scale_frac: int = 3     # scale levels 1/8 apart in natural log
+
+    def quality_feature(self, quality_code):
+        """The quality input of the slice networks, an integer at their input
+        scale 2^-act_frac, from the quality code (quality x QUALITY_SCALE):
+        0 at quality 1 up to 2^act_frac at the best.  Integer arithmetic
+        (ints or integer tensors), so encoder, decoder and training agree."""
+        lo, span = QUALITY_SCALE, QUALITY_SCALE * (self.qualities - 1)
+        return ((quality_code - lo) * 2**self.act_frac * 2 + span) // (2 * span)
 
     @property
     def qualities(self) -> int:

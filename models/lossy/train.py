@@ -15,7 +15,8 @@ from pathlib import Path
 import torch
 
 from ..data import RandomCrops, centre_crops, load_images
-from ..training import Run, add_run_arguments, cosine_lr, optimizer_step, resume_or_start
+from ..training import (Run, TrainingBudget, add_run_arguments, cosine_lr, optimizer_step,
+                        resume_or_start, training_device)
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -33,12 +34,39 @@ def rd_loss(net, x, quality, balance: bool = False):
     pixels = x.shape[2] * x.shape[3]
     bpp = (y_bits + z_bits) / pixels
     mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
-    lam = torch.tensor(net.spec.lambdas)[quality - 1]
+    lam = torch.tensor(net.spec.lambdas, device=x.device)[quality - 1]
     per_crop = bpp + lam * 255**2 * mse
     if balance:
         scale = per_crop.detach().mean() / per_crop.detach()
         return (per_crop * scale).mean(), bpp, mse
     return per_crop.mean(), bpp, mse
+
+
+def quality_input_state(state: dict, old_spec: dict, spec: LossySpec, net) -> dict:
+    """Warm start of a quality-conditioned model from a plain one: the slice
+    networks' new quality input gets zero weights, so training starts from
+    exactly the old model and learns what the quality adds."""
+    if old_spec.get("quality_input", False) == spec.quality_input:
+        return state
+    if not spec.quality_input:
+        raise SystemExit("a quality-conditioned model cannot be warm-started into a plain one")
+    out = dict(state)
+    for i in range(spec.slices):
+        key = f"slice_nets.{i}.layers.0.weight"
+        w = state[key]
+        out[key] = torch.cat([w, torch.zeros_like(w[:, :1])], 1)
+    return out
+
+
+def freeze_transforms(net) -> None:
+    """Train the entropy model alone: g_a, g_s and the gains keep their
+    values, so the distortion at each quality can only move through the
+    latents' means.  What a CPU session can still improve on a model whose
+    transforms were trained on a GPU (see MODELS.md, lossy-v3)."""
+    for module in (net.g_a, net.g_s):
+        for p in module.parameters():
+            p.requires_grad_(False)
+    net.log_gain.requires_grad_(False)
 
 
 def make_optimizer(net, lr: float, gain_lr_mult: float):
@@ -47,20 +75,23 @@ def make_optimizer(net, lr: float, gain_lr_mult: float):
     ~10^4 steps to travel 1.0; after 2 x 10^4 steps lossy-v1's gains span
     only 5.7x from q1 to q8 where lambda spans 100x (about 10x in step size),
     which keeps q1 far above its intended rate."""
-    gains = [net.log_gain]
-    rest = [p for p in net.parameters() if p is not net.log_gain]
-    return torch.optim.Adam([{"params": rest}, {"params": gains, "lr_mult": gain_lr_mult}], lr=lr)
+    rest = [p for p in net.parameters() if p is not net.log_gain and p.requires_grad]
+    groups = [{"params": rest}]
+    if net.log_gain.requires_grad:
+        groups.append({"params": [net.log_gain], "lr_mult": gain_lr_mult})
+    return torch.optim.Adam(groups, lr=lr)
 
 
 def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
+    device = next(net.parameters()).device
     net.eval()
     out = {}
     with torch.no_grad():
         for q in qualities:
             bpp = psnr = 0.0
             for c in crops:
-                x = c.float() / 255
-                _, b, mse = rd_loss(net, x, torch.tensor([q]))
+                x = c.to(device).float() / 255
+                _, b, mse = rd_loss(net, x, torch.tensor([q], device=device))
                 bpp += float(b)
                 psnr += float(10 * torch.log10(1 / mse))
             out[q] = (bpp / len(crops), psnr / len(crops))
@@ -75,17 +106,29 @@ def main(argv=None):
                    help="latent quantizer of a new run (the codec ships 'round')")
     p.add_argument("--gain-lr-mult", type=float, default=1.0,
                    help="learning-rate multiplier of the per-quality gains (see make_optimizer)")
+    p.add_argument("--quality-input", action="store_true",
+                   help="condition the entropy model on the quality (warm-started exactly)")
+    p.add_argument("--freeze-transforms", action="store_true",
+                   help="train only the entropy model (see freeze_transforms)")
     p.add_argument("--balance", action="store_true",
                    help="weigh the quality points by the gradient of the log loss (see rd_loss)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    device = training_device(args.device)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
+    def frozen(net):
+        if args.freeze_transforms:
+            freeze_transforms(net)
+        return net
+
     spec, net, opt, step, _ = resume_or_start(
-        run, LossySpec(quantizer=args.quantizer), LossySpec, LossyAutoencoder,
-        lambda n: make_optimizer(n, args.lr, args.gain_lr_mult), args.init_from,
-        overrides={"quantizer": args.quantizer})
+        run, LossySpec(quantizer=args.quantizer, quality_input=args.quality_input), LossySpec,
+        lambda sp: LossyAutoencoder(sp).to(device),
+        lambda n: make_optimizer(frozen(n), args.lr, args.gain_lr_mult), args.init_from,
+        overrides={"quantizer": args.quantizer, "quality_input": args.quality_input},
+        adapt_state=quality_input_state)
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
     def state():
@@ -93,23 +136,24 @@ def main(argv=None):
                 "step": step}
 
     running = []
-    while step < args.steps:
+    budget = TrainingBudget(step, args.steps, args.max_minutes)
+    while not budget.done(step):
+        lr = cosine_lr(step, args.steps, args.lr, warmup=1000, progress=budget.progress(step))
         for g in opt.param_groups:
-            lr = cosine_lr(step, args.steps, args.lr, warmup=1000)
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        x = crops().float() / 255
-        quality = torch.randint(1, spec.qualities + 1, (x.shape[0],))
+        x = crops().to(device, non_blocking=True).float() / 255
+        quality = torch.randint(1, spec.qualities + 1, (x.shape[0],), device=device)
         loss, bpp, mse = rd_loss(net, x, quality, args.balance)
         running.append(optimizer_step(net, opt, loss))
         step += 1
         if step % 100 == 0:
             run.say(f"step {step} lr {lr:.2e} loss {sum(running) / len(running):.4f}")
             running = []
-        if step % 2000 == 0 or step == args.steps:
+        if step % args.eval_every == 0 or budget.done(step):
             figures = evaluate(net, val)
             run.say(f"step {step} held-out " + ", ".join(
                 f"q{q}: {b:.3f} bpp {p:.2f} dB" for q, (b, p) in figures.items())
-                + f" cpu-h {run.cpu_hours:.2f}")
+                + f" cpu-h {run.cpu_hours:.2f} wall-min {run.wall_minutes:.1f}")
             run.save(f"step{step}.pt", {"spec": spec.to_dict(), "model": net.state_dict(), "step": step})
         if run.checkpoint_due():
             run.save("last.pt", state())
