@@ -1,6 +1,6 @@
 """Export a trained lossy checkpoint to shipped safetensors weights.
 
-    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v3.safetensors
+    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v5.safetensors
 
 Float tensors (the analysis/synthesis transforms, h_a, gains) are stored as
 float16 (half the size, so two models fit the 30 MB budget; the codec

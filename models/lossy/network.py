@@ -177,12 +177,18 @@ class LossyAutoencoder(nn.Module):
         x_hat = self.g_s(y_hat / gain)
         return x_hat, y_bits, z_bits
 
+    # training-time choice, not part of the spec: the rate of rounded values
+    # with straight-through gradients instead of the uniform-noise proxy
+    hard_rate = False
+
     def _noisy(self, v):
-        """Training: v plus uniform noise, the differentiable proxy of rounding.
+        """Training: v plus uniform noise, the differentiable proxy of rounding
+        (or, with ``hard_rate``, v rounded with straight-through gradients:
+        the rate the codec will pay, for fine-tuning the entropy model).
         Evaluation: v rounded, so held-out rates are those of the real codes."""
-        if self.training:
+        if self.training and not self.hard_rate:
             return v + torch.empty_like(v).uniform_(-0.5, 0.5)
-        return torch.round(v)
+        return round_ste(v)
 
 
 class LearnedCodebook(nn.Module):

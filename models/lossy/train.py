@@ -62,7 +62,7 @@ def freeze_transforms(net) -> None:
     """Train the entropy model alone: g_a, g_s and the gains keep their
     values, so the distortion at each quality can only move through the
     latents' means.  What a CPU session can still improve on a model whose
-    transforms were trained on a GPU (see MODELS.md, lossy-v3)."""
+    transforms were trained on a GPU (see MODELS.md, lossy-v4)."""
     for module in (net.g_a, net.g_s):
         for p in module.parameters():
             p.requires_grad_(False)
@@ -108,6 +108,8 @@ def main(argv=None):
                    help="learning-rate multiplier of the per-quality gains (see make_optimizer)")
     p.add_argument("--quality-input", action="store_true",
                    help="condition the entropy model on the quality (warm-started exactly)")
+    p.add_argument("--hard-rate", action="store_true",
+                   help="rate of the rounded latents (straight-through) instead of the noise proxy")
     p.add_argument("--freeze-transforms", action="store_true",
                    help="train only the entropy model (see freeze_transforms)")
     p.add_argument("--balance", action="store_true",
@@ -119,6 +121,7 @@ def main(argv=None):
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
     def frozen(net):
+        net.hard_rate = args.hard_rate
         if args.freeze_transforms:
             freeze_transforms(net)
         return net
