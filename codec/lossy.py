@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.lossy.spec import QUALITY_SCALE
+from models.lossy.spec import QUALITY_SCALE, quality_code
 
 from . import lossless, weights
 from .container import Codec, Container, Header, Mode, Segment, SegmentKind
@@ -34,7 +34,7 @@ def encode(planes: Planes, quality: float, model_id: str) -> Container:
         raise UnsupportedImage("mode 1 (bilevel) images are coded losslessly only; omit --quality")
     lc = lossy_codec(model_id)
     rgb = planes.colour if planes.colour.shape[2] == 3 else np.repeat(planes.colour, 3, axis=2)
-    code = int(round(quality * QUALITY_SCALE))
+    code = quality_code(quality)
     quality = code / QUALITY_SCALE   # what the decoder will read from the header
     side, latent = lc.encode(rgb, quality)
     segments = [Segment(SegmentKind.SIDE, side), Segment(SegmentKind.LATENT, latent)]

@@ -21,7 +21,7 @@ import torch
 
 from models.lossy.integer import IntegerConvStack, IntegerEntropyParameters
 from models.lossy.network import LossyAutoencoder
-from models.lossy.spec import QUALITY_SCALE, LossySpec
+from models.lossy.spec import LossySpec, quality_code
 
 from . import weights
 from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
@@ -72,9 +72,10 @@ class LossyCodec:
         latent = range_encoder()
         feats = self.params.hyper_features(z_int)
         y_np = y.to(torch.float64).numpy() * 2**self.spec.mean_frac   # 1/16 units
+        code = quality_code(quality)
         previous = []
         for i, y_i in enumerate(np.split(y_np, self.spec.slices, axis=1)):
-            means, levels = self.params.slice_params(i, feats, previous, quality_code(quality))
+            means, levels = self.params.slice_params(i, feats, previous, code)
             r = np.floor((y_i - means) / 2**self.spec.mean_frac + 0.5).astype(np.int64)
             self.coder.encode(latent, r, levels)
             previous.append(r * 2**self.spec.mean_frac + means)
@@ -90,9 +91,10 @@ class LossyCodec:
         z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
         feats = self.params.hyper_features(z_int)
         lat_dec = range_decoder(latent)
+        code = quality_code(quality)
         previous = []
         for i in range(s.slices):
-            means, levels = self.params.slice_params(i, feats, previous, quality_code(quality))
+            means, levels = self.params.slice_params(i, feats, previous, code)
             if means.shape != y_shape:
                 raise FormatError("latent shape does not match the image size")
             r = self.coder.decode(lat_dec, levels)
@@ -102,12 +104,6 @@ class LossyCodec:
             x_hat = self.net.g_s(y_hat / self._gain(quality))
         out = torch.clamp(torch.round(x_hat[0, :, :height, :width] * 255), 0, 255)
         return out.permute(1, 2, 0).to(torch.uint8).numpy()
-
-
-def quality_code(quality: float) -> int:
-    """The quality as the file header stores it (an integer, quality x
-    QUALITY_SCALE): what the entropy model reads, so encoder and decoder agree."""
-    return int(round(quality * QUALITY_SCALE))
 
 
 def _padded(n: int) -> int:

@@ -74,8 +74,8 @@ class TrainingBudget:
     clock where given (a run on a borrowed GPU has a fixed time, not a
     known speed); ``progress`` drives the learning-rate schedule."""
 
-    def __init__(self, start_step: int, steps: int, minutes: float | None):
-        self.start_step, self.steps = start_step, steps
+    def __init__(self, steps: int, minutes: float | None):
+        self.steps = steps
         self.seconds = minutes * 60 if minutes else None
         self.t0 = time.time()
 
@@ -251,7 +251,7 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
     optimizer group may carry an ``lr_mult``.  Batches go to the network's
     device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`)."""
     device = next(net.parameters()).device
-    budget = TrainingBudget(step, steps, max_minutes)
+    budget = TrainingBudget(steps, max_minutes)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),

@@ -3,7 +3,7 @@
     python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v5.safetensors
 
 Float tensors (the analysis/synthesis transforms, h_a, gains) are stored as
-float16 (half the size, so two models fit the 30 MB budget; the codec
+float16 (half the size of float32; the codec
 computes in float32 from them, and the rounding moves held-out PSNR by
 under 0.01 dB; lossy-v1 and lossy-v2 were stored as float32); the
 entropy-parameter networks as integers; the zero-mean Gaussian

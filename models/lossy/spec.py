@@ -7,6 +7,11 @@ from dataclasses import asdict, dataclass
 # codec parameter), so that encoder and decoder read the same value.
 QUALITY_SCALE = 1000
 
+
+def quality_code(quality: float) -> int:
+    """The quality as the file header stores it and the entropy model reads it."""
+    return int(round(quality * QUALITY_SCALE))
+
 # Rate-distortion trade-offs of the 8 quality points: loss = bpp + lambda * 255^2 * MSE
 # (the values CompressAI uses for its MSE models, quality 1..8).
 DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)

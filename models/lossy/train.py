@@ -120,18 +120,18 @@ def main(argv=None):
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
     val = centre_crops(held, 256)
-    def frozen(net):
-        net.hard_rate = args.hard_rate
+    def make_opt(net):
         if args.freeze_transforms:
             freeze_transforms(net)
-        return net
+        return make_optimizer(net, args.lr, args.gain_lr_mult)
 
     spec, net, opt, step, _ = resume_or_start(
         run, LossySpec(quantizer=args.quantizer, quality_input=args.quality_input), LossySpec,
         lambda sp: LossyAutoencoder(sp).to(device),
-        lambda n: make_optimizer(frozen(n), args.lr, args.gain_lr_mult), args.init_from,
+        make_opt, args.init_from,
         overrides={"quantizer": args.quantizer, "quality_input": args.quality_input},
         adapt_state=quality_input_state)
+    net.hard_rate = args.hard_rate
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
     def state():
@@ -139,7 +139,7 @@ def main(argv=None):
                 "step": step}
 
     running = []
-    budget = TrainingBudget(step, args.steps, args.max_minutes)
+    budget = TrainingBudget(args.steps, args.max_minutes)
     while not budget.done(step):
         lr = cosine_lr(step, args.steps, args.lr, warmup=1000, progress=budget.progress(step))
         for g in opt.param_groups:
