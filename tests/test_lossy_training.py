@@ -34,3 +34,40 @@ def test_partial_training_moves_only_its_part(freeze, trained):
     moved, names = one_step(freeze)
     assert moved, "nothing trained"
     assert all(trained(k) for k in moved), sorted(k for k in moved if not trained(k))
+
+
+def test_a_new_rate_schedule_starts_where_the_old_model_was_at_each_lambda():
+    """lambda_schedule_state: a new point whose lambda lies on the old schedule
+    gets the old model's gains there, and its entropy model reads the quality
+    feature the old one read there, so its files start out the same."""
+    import math
+
+    from models.lossy.train import lambda_schedule_state
+
+    torch.manual_seed(0)
+    old_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True)
+    old = LossyAutoencoder(old_spec)
+    with torch.no_grad():
+        old.log_gain.copy_(torch.linspace(-2, 2, 8)[:, None] + 0.1 * torch.randn(8, 16))
+        for sn in old.slice_nets:
+            sn.layers[0].bias.normal_(0, 0.5)
+            sn.layers[0].weight[:, -1].normal_(0, 1.0)  # the quality input matters
+    # the old schedule's points 2.0, 2.5, ... 5.5 (1-based), half a step apart
+    lam = [math.log(v) for v in old_spec.lambdas]
+    positions = [1.0 + 0.5 * k for k in range(8)]
+    new_lambdas = tuple(math.exp(lam[int(p)] + (p - int(p)) * (lam[int(p) + 1] - lam[int(p)]))
+                        for p in positions)
+    new_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True, lambdas=new_lambdas)
+    new = LossyAutoencoder(new_spec)
+    new.load_state_dict(lambda_schedule_state(old.state_dict(), old_spec.to_dict(), new_spec, new))
+    for k, p in enumerate(positions):
+        q_new, q_old = torch.tensor([k + 1.0]), torch.tensor([p + 1.0])
+        assert torch.allclose(new.gains(q_new), old.gains(q_old), rtol=1e-5)
+        feats = torch.rand(1, 16, 6, 6)
+        # interior positions: the border columns see the zero padding of the constant channel
+        m_new, l_new = new.slice_params(0, feats, [], q_new)
+        m_old, l_old = old.slice_params(0, feats, [], q_old)
+        inner = (..., slice(1, -1), slice(1, -1))
+        assert (m_new[inner] - m_old[inner]).abs().max() <= 1 / 16 + 1e-6
+        # (the quality feature and the rescaled weights round on their grids)
+        assert (l_new[inner] - l_old[inner]).abs().max() <= 1
