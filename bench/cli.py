@@ -47,3 +47,21 @@ def lossy(folder, no_nc, no_reference, limit, json_out, plot_out, models):
     run(folder, not no_nc, not no_reference, limit,
         json_out or results / f"lossy-{folder.name}.json",
         plot_out or results / f"lossy-{folder.name}.png", models)
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="The training photographs [default: ../shared/data/train].")
+@click.option("--width", type=int, default=768, show_default=True)
+@click.option("--height", type=int, default=512, show_default=True)
+def heldout(out, data, width, height):
+    """Write centre crops of the held-out training photographs to OUT, as PNG.
+
+    Models are chosen on these (never on Kodak): `python -m bench heldout
+    /tmp/held`, then e.g. `python -m bench lossy /tmp/held --no-reference
+    --model CANDIDATE` beside the shipped model."""
+    from .heldout import write_crops
+
+    for path in write_crops(out, data, width, height):
+        click.echo(path)

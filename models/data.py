@@ -13,12 +13,24 @@ from PIL import Image
 DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
 
 
-def load_images(folder: Path, held_out: int = 4) -> tuple[list[np.ndarray], list[np.ndarray]]:
+HELD_OUT = 4
+
+
+def image_paths(folder: Path) -> list[Path]:
     # PNG, or WebP lossless where the photographs travel in less space
     paths = sorted(p for p in Path(folder).iterdir() if p.suffix in (".png", ".webp"))
     if not paths:
         raise SystemExit(f"no training images in {folder}")
-    images = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    return paths
+
+
+def held_out_paths(folder: Path, held_out: int = HELD_OUT) -> list[Path]:
+    """The photographs kept out of training, on which models are selected."""
+    return image_paths(folder)[-held_out:]
+
+
+def load_images(folder: Path, held_out: int = HELD_OUT) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    images = [np.asarray(Image.open(p).convert("RGB")) for p in image_paths(folder)]
     return images[:-held_out], images[-held_out:]
 
 

@@ -1,0 +1,23 @@
+"""`python -m bench heldout` writes the crops models are selected on: centre
+crops of exactly the photographs the trainers hold out."""
+import numpy as np
+from PIL import Image
+
+from bench.heldout import write_crops
+from models.data import load_images
+
+
+def test_crops_are_the_centres_of_the_held_out_photographs(tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "train"
+    data.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30 + i, 3), dtype=np.uint8)).save(data / f"{i:03}.png")
+    written = write_crops(tmp_path / "held", data, width=16, height=10)
+    _, held = load_images(data)
+    assert [p.name for p in written] == ["002.png", "003.png", "004.png", "005.png"]
+    for path, full in zip(written, held):
+        crop = np.asarray(Image.open(path))
+        h, w = full.shape[:2]
+        y, x = (h - 10) // 2, (w - 16) // 2
+        assert np.array_equal(crop, full[y:y + 10, x:x + 16])
