@@ -1,6 +1,6 @@
 """Export a trained lossy checkpoint to shipped safetensors weights.
 
-    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v5.safetensors
+    python -m models.lossy.export runs/lossy/last.pt models/weights/lossy-v6.safetensors
 
 Float tensors (the analysis/synthesis transforms, h_a, gains) are stored as
 float16 (half the size of float32; the codec

@@ -184,7 +184,7 @@ class LossyAutoencoder(nn.Module):
     def _noisy(self, v):
         """Training: v plus uniform noise, the differentiable proxy of rounding
         (or, with ``hard_rate``, v rounded with straight-through gradients:
-        the rate the codec will pay; lossy-v4 and lossy-v5 were trained on it).
+        the rate the codec will pay; lossy-v4, lossy-v5 and lossy-v6 were trained on it).
         Evaluation: v rounded, so held-out rates are those of the real codes."""
         if self.training and not self.hard_rate:
             return v + torch.empty_like(v).uniform_(-0.5, 0.5)
