@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.data import DEFAULT_TRAIN_DIR, held_out_paths
+from models.data import DEFAULT_TRAIN_DIR, centre_crop, held_out_paths
 
 
 def write_crops(out: Path, data: Path | None = None, width: int = 768, height: int = 512) -> list[Path]:
@@ -16,9 +16,7 @@ def write_crops(out: Path, data: Path | None = None, width: int = 768, height: i
     written = []
     for src in held_out_paths(data or DEFAULT_TRAIN_DIR):
         im = np.asarray(Image.open(src).convert("RGB"))
-        h, w = im.shape[:2]
-        y, x = max(0, (h - height) // 2), max(0, (w - width) // 2)
         path = out / f"{src.stem}.png"
-        Image.fromarray(np.ascontiguousarray(im[y:y + height, x:x + width])).save(path)
+        Image.fromarray(centre_crop(im, height, width)).save(path)
         written.append(path)
     return written

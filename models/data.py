@@ -99,14 +99,15 @@ class RandomCrops:
         return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
 
 
+def centre_crop(im: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The centre height x width of ``im`` (all of a side shorter than that)."""
+    h, w = im.shape[:2]
+    y, x = max(0, (h - height) // 2), max(0, (w - width) // 2)
+    return np.ascontiguousarray(im[y:y + height, x:x + width])
+
+
 def centre_crops(images: list[np.ndarray], size: int) -> list[torch.Tensor]:
-    crops = []
-    for im in images:
-        h, w = im.shape[:2]
-        y, x = max(0, (h - size) // 2), max(0, (w - size) // 2)
-        crops.append(torch.from_numpy(np.ascontiguousarray(im[y:y + size, x:x + size]))
-                     .permute(2, 0, 1)[None])
-    return crops
+    return [torch.from_numpy(centre_crop(im, size, size)).permute(2, 0, 1)[None] for im in images]
 
 
 def noisy_crops(crops: list[torch.Tensor], sigma: float, seed: int = 0) -> list[torch.Tensor]:

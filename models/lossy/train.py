@@ -76,25 +76,22 @@ def lambda_schedule_state(state: dict, old_spec: dict, spec: LossySpec, net) -> 
     if len(old) != len(new):
         raise SystemExit("a new rate schedule must keep the number of quality points")
 
-    def position(log_lam: float) -> float:  # fractional 0-based index on the old schedule
+    def position(log_lam: float) -> tuple[int, float]:
+        """(i, t): log_lam lies t of the way from old point i to i + 1
+        (t < 0 or > 1 past either end)."""
         i = min(max(sum(o <= log_lam for o in old) - 1, 0), len(old) - 2)
-        return i + (log_lam - old[i]) / (old[i + 1] - old[i])
+        return i, (log_lam - old[i]) / (old[i + 1] - old[i])
 
     out = dict(state)
     gains = state["log_gain"]
-    rows = []
-    for pos in map(position, new):
-        i = min(max(math.floor(pos), 0), len(old) - 2)
-        t = pos - i
-        rows.append(gains[i] * (1 - t) + gains[i + 1] * t)
-    out["log_gain"] = torch.stack(rows)
+    positions = [position(v) for v in new]
+    out["log_gain"] = torch.stack([gains[i] * (1 - t) + gains[i + 1] * t for i, t in positions])
     if spec.quality_input:
-        # old input (pos / (Q-1)) = a + b * new input (k / (Q-1)), fitted over the points
+        # the input is k / (Q-1) at point k: old = a + b * new, through the two end points
+        # (exact at every point when both schedules are geometric)
         q = len(new) - 1
-        xs = torch.arange(len(new), dtype=torch.float64) / q
-        ys = torch.tensor([position(v) for v in new], dtype=torch.float64) / q
-        b = float(((xs - xs.mean()) * (ys - ys.mean())).sum() / ((xs - xs.mean()) ** 2).sum())
-        a = float(ys.mean() - b * xs.mean())
+        first, last = (i + t for i, t in (positions[0], positions[-1]))
+        a, b = first / q, (last - first) / q
         for i in range(spec.slices):
             w, bias = f"slice_nets.{i}.layers.0.weight", f"slice_nets.{i}.layers.0.bias"
             weight = state[w].clone()
@@ -192,14 +189,11 @@ def main(argv=None):
             train_synthesis_only(net)
         return make_optimizer(net, args.lr, args.gain_lr_mult)
 
+    chosen = {"quantizer": args.quantizer, "quality_input": args.quality_input,
+              **({"lambdas": args.lambdas} if args.lambdas else {})}
     spec, net, opt, step, _ = resume_or_start(
-        run, LossySpec(quantizer=args.quantizer, quality_input=args.quality_input,
-                       **({"lambdas": args.lambdas} if args.lambdas else {})), LossySpec,
-        lambda sp: LossyAutoencoder(sp).to(device),
-        make_opt, args.init_from,
-        overrides={"quantizer": args.quantizer, "quality_input": args.quality_input,
-                   **({"lambdas": args.lambdas} if args.lambdas else {})},
-        adapt_state=lambda_schedule_state)
+        run, LossySpec(**chosen), LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
+        make_opt, args.init_from, overrides=chosen, adapt_state=lambda_schedule_state)
     net.hard_rate = args.hard_rate
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
