@@ -4,6 +4,8 @@
     z_hat --integer h_s--> features; per slice i (integer slice net):
         means_i, levels_i; r_i = round(y_i - means_i)                   [latent segment]
         y_hat_i = r_i + means_i   (exact: the decoder gets the same)
+        (checkerboard models: the anchors first, then the rest with
+        means and levels that also read the decoded anchors)
     y_hat / gain[q] --g_s (float)--> x_hat
 
 Everything the range coder sees (z_hat, r, means, levels) is computed in
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 
 from models.lossy.integer import IntegerConvStack, IntegerEntropyParameters
-from models.lossy.network import LossyAutoencoder
+from models.lossy.network import LossyAutoencoder, anchor_mask
 from models.lossy.spec import LossySpec, quality_code
 
 from . import weights
@@ -48,8 +50,11 @@ class LossyCodec:
                            bias=tensors[f"{prefix}.{i}.bias"]) for i, entry in enumerate(layout[prefix])]
             return IntegerConvStack(layers, spec, in_frac)
 
+        contexts = ([stack(f"context{i}", spec.act_frac) for i in range(spec.slices)]
+                    if spec.checkerboard_channels else None)
         self.params = IntegerEntropyParameters(
-            spec, stack("h_s", 0), [stack(f"slice{i}", spec.act_frac) for i in range(spec.slices)])
+            spec, stack("h_s", 0), [stack(f"slice{i}", spec.act_frac) for i in range(spec.slices)],
+            contexts)
         self.z_levels = tensors["z_levels"].astype(np.int64)
         sizes = tensors["entropy.gaussian_sizes"]
         flat = tensors["entropy.gaussian"]
@@ -72,14 +77,39 @@ class LossyCodec:
         latent = range_encoder()
         feats = self.params.hyper_features(z_int)
         y_np = y.to(torch.float64).numpy() * 2**self.spec.mean_frac   # 1/16 units
-        code = quality_code(quality)
-        previous = []
-        for i, y_i in enumerate(np.split(y_np, self.spec.slices, axis=1)):
-            means, levels = self.params.slice_params(i, feats, previous, code)
-            r = np.floor((y_i - means) / 2**self.spec.mean_frac + 0.5).astype(np.int64)
-            self.coder.encode(latent, r, levels)
-            previous.append(r * 2**self.spec.mean_frac + means)
+        y_slices = np.split(y_np, self.spec.slices, axis=1)
+
+        def code_residuals(i, means, levels, where):
+            r = np.floor((y_slices[i] - means) / 2**self.spec.mean_frac + 0.5).astype(np.int64)
+            self.coder.encode(latent, r[where], levels[where])
+            return r
+
+        self._code_slices(feats, quality_code(quality), code_residuals)
         return stream_bytes(side), stream_bytes(latent)
+
+    def _code_slices(self, feats, code: int, code_residuals) -> list[np.ndarray]:
+        """Each slice's y_hat (1/16 units), in coding order.  The encoder and
+        the decoder share this walk and differ only in ``code_residuals(i,
+        means, levels, where)``, which writes (or reads) slice i's residuals
+        at the positions ``where`` and returns them (an array of the slice's
+        shape, meaningful at ``where``).  With a checkerboard context each
+        slice goes in two halves: its anchors, then the rest with the context
+        the decoded anchors give."""
+        s, previous = self.spec, []
+        for i in range(s.slices):
+            means, levels = self.params.slice_params(i, feats, previous, code)
+            if not s.checkerboard_channels:
+                r = code_residuals(i, means, levels, np.ones(means.shape, bool))
+            else:
+                anchor = np.broadcast_to(anchor_mask(*means.shape[2:]).numpy() > 0, means.shape)
+                r = code_residuals(i, means, levels, anchor)
+                anchors = np.where(anchor, r * 2**s.mean_frac + means, 0)
+                context = self.params.context_features(i, anchors)
+                means_n, levels_n = self.params.slice_params(i, feats, previous, code, context)
+                r = np.where(anchor, r, code_residuals(i, means_n, levels_n, ~anchor))
+                means = np.where(anchor, means, means_n)
+            previous.append(r * 2**s.mean_frac + means)
+        return previous
 
     # -- decode -----------------------------------------------------------------
     def decode(self, side: bytes, latent: bytes, height: int, width: int, quality: float) -> np.ndarray:
@@ -91,14 +121,15 @@ class LossyCodec:
         z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
         feats = self.params.hyper_features(z_int)
         lat_dec = range_decoder(latent)
-        code = quality_code(quality)
-        previous = []
-        for i in range(s.slices):
-            means, levels = self.params.slice_params(i, feats, previous, code)
-            if means.shape != y_shape:
-                raise FormatError("latent shape does not match the image size")
-            r = self.coder.decode(lat_dec, levels)
-            previous.append(r * 2**s.mean_frac + means)
+        if feats.shape[2:] != y_shape[2:]:
+            raise FormatError("latent shape does not match the image size")
+
+        def code_residuals(i, means, levels, where):
+            r = np.zeros(means.shape, np.int64)
+            r[where] = self.coder.decode(lat_dec, levels[where])
+            return r
+
+        previous = self._code_slices(feats, quality_code(quality), code_residuals)
         y_hat = torch.from_numpy(np.concatenate(previous, 1) / 2**s.mean_frac).float()
         with torch.no_grad():
             x_hat = self.net.g_s(y_hat / self._gain(quality))

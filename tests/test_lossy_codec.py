@@ -13,7 +13,11 @@ from codec import weights
 MODEL = "lossy-test"
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["plain", "quality-input"])
+SPECS = {"plain": {}, "quality-input": {"quality_input": True},
+         "checkerboard": {"quality_input": True, "checkerboard_channels": 8}}
+
+
+@pytest.fixture(scope="module", params=list(SPECS))
 def lossy_weights(request, tmp_path_factory, temp_weights_dir):
     from models.lossy.export import export
     from models.lossy.network import LossyAutoencoder
@@ -21,7 +25,7 @@ def lossy_weights(request, tmp_path_factory, temp_weights_dir):
 
     d = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
-    net = LossyAutoencoder(LossySpec(n=16, m=32, hyper=16, quality_input=request.param))
+    net = LossyAutoencoder(LossySpec(n=16, m=32, hyper=16, **SPECS[request.param]))
     ck = d / "ck.pt"
     torch.save({"spec": net.spec.to_dict(), "model": net.state_dict(), "step": 0}, ck)
     export(ck, d / f"{MODEL}.safetensors", MODEL)
@@ -38,6 +42,49 @@ def test_decoding_is_deterministic(lossy_weights, photo):
     b = lc.decode(side, latent, *rgb.shape[:2], 3.0)
     assert a.shape == rgb.shape and a.dtype == np.uint8
     np.testing.assert_array_equal(a, b)
+
+
+def test_the_decoder_rebuilds_the_encoders_latents(lossy_weights, photo):
+    """Encoder and decoder walk the slices (and checkerboard halves) in one
+    order and derive the same means and levels: the decoder's y_hat is the
+    encoder's, value for value."""
+    from codec.lossy import lossy_codec
+
+    rgb = np.asarray(photo)
+    lc = lossy_codec(MODEL)
+    walks, walk = [], lc._code_slices
+
+    def recorded(*args):
+        out = walk(*args)
+        walks.append(np.concatenate(out, 1))
+        return out
+
+    lc._code_slices = recorded
+    try:
+        side, latent = lc.encode(rgb, 5.0)
+        lc.decode(side, latent, *rgb.shape[:2], 5.0)
+    finally:
+        del lc._code_slices
+    assert len(walks) == 2
+    np.testing.assert_array_equal(walks[0], walks[1])
+
+
+def test_the_checkerboard_context_reads_the_anchors(lossy_weights):
+    """A checkerboard model's second pass depends on the decoded anchors."""
+    from codec.lossy import lossy_codec
+    from models.lossy.network import anchor_mask
+
+    lc = lossy_codec(MODEL)
+    s = lc.spec
+    if not s.checkerboard_channels:
+        pytest.skip("no checkerboard context")
+    rng = np.random.default_rng(0)
+    feats = lc.params.hyper_features(rng.integers(-3, 4, (1, s.hyper, 2, 2)))
+    anchor = np.broadcast_to(anchor_mask(8, 8).numpy() > 0, (1, s.m // s.slices, 8, 8))
+    anchors = np.where(anchor, rng.integers(-200, 200, anchor.shape), 0)
+    plain = lc.params.slice_params(0, feats, [], 3000)
+    with_context = lc.params.slice_params(0, feats, [], 3000, lc.params.context_features(0, anchors))
+    assert not np.array_equal(plain[0], with_context[0])
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "LA", "RGBA"])

@@ -71,3 +71,32 @@ def test_a_new_rate_schedule_starts_where_the_old_model_was_at_each_lambda():
         assert (m_new[inner] - m_old[inner]).abs().max() <= 1 / 16 + 1e-6
         # (the quality feature and the rescaled weights round on their grids)
         assert (l_new[inner] - l_old[inner]).abs().max() <= 1
+
+
+def test_adding_a_checkerboard_context_starts_from_the_same_rates():
+    """checkerboard_state: the slice networks' new context inputs start at
+    zero, so the warm-started model codes every latent at exactly the old
+    model's rate, whatever its fresh context networks compute."""
+    from models.lossy.train import adapt_state
+
+    torch.manual_seed(0)
+    old_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True)
+    old = LossyAutoencoder(old_spec)
+    with torch.no_grad():
+        for sn in old.slice_nets:
+            sn.layers[0].weight[:, -1].normal_(0, 1.0)  # the quality input matters
+    new_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True, checkerboard_channels=4)
+    new = LossyAutoencoder(new_spec)
+    missing, unexpected = new.load_state_dict(
+        adapt_state(old.state_dict(), old_spec.to_dict(), new_spec, new), strict=False)
+    assert not unexpected and all(k.startswith("context_nets.") for k in missing)
+    old.eval(), new.eval()
+    x, q = torch.rand(2, 3, 64, 64), torch.tensor([2, 7])
+    with torch.no_grad():
+        _, y_old, z_old = old(x, q)
+        _, y_new, z_new = new(x, q)
+        assert torch.equal(y_old, y_new) and torch.equal(z_old, z_new)
+        # and the context is wired in: weights on its inputs (before the quality's) move the rate
+        for sn in new.slice_nets:
+            sn.layers[0].weight[:, -5:-1].normal_(0, 0.1)
+        assert not torch.equal(new(x, q)[1], old(x, q)[1])

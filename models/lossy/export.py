@@ -52,6 +52,8 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     layout = {"h_s": integer_stack("h_s", net.h_s, spec, 0, tensors)}
     for i, sn in enumerate(net.slice_nets):
         layout[f"slice{i}"] = integer_stack(f"slice{i}", sn, spec, spec.act_frac, tensors)
+    for i, cn in enumerate(getattr(net, "context_nets", [])):
+        layout[f"context{i}"] = integer_stack(f"context{i}", cn, spec, spec.act_frac, tensors)
     with torch.no_grad():
         tensors["z_levels"] = net.z_levels().numpy().astype(np.int32)
     scales = np.exp(spec.log_scale_min + np.arange(spec.scale_levels) / 2**spec.log_scale_frac)

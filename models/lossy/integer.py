@@ -44,10 +44,24 @@ class IntegerConvStack:
 
 
 class IntegerEntropyParameters:
-    """Hyper features from z_hat, then each slice's means and scale levels."""
+    """Hyper features from z_hat, then each slice's means and scale levels
+    (and, with ``spec.checkerboard_channels``, each slice's context features
+    from its decoded anchors)."""
 
-    def __init__(self, spec: LossySpec, h_s: IntegerConvStack, slices: list[IntegerConvStack]):
-        self.spec, self.h_s, self.slices = spec, h_s, slices
+    def __init__(self, spec: LossySpec, h_s: IntegerConvStack, slices: list[IntegerConvStack],
+                 contexts: list[IntegerConvStack] | None = None):
+        self.spec, self.h_s, self.slices, self.contexts = spec, h_s, slices, contexts
+
+    def _act(self, y_hat: np.ndarray) -> torch.Tensor:
+        """y_hat in 1/16 units (integers) at the networks' input scale 2^-act_frac."""
+        s = self.spec
+        return torch.as_tensor(y_hat, dtype=torch.float64) * 2.0**(s.act_frac - s.mean_frac)
+
+    def context_features(self, i: int, anchors: np.ndarray) -> torch.Tensor:
+        """anchors: slice i's y_hat (1/16 units) at the anchors, 0 elsewhere."""
+        s = self.spec
+        acc, frac = self.contexts[i](self._act(anchors))
+        return torch.clamp(round_scaled(acc, s.act_frac - frac), 0, s.act_max)
 
     def hyper_features(self, z_hat: np.ndarray) -> torch.Tensor:
         s = self.spec
@@ -55,13 +69,17 @@ class IntegerEntropyParameters:
         return torch.clamp(round_scaled(acc, s.act_frac - frac), 0, s.act_max)
 
     def slice_params(self, i: int, feats: torch.Tensor, previous: list[np.ndarray],
-                     quality_code: int):
+                     quality_code: int, context: torch.Tensor | None = None):
         """previous: earlier slices' y_hat in 1/16 units (integers);
-        quality_code: the header's quality x 1000.  Returns means (1/16
-        units) and levels, as int64 arrays."""
+        quality_code: the header's quality x 1000; context: the slice's
+        ``context_features`` (None: the anchors' pass, which reads zeros).
+        Returns means (1/16 units) and levels, as int64 arrays."""
         s = self.spec
-        prev = [torch.as_tensor(p, dtype=torch.float64) * 2.0**(s.act_frac - s.mean_frac)
-                for p in previous]
+        prev = [self._act(p) for p in previous]
+        if s.checkerboard_channels:
+            b, _, h, w = feats.shape
+            prev.append(context if context is not None else
+                        torch.zeros((b, s.checkerboard_channels, h, w), dtype=torch.float64))
         if s.quality_input:
             b, _, h, w = feats.shape
             prev.append(torch.full((b, 1, h, w), float(s.quality_feature(quality_code)),

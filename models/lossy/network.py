@@ -74,6 +74,14 @@ class IntegerConvNet(nn.Module):
         return x
 
 
+def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
+    """(1, 1, H, W): 1 at the checkerboard's anchors, (row + col) even,
+    which each slice codes first."""
+    rows = torch.arange(height, device=device)[:, None]
+    cols = torch.arange(width, device=device)[None, :]
+    return ((rows + cols) % 2 == 0).float()[None, None]
+
+
 class LossyAutoencoder(nn.Module):
     def __init__(self, spec: LossySpec = LossySpec()):
         super().__init__()
@@ -90,10 +98,17 @@ class LossyAutoencoder(nn.Module):
         # the slice networks run in exact float64 arithmetic at 1/16 resolution
         # when decoding (~3.7 GMAC/s on one core here): kept to ~0.2 M MAC a position
         q_in = 1 if spec.quality_input else 0
+        ctx = spec.checkerboard_channels
+        # inputs: hyper features, earlier slices, checkerboard context, quality
         self.slice_nets = nn.ModuleList(
-            IntegerConvNet([conv(2 * h + i * sl + q_in, 64, 3, 1), conv(64, 64, 1, 1),
+            IntegerConvNet([conv(2 * h + i * sl + ctx + q_in, 64, 3, 1), conv(64, 64, 1, 1),
                             conv(64, 2 * sl, 3, 1)], spec, spec.act_frac)
             for i in range(spec.slices))
+        if ctx:
+            if spec.quantizer != "round":
+                raise ValueError("the checkerboard context needs the 'round' quantizer")
+            self.context_nets = nn.ModuleList(
+                IntegerConvNet([conv(sl, ctx, 5, 1)], spec, spec.act_frac) for _ in range(spec.slices))
         # per-quality gains on the latent (log-parameterised) and the z prior's log-scales
         self.log_gain = nn.Parameter(torch.zeros(spec.qualities, m))
         self.z_log_scale = nn.Parameter(torch.zeros(h))
@@ -124,11 +139,18 @@ class LossyAutoencoder(nn.Module):
         value = (feature.to(like.dtype) / 2**s.act_frac)[:, None, None, None]
         return value.expand(like.shape[0], 1, like.shape[2], like.shape[3])
 
-    def slice_params(self, i, feats, previous, quality=None):
+    def slice_params(self, i, feats, previous, quality=None, context=None):
         """Means (grid 1/16) and scale levels of slice i (``quality``: (B,)
-        qualities, read by models with ``spec.quality_input``)."""
+        qualities, read by models with ``spec.quality_input``; ``context``:
+        ``context_features`` of the slice's anchors, or None for the anchors
+        themselves, which read zeros there)."""
         s = self.spec
-        extra = [self.quality_channel(quality, feats)] if s.quality_input else []
+        extra = []
+        if s.checkerboard_channels:
+            extra.append(context if context is not None else feats.new_zeros(
+                feats.shape[0], s.checkerboard_channels, *feats.shape[2:]))
+        if s.quality_input:
+            extra.append(self.quality_channel(quality, feats))
         inp = torch.cat([feats] + [p * 1.0 for p in previous] + extra, 1)
         out = self.slice_nets[i](inp)
         mean_raw, scale_raw = out.chunk(2, 1)
@@ -136,6 +158,25 @@ class LossyAutoencoder(nn.Module):
         levels = clamp_ste(round_ste((scale_raw - s.log_scale_min) * 2**s.log_scale_frac),
                            0, s.scale_levels - 1)
         return means, levels
+
+    def context_features(self, i, anchors):
+        """Slice i's checkerboard context: integer-valued features at scale
+        2^-act_frac from ``anchors``, the slice's y_hat at the anchor positions
+        and zero elsewhere."""
+        s = self.spec
+        return quantize_ste(F.relu(self.context_nets[i](anchors)), s.act_frac, 0, s.act_max)
+
+    def checkerboard_params(self, i, feats, previous, quality, y_i):
+        """Slice i's means and levels with its checkerboard context: the
+        anchors' from a pass without it, the others' from a pass that reads
+        the anchors' rounded values, as the decoder will have them."""
+        anchor = anchor_mask(*y_i.shape[2:], y_i.device)
+        means_a, levels_a = self.slice_params(i, feats, previous, quality)
+        anchors = (round_ste(y_i - means_a) + means_a) * anchor
+        means_n, levels_n = self.slice_params(i, feats, previous, quality,
+                                              self.context_features(i, anchors))
+        return (means_a * anchor + means_n * (1 - anchor),
+                levels_a * anchor + levels_n * (1 - anchor))
 
     def scales(self, levels):
         s = self.spec
@@ -162,7 +203,10 @@ class LossyAutoencoder(nn.Module):
         y_slices = y.chunk(s.slices, 1)
         y_hats, y_bits = [], 0.0
         for i, y_i in enumerate(y_slices):
-            means, levels = self.slice_params(i, feats, y_hats, quality)
+            if s.checkerboard_channels:
+                means, levels = self.checkerboard_params(i, feats, y_hats, quality, y_i)
+            else:
+                means, levels = self.slice_params(i, feats, y_hats, quality)
             # (the 1/16 grid of y_hat means previous slices arrive as integers at scale 2^-4;
             #  the integer slice nets take them at their act scale: see the codec)
             if s.quantizer == "codebook":
@@ -174,6 +218,10 @@ class LossyAutoencoder(nn.Module):
             y_bits = y_bits + _gaussian_bits(noisy, means, self.scales(levels))
             y_hats.append(round_ste(y_i - means) + means)
         y_hat = torch.cat(y_hats, 1)
+        if not any(p.requires_grad for p in self.g_s.parameters()):
+            # the entropy model alone is training: y_hat's gradient with respect to
+            # the means is zero (straight-through rounding), so skip g_s's backward
+            y_hat = y_hat.detach()
         x_hat = self.g_s(y_hat / gain)
         return x_hat, y_bits, z_bits
 

@@ -32,6 +32,11 @@ class LossySpec:
     # ``quality_feature``): one entropy model shared by every quality point
     # otherwise predicts q8-sized means and scales at q1 (see MODELS.md)
     quality_input: bool = False
+    # channels of each slice's checkerboard context (0: none): a slice is coded
+    # in two halves, the anchors ((row + col) even) from the hyper features and
+    # earlier slices alone, then the rest also from a 5x5 convolution of the
+    # decoded anchors (He et al. 2021), at the price of twice the slice passes
+    checkerboard_channels: int = 0
     codebook_size: int = 64
     # integer formats of the entropy-parameter networks (as the ARM)
     weight_frac: int = 10

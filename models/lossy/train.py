@@ -58,6 +58,32 @@ def quality_input_state(state: dict, old_spec: dict, spec: LossySpec, net) -> di
     return out
 
 
+def checkerboard_state(state: dict, old_spec: dict, spec: LossySpec, net) -> dict:
+    """Warm start of a model with a checkerboard context from one without:
+    the slice networks' new context inputs get zero weights (the context
+    networks keep their initial values), so training starts from exactly the
+    old model's rates and learns what the decoded anchors add."""
+    old = old_spec.get("checkerboard_channels", 0)
+    if old == spec.checkerboard_channels:
+        return state
+    if old:
+        raise SystemExit("a model's checkerboard context can only be added, not resized")
+    out = dict(state)
+    at = -1 if spec.quality_input else None      # the context goes before the quality input
+    for i in range(spec.slices):
+        key = f"slice_nets.{i}.layers.0.weight"
+        w = state[key]
+        zeros = w.new_zeros(w.shape[0], spec.checkerboard_channels, *w.shape[2:])
+        out[key] = torch.cat([w[:, :at], zeros] + ([w[:, at:]] if at else []), 1)
+    return out
+
+
+def adapt_state(state: dict, old_spec: dict, spec: LossySpec, net) -> dict:
+    """Every warm start across a change of the spec's shape, in turn."""
+    state = lambda_schedule_state(state, old_spec, spec, net)
+    return checkerboard_state(state, old_spec, spec, net)
+
+
 def lambda_schedule_state(state: dict, old_spec: dict, spec: LossySpec, net) -> dict:
     """Warm start onto a new rate schedule (``spec.lambdas``, same count):
     each new quality point starts from the old model's gains at its lambda,
@@ -174,6 +200,8 @@ def main(argv=None):
                       help="train only the synthesis transform (see train_synthesis_only)")
     p.add_argument("--lambdas", type=lambda v: tuple(float(x) for x in v.split(",")),
                    help="a new rate schedule, comma-separated (warm-started: see lambda_schedule_state)")
+    p.add_argument("--checkerboard", type=int, metavar="C",
+                   help="add a checkerboard context of C channels to each slice (see checkerboard_state)")
     p.add_argument("--balance", action="store_true",
                    help="weigh the quality points by the gradient of the log loss (see rd_loss)")
     args = p.parse_args(argv)
@@ -190,10 +218,11 @@ def main(argv=None):
         return make_optimizer(net, args.lr, args.gain_lr_mult)
 
     chosen = {"quantizer": args.quantizer, "quality_input": args.quality_input,
-              **({"lambdas": args.lambdas} if args.lambdas else {})}
+              **({"lambdas": args.lambdas} if args.lambdas else {}),
+              **({"checkerboard_channels": args.checkerboard} if args.checkerboard else {})}
     spec, net, opt, step, _ = resume_or_start(
         run, LossySpec(**chosen), LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
-        make_opt, args.init_from, overrides=chosen, adapt_state=lambda_schedule_state)
+        make_opt, args.init_from, overrides=chosen, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
     crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
 
