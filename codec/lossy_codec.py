@@ -91,7 +91,8 @@ class LossyCodec:
         """Each slice's y_hat (1/16 units), in coding order.  The encoder and
         the decoder share this walk and differ only in ``code_residuals(i,
         means, levels, where)``, which writes (or reads) slice i's residuals
-        at the positions ``where`` and returns them (an array of the slice's
+        at ``where`` (``...``: the whole slice, in array order, without a
+        copy; or a boolean mask) and returns them (an array of the slice's
         shape, meaningful at ``where``).  With a checkerboard context each
         slice goes in two halves: its anchors, then the rest with the context
         the decoded anchors give."""
@@ -99,7 +100,7 @@ class LossyCodec:
         for i in range(s.slices):
             means, levels = self.params.slice_params(i, feats, previous, code)
             if not s.checkerboard_channels:
-                r = code_residuals(i, means, levels, np.ones(means.shape, bool))
+                r = code_residuals(i, means, levels, ...)
             else:
                 anchor = np.broadcast_to(anchor_mask(*means.shape[2:]).numpy() > 0, means.shape)
                 r = code_residuals(i, means, levels, anchor)

@@ -76,12 +76,11 @@ class IntegerEntropyParameters:
         Returns means (1/16 units) and levels, as int64 arrays."""
         s = self.spec
         prev = [self._act(p) for p in previous]
+        b, _, h, w = feats.shape
         if s.checkerboard_channels:
-            b, _, h, w = feats.shape
             prev.append(context if context is not None else
                         torch.zeros((b, s.checkerboard_channels, h, w), dtype=torch.float64))
         if s.quality_input:
-            b, _, h, w = feats.shape
             prev.append(torch.full((b, 1, h, w), float(s.quality_feature(quality_code)),
                                    dtype=torch.float64))
         acc, frac = self.slices[i](torch.cat([feats] + prev, 1))

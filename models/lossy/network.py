@@ -218,9 +218,9 @@ class LossyAutoencoder(nn.Module):
             y_bits = y_bits + _gaussian_bits(noisy, means, self.scales(levels))
             y_hats.append(round_ste(y_i - means) + means)
         y_hat = torch.cat(y_hats, 1)
-        if not any(p.requires_grad for p in self.g_s.parameters()):
-            # the entropy model alone is training: y_hat's gradient with respect to
-            # the means is zero (straight-through rounding), so skip g_s's backward
+        if s.quantizer == "round" and not any(p.requires_grad for p in self.g_s.parameters()):
+            # the entropy model alone is training: rounded straight through, y_hat's
+            # gradient with respect to the means is zero, so skip g_s's backward
             y_hat = y_hat.detach()
         x_hat = self.g_s(y_hat / gain)
         return x_hat, y_bits, z_bits

@@ -69,12 +69,12 @@ def checkerboard_state(state: dict, old_spec: dict, spec: LossySpec, net) -> dic
     if old:
         raise SystemExit("a model's checkerboard context can only be added, not resized")
     out = dict(state)
-    at = -1 if spec.quality_input else None      # the context goes before the quality input
     for i in range(spec.slices):
         key = f"slice_nets.{i}.layers.0.weight"
         w = state[key]
+        at = w.shape[1] - int(spec.quality_input)   # the context goes before the quality input
         zeros = w.new_zeros(w.shape[0], spec.checkerboard_channels, *w.shape[2:])
-        out[key] = torch.cat([w[:, :at], zeros] + ([w[:, at:]] if at else []), 1)
+        out[key] = torch.cat([w[:, :at], zeros, w[:, at:]], 1)
     return out
 
 
