@@ -32,6 +32,10 @@ def lossless(folder, codecs, no_reference, limit, json_out, per_image):
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--no-nc", is_flag=True, help="Only the classic codecs.")
 @click.option("--no-reference", is_flag=True, help="Only nc.")
+@click.option("--reference", "references", multiple=True,
+              type=click.Choice(["JPEG", "WebP", "JPEG XL", "AVIF", "JPEG 2000"]),
+              help="Only these classic codecs (repeatable) [default: all; JPEG is always "
+                   "measured when any is, as the BD-rate anchor].")
 @click.option("--limit", type=int, help="Only the first N images.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here [default: bench/results/lossy-FOLDER.json].")
@@ -39,12 +43,15 @@ def lossless(folder, codecs, no_reference, limit, json_out, per_image):
               help="Write the RD plot here [default: bench/results/lossy-FOLDER.png].")
 @click.option("--model", "models", multiple=True,
               help="Lossy weights to measure (repeat to compare several) [default: the codec's].")
-def lossy(folder, no_nc, no_reference, limit, json_out, plot_out, models):
+def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, models):
     """Rate-distortion (PSNR, MS-SSIM) and BD-rate against JPEG on every PNG in FOLDER."""
     from .lossy import run
 
+    if no_reference and references:
+        raise click.UsageError("--no-reference and --reference exclude each other")
     results = Path(__file__).parent / "results"
-    run(folder, not no_nc, not no_reference, limit,
+    chosen = () if no_reference else (set(references) | {"JPEG"} if references else None)
+    run(folder, not no_nc, chosen, limit,
         json_out or results / f"lossy-{folder.name}.json",
         plot_out or results / f"lossy-{folder.name}.png", models)
 
@@ -55,7 +62,10 @@ def lossy(folder, no_nc, no_reference, limit, json_out, plot_out, models):
               help="The training photographs [default: ../shared/data/train].")
 @click.option("--width", type=int, default=768, show_default=True)
 @click.option("--height", type=int, default=512, show_default=True)
-def heldout(out, data, width, height):
+@click.option("--downscale", type=float, default=1.0, show_default=True,
+              help="Make the photographs this many times smaller (Lanczos) before cropping: "
+                   "at 2 they have about Kodak's detail per pixel.")
+def heldout(out, data, width, height, downscale):
     """Write centre crops of the held-out training photographs to OUT, as PNG.
 
     Models are chosen on these (never on Kodak): `python -m bench heldout
@@ -63,5 +73,7 @@ def heldout(out, data, width, height):
     --model CANDIDATE` beside the shipped model."""
     from .heldout import write_crops
 
-    for path in write_crops(out, data, width, height):
+    if downscale < 1:
+        raise click.BadParameter("must be at least 1", param_hint="--downscale")
+    for path in write_crops(out, data, width, height, downscale):
         click.echo(path)

@@ -8,14 +8,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.data import DEFAULT_TRAIN_DIR, centre_crop, held_out_paths
+from models.data import DEFAULT_TRAIN_DIR, centre_crop, downscaled, held_out_paths
 
 
-def write_crops(out: Path, data: Path | None = None, width: int = 768, height: int = 512) -> list[Path]:
+def write_crops(out: Path, data: Path | None = None, width: int = 768, height: int = 512,
+                downscale: float = 1.0) -> list[Path]:
+    """Centre ``width`` x ``height`` crops (all of a shorter side) of the
+    held-out photographs, made ``downscale`` times smaller first."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for src in held_out_paths(data or DEFAULT_TRAIN_DIR):
-        im = np.asarray(Image.open(src).convert("RGB"))
+        im = downscaled([np.asarray(Image.open(src).convert("RGB"))], downscale)[0]
         path = out / f"{src.stem}.png"
         Image.fromarray(centre_crop(im, height, width)).save(path)
         written.append(path)

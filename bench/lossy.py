@@ -2,7 +2,7 @@
 real files written, read back and decoded.
 
 For every quality point: mean bpp, mean RGB PSNR and mean MS-SSIM over the
-images; BD-rate of each codec against JPEG (ANCHORS.md's method); nc's encode
+images (MS-SSIM over those at least 161 pixels a side, None if none is); BD-rate of each codec against JPEG (ANCHORS.md's method); nc's encode
 and decode seconds against a plain float32 conv autoencoder pass timed in the
 same run; JSON and a plot of the curves.
 """
@@ -65,15 +65,18 @@ def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) 
         bpp.append(8 * out.stat().st_size / (pixels.shape[0] * pixels.shape[1]))
         ps.append(psnr(pixels, back))
         ms.append(ms_ssim(pixels, back))
+    ms = [m for m in ms if m is not None]
     return {"point": point, "bpp": statistics.mean(bpp), "psnr": statistics.mean(ps),
-            "ms_ssim": statistics.mean(ms), "encode_s": statistics.mean(enc_s),
+            "ms_ssim": statistics.mean(ms) if ms else None, "encode_s": statistics.mean(enc_s),
             "decode_s": statistics.mean(dec_s)}
 
 
-def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_out: Path,
+def run(folder: Path, with_nc: bool, references, limit: int | None, json_out: Path,
         plot_out: Path | None, models: tuple[str, ...] = ()) -> dict:
-    """``models``: lossy weights to measure (default: the codec's default),
-    each its own curve, ``nc`` or ``nc:MODEL`` when several are compared."""
+    """``references``: the names of the classic codecs to measure (None or
+    True: all, empty or False: none); ``models``: lossy weights to measure
+    (default: the codec's default), each its own curve, ``nc`` or
+    ``nc:MODEL`` when several are compared."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
@@ -94,7 +97,7 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
             curves[name] = [_measure(images, work, name, q, nc_encode, nc_decode, ".nc")
                             for q in NC_QUALITIES]
             _progress(name, curves[name])
-        for rc in (lossy_codecs() if references else []):
+        for rc in _chosen_references(references):
             def ref_encode(pixels, point, path, out, rc=rc):
                 out.write_bytes(rc.encode(pixels, point))
 
@@ -128,6 +131,12 @@ def run(folder: Path, with_nc: bool, references: bool, limit: int | None, json_o
     return result
 
 
+def _chosen_references(names) -> list:
+    if names is None or names is True:
+        return lossy_codecs()
+    return [rc for rc in lossy_codecs() if rc.name in (names or ())]
+
+
 def _progress(name: str, curve: list[dict]) -> None:
     """One line per codec as soon as it is measured: its (bpp, PSNR) points."""
     print(f"{name}: " + " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f})" for c in curve), flush=True)
@@ -140,7 +149,8 @@ def _print(curves, summary, n, folder):
     for name, pts in curves.items():
         bd = summary[name]["bd_rate_vs_jpeg_pct"]
         bd_s = f"{bd:+7.1f}%" if bd is not None else "     n/a"
-        pts_s = " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f}, {c['ms_ssim']:.4f})" for c in pts)
+        pts_s = " ".join(f"({c['bpp']:.3f}, {c['psnr']:.2f}, " + (
+            f"{c['ms_ssim']:.4f})" if c["ms_ssim"] is not None else "-)") for c in pts)
         print(f"| {name:<10} | {bd_s} | {pts_s}")
     for name, s in summary.items():
         if "reference_autoencoder_s" not in s:

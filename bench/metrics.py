@@ -10,7 +10,15 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
+MS_SSIM_MIN_SIDE = 161
+
+
+def ms_ssim(a: np.ndarray, b: np.ndarray) -> float | None:
+    """MS-SSIM of one image (8-bit RGB), or None for an image under
+    ``MS_SSIM_MIN_SIDE`` pixels a side: its five scales, each half the
+    last, need that much (pytorch_msssim's 11-pixel window at the coarsest)."""
+    if min(a.shape[:2]) < MS_SSIM_MIN_SIDE:
+        return None
     import torch
     from pytorch_msssim import ms_ssim as _ms_ssim
 

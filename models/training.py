@@ -108,14 +108,25 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
 
 
 def add_photo_arguments(p) -> None:
-    """The lossless trainers' options on what photographs they see: grain
-    and sizes (read by :func:`photo_data`)."""
+    """The trainers' options on what photographs they see: grain and sizes
+    (read by :func:`photo_data`, and by the lossy trainer)."""
     p.add_argument("--noise-prob", type=float, default=0.0,
                    help="fraction of training crops given Gaussian noise (grain augmentation)")
     p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
     p.add_argument("--scales", default="1",
                    help="comma-separated downscaling factors of the photographs to train on "
                         "(each drawn equally often), e.g. 1,2; held-out selection averages them")
+
+
+def photo_scales(text: str) -> list[float]:
+    """The ``--scales`` factors, each at least 1."""
+    try:
+        factors = [float(f) for f in text.split(",")]
+    except ValueError:
+        factors = []
+    if not factors or min(factors) < 1:
+        raise SystemExit(f"--scales {text}: comma-separated factors of at least 1, e.g. 1,2")
+    return factors
 
 
 def photo_data(args, run: Run, evaluate, step: int):
@@ -125,7 +136,7 @@ def photo_data(args, run: Run, evaluate, step: int):
     held-out crops at every size and, with noise augmentation, noisy (sigma
     2) ones too, so selection weighs clean and grainy photographs alike."""
     train, held = load_images(args.data)
-    factors = [float(f) for f in args.scales.split(",")]
+    factors = photo_scales(args.scales)
     val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
     if args.noise_prob > 0:
         val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)

@@ -21,3 +21,16 @@ def test_crops_are_the_centres_of_the_held_out_photographs(tmp_path):
         h, w = full.shape[:2]
         y, x = (h - 10) // 2, (w - 16) // 2
         assert np.array_equal(crop, full[y:y + 10, x:x + 16])
+
+
+def test_downscaled_crops_are_the_centres_of_the_smaller_photographs(tmp_path):
+    rng = np.random.default_rng(1)
+    data = tmp_path / "train"
+    data.mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(data / f"{i:03}.png")
+    written = write_crops(tmp_path / "held", data, width=100, height=100, downscale=2)
+    _, held = load_images(data)
+    for path, full in zip(written, held):
+        small = Image.fromarray(full).resize((30, 20), Image.Resampling.LANCZOS)
+        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(small))

@@ -26,3 +26,13 @@ def test_psnr():
     a = np.zeros((4, 4, 3), np.uint8)
     assert psnr(a, a) == float("inf")
     assert psnr(a, a + 1) == pytest.approx(48.13, abs=0.01)
+
+
+def test_ms_ssim_is_none_below_its_five_scales():
+    import numpy as np
+
+    from bench.metrics import ms_ssim
+    small = np.zeros((160, 400, 3), np.uint8)
+    assert ms_ssim(small, small) is None
+    big = np.random.default_rng(0).integers(0, 256, (161, 170, 3), dtype=np.uint8)
+    assert ms_ssim(big, big) == pytest.approx(1.0)

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..data import RandomCrops, centre_crops, load_images
-from ..training import (Run, TrainingBudget, add_run_arguments, cosine_lr, optimizer_step,
-                        resume_or_start, training_device)
+from ..data import RandomCrops, centre_crops, downscaled, load_images, noisy_crops
+from ..training import (Run, TrainingBudget, add_photo_arguments, add_run_arguments, cosine_lr,
+                        optimizer_step, photo_scales, resume_or_start, training_device)
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -185,6 +185,7 @@ def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run='runs/lossy', steps=100000, batch=8, crop=128, lr=0.0001)
+    add_photo_arguments(p)
     p.add_argument("--quantizer", choices=["round", "codebook"], default="round",
                    help="latent quantizer of a new run (the codec ships 'round')")
     p.add_argument("--gain-lr-mult", type=float, default=1.0,
@@ -209,7 +210,11 @@ def main(argv=None):
     device = training_device(args.device)
     run = Run(args.run, args.ckpt_minutes)
     train, held = load_images(args.data)
-    val = centre_crops(held, 256)
+    factors = photo_scales(args.scales)
+    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
+    if args.noise_prob > 0:
+        val_sets["noisy"] = noisy_crops(val_sets["x1/1"] if "x1/1" in val_sets
+                                        else next(iter(val_sets.values())), 2.0)
     def make_opt(net):
         if args.freeze_transforms:
             freeze_transforms(net)
@@ -224,7 +229,9 @@ def main(argv=None):
         run, LossySpec(**chosen), LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
         make_opt, args.init_from, overrides=chosen, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
-    crops = RandomCrops(train, args.crop, args.batch, grey_prob=0.0, seed=step)
+    crops = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch,
+                        grey_prob=0.0, seed=step, noise_prob=args.noise_prob,
+                        noise_max=args.noise_max)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
@@ -245,10 +252,11 @@ def main(argv=None):
             run.say(f"step {step} lr {lr:.2e} loss {sum(running) / len(running):.4f}")
             running = []
         if step % args.eval_every == 0 or budget.done(step):
-            figures = evaluate(net, val)
-            run.say(f"step {step} held-out " + ", ".join(
-                f"q{q}: {b:.3f} bpp {p:.2f} dB" for q, (b, p) in figures.items())
-                + f" cpu-h {run.cpu_hours:.2f} wall-min {run.wall_minutes:.1f}")
+            for name, val in val_sets.items():
+                figures = evaluate(net, val)
+                run.say(f"step {step} held-out" + (f" {name} " if len(val_sets) > 1 else " ")
+                        + ", ".join(f"q{q}: {b:.3f} bpp {p:.2f} dB" for q, (b, p) in figures.items())
+                        + f" cpu-h {run.cpu_hours:.2f} wall-min {run.wall_minutes:.1f}")
             run.save(f"step{step}.pt", {"spec": spec.to_dict(), "model": net.state_dict(), "step": step})
         if run.checkpoint_due():
             run.save("last.pt", state())

@@ -1,0 +1,36 @@
+"""`python -m bench lossy`: which classic codecs it measures, through real
+files (a small image, so the test stays quick)."""
+import json
+
+import numpy as np
+from click.testing import CliRunner
+from PIL import Image
+
+from bench.cli import main
+
+
+def _folder(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    y, x = np.mgrid[0:48, 0:64]
+    pixels = np.stack([x * 4, y * 5, (x + y) * 2], -1).astype(np.uint8)
+    Image.fromarray(pixels).save(folder / "ramp.png")
+    return folder
+
+
+def test_reference_limits_the_classic_codecs_and_keeps_jpeg_as_anchor(tmp_path):
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["lossy", str(_folder(tmp_path)), "--no-nc", "--reference", "WebP",
+                                       "--json", str(out), "--plot", str(tmp_path / "r.png")])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert set(figures["curves"]) == {"JPEG", "WebP"}
+    assert figures["summary"]["JPEG"]["bd_rate_vs_jpeg_pct"] == 0.0
+    assert all(c["bpp"] > 0 for c in figures["curves"]["WebP"])
+
+
+def test_reference_and_no_reference_exclude_each_other(tmp_path):
+    result = CliRunner().invoke(main, ["lossy", str(_folder(tmp_path)), "--no-reference",
+                                       "--reference", "AVIF"])
+    assert result.exit_code == 2
+    assert "exclude each other" in result.output
