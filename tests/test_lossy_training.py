@@ -100,3 +100,21 @@ def test_adding_a_checkerboard_context_starts_from_the_same_rates():
         for sn in new.slice_nets:
             sn.layers[0].weight[:, -5:-1].normal_(0, 0.1)
         assert not torch.equal(new(x, q)[1], old(x, q)[1])
+
+
+def test_bfloat16_transforms_train_close_to_float32_and_never_evaluate():
+    torch.manual_seed(0)
+    net = LossyAutoencoder(LossySpec(n=8, m=16, hyper=8, quality_input=True))
+    net.hard_rate = True
+    x, q = torch.rand(2, 3, 64, 64), torch.tensor([2, 7])
+    full = rd_loss(net, x, q)[0]
+    net.transform_bfloat16 = True
+    half = rd_loss(net, x, q)[0]
+    assert half.item() == pytest.approx(full.item(), rel=0.02)
+    assert half.item() != full.item()          # the option does change the training pass
+    net.eval()
+    with torch.no_grad():
+        net.transform_bfloat16 = False
+        reference = net(x, q)[0]
+        net.transform_bfloat16 = True
+        assert torch.equal(net(x, q)[0], reference)   # evaluation is always float32

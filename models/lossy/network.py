@@ -193,7 +193,7 @@ class LossyAutoencoder(nn.Module):
         """x: (B,3,H,W) floats in [0,1]; returns x_hat, bits of y, bits of z."""
         s = self.spec
         gain = self.gains(quality)
-        y = self.g_a(x) * gain
+        y = self._transform(self.g_a, x) * gain
         z = self.h_a(y)
         z_noisy = self._noisy(z)
         z_bits = _gaussian_bits(z_noisy, torch.zeros_like(z),
@@ -222,12 +222,27 @@ class LossyAutoencoder(nn.Module):
             # the entropy model alone is training: rounded straight through, y_hat's
             # gradient with respect to the means is zero, so skip g_s's backward
             y_hat = y_hat.detach()
-        x_hat = self.g_s(y_hat / gain)
+        x_hat = self._transform(self.g_s, y_hat / gain)
         return x_hat, y_bits, z_bits
 
     # training-time choice, not part of the spec: the rate of rounded values
     # with straight-through gradients instead of the uniform-noise proxy
     hard_rate = False
+    # training-time choice: run the transforms' inner layers in bfloat16
+    transform_bfloat16 = False
+
+    def _transform(self, net: nn.Sequential, v):
+        """g_a or g_s, with (``transform_bfloat16``, training only) every layer
+        but the last under CPU bfloat16 autocast.  Why: on CPUs with AMX
+        (this machine's) a training step takes about half the time.  The
+        last layer stays float32 so y, whose rounding the rate depends on,
+        and x_hat, whose error is the distortion, carry full precision; the
+        codec always runs float32."""
+        if not (self.training and self.transform_bfloat16):
+            return net(v)
+        with torch.autocast(v.device.type, dtype=torch.bfloat16):
+            inner = net[:-1](v)
+        return net[-1](inner.float())
 
     def _noisy(self, v):
         """Training: v plus uniform noise, the differentiable proxy of rounding

@@ -203,6 +203,8 @@ def main(argv=None):
                    help="a new rate schedule, comma-separated (warm-started: see lambda_schedule_state)")
     p.add_argument("--checkerboard", type=int, metavar="C",
                    help="add a checkerboard context of C channels to each slice (see checkerboard_state)")
+    p.add_argument("--bf16", action="store_true",
+                   help="the transforms' inner layers in bfloat16 (see LossyAutoencoder._transform)")
     p.add_argument("--balance", action="store_true",
                    help="weigh the quality points by the gradient of the log loss (see rd_loss)")
     args = p.parse_args(argv)
@@ -229,6 +231,7 @@ def main(argv=None):
         run, LossySpec(**chosen), LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
         make_opt, args.init_from, overrides=chosen, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
+    net.transform_bfloat16 = args.bf16
     crops = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch,
                         grey_prob=0.0, seed=step, noise_prob=args.noise_prob,
                         noise_max=args.noise_max)
