@@ -62,7 +62,7 @@ def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, mo
               help="The training photographs [default: ../shared/data/train].")
 @click.option("--width", type=int, default=768, show_default=True)
 @click.option("--height", type=int, default=512, show_default=True)
-@click.option("--downscale", type=float, default=1.0, show_default=True,
+@click.option("--downscale", type=click.FloatRange(min=1), default=1.0, show_default=True,
               help="Make the photographs this many times smaller (Lanczos) before cropping: "
                    "at 2 they have about Kodak's detail per pixel.")
 def heldout(out, data, width, height, downscale):
@@ -73,7 +73,5 @@ def heldout(out, data, width, height, downscale):
     --model CANDIDATE` beside the shipped model."""
     from .heldout import write_crops
 
-    if downscale < 1:
-        raise click.BadParameter("must be at least 1", param_hint="--downscale")
     for path in write_crops(out, data, width, height, downscale):
         click.echo(path)

@@ -2,8 +2,9 @@
 real files written, read back and decoded.
 
 For every quality point: mean bpp, mean RGB PSNR and mean MS-SSIM over the
-images (MS-SSIM over those at least 161 pixels a side, None if none is); BD-rate of each codec against JPEG (ANCHORS.md's method); nc's encode
-and decode seconds against a plain float32 conv autoencoder pass timed in the
+images (MS-SSIM over those at least 161 pixels a side, None if none is);
+BD-rate of each codec against JPEG (ANCHORS.md's method); nc's encode and
+decode seconds against a plain float32 conv autoencoder pass timed in the
 same run; JSON and a plot of the curves.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 import statistics
 import tempfile
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -71,10 +73,10 @@ def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) 
             "decode_s": statistics.mean(dec_s)}
 
 
-def run(folder: Path, with_nc: bool, references, limit: int | None, json_out: Path,
-        plot_out: Path | None, models: tuple[str, ...] = ()) -> dict:
-    """``references``: the names of the classic codecs to measure (None or
-    True: all, empty or False: none); ``models``: lossy weights to measure
+def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: int | None,
+        json_out: Path, plot_out: Path | None, models: tuple[str, ...] = ()) -> dict:
+    """``references``: the names of the classic codecs to measure (None:
+    all); ``models``: lossy weights to measure
     (default: the codec's default), each its own curve, ``nc`` or
     ``nc:MODEL`` when several are compared."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
@@ -97,7 +99,7 @@ def run(folder: Path, with_nc: bool, references, limit: int | None, json_out: Pa
             curves[name] = [_measure(images, work, name, q, nc_encode, nc_decode, ".nc")
                             for q in NC_QUALITIES]
             _progress(name, curves[name])
-        for rc in _chosen_references(references):
+        for rc in [rc for rc in lossy_codecs() if references is None or rc.name in references]:
             def ref_encode(pixels, point, path, out, rc=rc):
                 out.write_bytes(rc.encode(pixels, point))
 
@@ -129,12 +131,6 @@ def run(folder: Path, with_nc: bool, references, limit: int | None, json_out: Pa
         _plot(curves, summary, plot_out)
         print(f"wrote {plot_out}")
     return result
-
-
-def _chosen_references(names) -> list:
-    if names is None or names is True:
-        return lossy_codecs()
-    return [rc for rc in lossy_codecs() if rc.name in (names or ())]
 
 
 def _progress(name: str, curve: list[dict]) -> None:

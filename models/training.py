@@ -109,7 +109,7 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
 
 def add_photo_arguments(p) -> None:
     """The trainers' options on what photographs they see: grain and sizes
-    (read by :func:`photo_data`, and by the lossy trainer)."""
+    (read by :func:`photo_sets`)."""
     p.add_argument("--noise-prob", type=float, default=0.0,
                    help="fraction of training crops given Gaussian noise (grain augmentation)")
     p.add_argument("--noise-max", type=float, default=3.0, help="largest noise sigma, in levels")
@@ -129,17 +129,26 @@ def photo_scales(text: str) -> list[float]:
     return factors
 
 
-def photo_data(args, run: Run, evaluate, step: int):
-    """(training batches, held-out figure) for :func:`add_photo_arguments`'s
+def photo_sets(args, step: int, grey_prob: float = 0.1) -> tuple[RandomCrops, dict]:
+    """(training batches, held-out crops by name) for :func:`add_photo_arguments`'s
     options: crops of the photographs at every ``--scales`` size, noisy
-    where asked; the figure is the mean of ``evaluate(net, crops)`` over the
-    held-out crops at every size and, with noise augmentation, noisy (sigma
-    2) ones too, so selection weighs clean and grainy photographs alike."""
+    where asked; held out, 256x256 centre crops at every size (``x1/F``)
+    and, with noise augmentation, noisy (sigma 2) ones too (``noisy``)."""
     train, held = load_images(args.data)
     factors = photo_scales(args.scales)
     val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
     if args.noise_prob > 0:
         val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
+    batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=step,
+                          grey_prob=grey_prob, noise_prob=args.noise_prob, noise_max=args.noise_max)
+    return batches, val_sets
+
+
+def photo_data(args, run: Run, evaluate, step: int):
+    """(training batches, held-out figure) of :func:`photo_sets`; the figure
+    is the mean of ``evaluate(net, crops)`` over every held-out set, so
+    selection weighs every size, and clean and grainy photographs, alike."""
+    batches, val_sets = photo_sets(args, step)
 
     def held_out(net) -> float:
         figures = {name: evaluate(net, crops) for name, crops in val_sets.items()}
@@ -147,8 +156,6 @@ def photo_data(args, run: Run, evaluate, step: int):
             run.say("held-out " + ", ".join(f"{k} {v:.4f}" for k, v in figures.items()) + " bpsp")
         return sum(figures.values()) / len(figures)
 
-    batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=step,
-                          noise_prob=args.noise_prob, noise_max=args.noise_max)
     return batches, held_out
 
 

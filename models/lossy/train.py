@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 import torch
 
-from ..data import RandomCrops, centre_crops, downscaled, load_images, noisy_crops
 from ..training import (Run, TrainingBudget, add_photo_arguments, add_run_arguments, cosine_lr,
-                        optimizer_step, photo_scales, resume_or_start, training_device)
+                        optimizer_step, photo_sets, resume_or_start, training_device)
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -211,12 +209,6 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     device = training_device(args.device)
     run = Run(args.run, args.ckpt_minutes)
-    train, held = load_images(args.data)
-    factors = photo_scales(args.scales)
-    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
-    if args.noise_prob > 0:
-        val_sets["noisy"] = noisy_crops(val_sets["x1/1"] if "x1/1" in val_sets
-                                        else next(iter(val_sets.values())), 2.0)
     def make_opt(net):
         if args.freeze_transforms:
             freeze_transforms(net)
@@ -232,9 +224,7 @@ def main(argv=None):
         make_opt, args.init_from, overrides=chosen, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
     net.transform_bfloat16 = args.bf16
-    crops = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch,
-                        grey_prob=0.0, seed=step, noise_prob=args.noise_prob,
-                        noise_max=args.noise_max)
+    crops, val_sets = photo_sets(args, step, grey_prob=0.0)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
