@@ -102,6 +102,34 @@ def test_adding_a_checkerboard_context_starts_from_the_same_rates():
         assert not torch.equal(new(x, q)[1], old(x, q)[1])
 
 
+def test_widening_the_latent_keeps_the_reconstruction_and_the_old_slices_rates():
+    """widen_state: new slices' channels reach the synthesis and h_a through
+    zero weights, so the widened model reconstructs exactly as the old one and
+    codes z at exactly its old rate; the new slices cost bits of their own,
+    and weights on them move the reconstruction.  A latent widened by
+    anything but whole slices of the old size is refused."""
+    from models.lossy.train import adapt_state
+
+    torch.manual_seed(0)
+    old_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True, checkerboard_channels=4)
+    old = LossyAutoencoder(old_spec)
+    new_spec = LossySpec(n=8, m=32, slices=8, hyper=8, quality_input=True, checkerboard_channels=4)
+    new = LossyAutoencoder(new_spec)
+    new.load_state_dict(adapt_state(old.state_dict(), old_spec.to_dict(), new_spec, new))
+    old.eval(), new.eval()
+    x, q = torch.rand(2, 3, 64, 64), torch.tensor([2, 7])
+    with torch.no_grad():
+        x_old, y_old, z_old = old(x, q)
+        x_new, y_new, z_new = new(x, q)
+        assert torch.equal(x_old, x_new) and torch.equal(z_old, z_new)
+        assert (y_new > y_old).all()
+        new.g_s[0].weight[16:].normal_(0, 0.1)
+        assert not torch.equal(new(x, q)[0], x_old)
+    with pytest.raises(SystemExit):
+        adapt_state(old.state_dict(), old_spec.to_dict(),
+                    LossySpec(n=8, m=24, slices=4, hyper=8, quality_input=True), new)
+
+
 def test_bfloat16_transforms_train_close_to_float32_and_never_evaluate():
     torch.manual_seed(0)
     net = LossyAutoencoder(LossySpec(n=8, m=16, hyper=8, quality_input=True))
