@@ -146,3 +146,18 @@ def test_bfloat16_transforms_train_close_to_float32_and_never_evaluate():
         reference = net(x, q)[0]
         net.transform_bfloat16 = True
         assert torch.equal(net(x, q)[0], reference)   # evaluation is always float32
+
+
+def test_block_pca_ceiling_grows_with_width_and_is_exact_at_full_width():
+    """models.lossy.ceiling's linear reference: more components reconstruct
+    better, and all 768 of a 16x16x3 block reconstruct it to rounding."""
+    import numpy as np
+
+    from models.lossy.ceiling import block_pca, pca_psnr
+
+    rng = np.random.default_rng(0)
+    smooth = [np.cumsum(rng.integers(0, 3, (64, 96, 3)), axis=1).clip(0, 255) for _ in range(3)]
+    mean, components = block_pca(smooth)
+    figures = [pca_psnr(smooth[0], mean, components, w) for w in (16, 160, 320)]
+    assert figures == sorted(figures)
+    assert pca_psnr(smooth[0], mean, components, 768) > 100
