@@ -73,24 +73,36 @@ def test_a_new_rate_schedule_starts_where_the_old_model_was_at_each_lambda():
         assert (l_new[inner] - l_old[inner]).abs().max() <= 1
 
 
+def warm_started(old_spec: LossySpec, new_spec: LossySpec, prepare_old=lambda net: None):
+    """(old, new, missing): a fresh model of old_spec (after ``prepare_old``),
+    one of new_spec warm-started from it by adapt_state, both in evaluation
+    mode, and the parameters the warm start left at their initial values."""
+    from models.lossy.train import adapt_state
+
+    torch.manual_seed(0)
+    old = LossyAutoencoder(old_spec)
+    with torch.no_grad():
+        prepare_old(old)
+    new = LossyAutoencoder(new_spec)
+    missing, unexpected = new.load_state_dict(
+        adapt_state(old.state_dict(), old_spec.to_dict(), new_spec, new), strict=False)
+    assert not unexpected
+    old.eval(), new.eval()
+    return old, new, missing
+
+
 def test_adding_a_checkerboard_context_starts_from_the_same_rates():
     """checkerboard_state: the slice networks' new context inputs start at
     zero, so the warm-started model codes every latent at exactly the old
     model's rate, whatever its fresh context networks compute."""
-    from models.lossy.train import adapt_state
+    def quality_matters(net):
+        for sn in net.slice_nets:
+            sn.layers[0].weight[:, -1].normal_(0, 1.0)
 
-    torch.manual_seed(0)
-    old_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True)
-    old = LossyAutoencoder(old_spec)
-    with torch.no_grad():
-        for sn in old.slice_nets:
-            sn.layers[0].weight[:, -1].normal_(0, 1.0)  # the quality input matters
-    new_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True, checkerboard_channels=4)
-    new = LossyAutoencoder(new_spec)
-    missing, unexpected = new.load_state_dict(
-        adapt_state(old.state_dict(), old_spec.to_dict(), new_spec, new), strict=False)
-    assert not unexpected and all(k.startswith("context_nets.") for k in missing)
-    old.eval(), new.eval()
+    old, new, missing = warm_started(
+        LossySpec(n=8, m=16, hyper=8, quality_input=True),
+        LossySpec(n=8, m=16, hyper=8, quality_input=True, checkerboard_channels=4), quality_matters)
+    assert all(k.startswith("context_nets.") for k in missing)
     x, q = torch.rand(2, 3, 64, 64), torch.tensor([2, 7])
     with torch.no_grad():
         _, y_old, z_old = old(x, q)
@@ -110,13 +122,10 @@ def test_widening_the_latent_keeps_the_reconstruction_and_the_old_slices_rates()
     anything but whole slices of the old size is refused."""
     from models.lossy.train import adapt_state
 
-    torch.manual_seed(0)
     old_spec = LossySpec(n=8, m=16, hyper=8, quality_input=True, checkerboard_channels=4)
-    old = LossyAutoencoder(old_spec)
-    new_spec = LossySpec(n=8, m=32, slices=8, hyper=8, quality_input=True, checkerboard_channels=4)
-    new = LossyAutoencoder(new_spec)
-    new.load_state_dict(adapt_state(old.state_dict(), old_spec.to_dict(), new_spec, new))
-    old.eval(), new.eval()
+    old, new, missing = warm_started(
+        old_spec, LossySpec(n=8, m=32, slices=8, hyper=8, quality_input=True, checkerboard_channels=4))
+    assert not missing
     x, q = torch.rand(2, 3, 64, 64), torch.tensor([2, 7])
     with torch.no_grad():
         x_old, y_old, z_old = old(x, q)
