@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..data import DEFAULT_TRAIN_DIR, centre_crop, load_images
-from ..training import load_state
+from ..training import load_checkpoint
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -73,9 +73,7 @@ def main(argv=None):
     p.add_argument("--data", default=DEFAULT_TRAIN_DIR)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    state, spec = load_state(args.checkpoint)
-    net = LossyAutoencoder(LossySpec.from_dict(spec))
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    _, _, net = load_checkpoint(args.checkpoint, LossySpec, LossyAutoencoder)
     net.eval()
     train, held = load_images(args.data)
     mean, components = block_pca(train)

@@ -14,8 +14,7 @@ import math
 import torch
 
 from ..training import (Run, TrainingBudget, add_photo_arguments, add_run_arguments, cosine_lr,
-                        load_state, optimizer_step, photo_sets, resume_or_start,
-                        training_device)
+                        optimizer_step, photo_sets, resume_or_start, training_device)
 from .network import LossyAutoencoder
 from .spec import LossySpec
 
@@ -217,12 +216,9 @@ def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
     return out
 
 
-def widened(init_from, m: int) -> dict:
-    """Spec overrides of a latent widened to m channels from init_from's
+def widened(old: dict, m: int) -> dict:
+    """Spec overrides of a latent widened to m channels from the old spec's
     (slices of the same size: see widen_state)."""
-    if init_from is None:
-        return {"m": m}
-    _, old = load_state(init_from)
     size = old["m"] // old["slices"]
     if m % size:
         raise SystemExit(f"--latent-channels must be a multiple of the slice size, {size}")
@@ -269,11 +265,15 @@ def main(argv=None):
 
     chosen = {"quantizer": args.quantizer, "quality_input": args.quality_input,
               **({"lambdas": args.lambdas} if args.lambdas else {}),
-              **({"checkerboard_channels": args.checkerboard} if args.checkerboard else {}),
-              **(widened(args.init_from, args.latent_channels) if args.latent_channels else {})}
+              **({"checkerboard_channels": args.checkerboard} if args.checkerboard else {})}
+
+    def overrides(old: dict) -> dict:
+        return {**chosen, **(widened(old, args.latent_channels) if args.latent_channels else {})}
+
+    new_spec = LossySpec(**chosen, **({"m": args.latent_channels} if args.latent_channels else {}))
     spec, net, opt, step, _ = resume_or_start(
-        run, LossySpec(**chosen), LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
-        make_opt, args.init_from, overrides=chosen, adapt_state=adapt_state)
+        run, new_spec, LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
+        make_opt, args.init_from, overrides=overrides, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
     net.transform_bfloat16 = args.bf16
     crops, val_sets = photo_sets(args, step, grey_prob=0.0)
