@@ -14,4 +14,4 @@ from . import pil_plugin  # noqa: F401  (registers .nc with Pillow)
 
 __all__ = ["encode", "decode", "info", "encode_image", "encode_file", "decode_file",
            "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]
-__version__ = "0.10.0"
+__version__ = "0.11.0"

@@ -23,7 +23,7 @@ from models import WEIGHTS_DIR
 
 from .errors import NcError, WeightsMismatch
 
-DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v6", "lossy": "lossy-v10"}
+DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v6", "lossy": "lossy-v11"}
 # Models the lossless encoder chooses among, image by image, when none is
 # named: arm-v3 was trained on the photographs at several sizes, arm-v2 with
 # grain augmentation, arm-v1 on neither; each codes some photographs better
