@@ -225,11 +225,11 @@ def load_state(path: Path) -> tuple[dict, dict]:
 
 
 def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None,
-                    overrides: dict | None = None, adapt_state=None):
+                    overrides=None, adapt_state=None):
     """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else a
-    new run, starting from ``init_from``'s weights (and spec, with ``overrides``
-    applied, a dict or a function of the old spec's dict returning one;
-    parameters the new spec adds keep their initial values) when given.
+    new run, starting from ``init_from``'s weights (and spec, with the fields
+    ``overrides(old_spec_dict)`` returns replaced; parameters the new spec
+    adds keep their initial values) when given.
     ``adapt_state(state, old_spec_dict, new_spec, new_net)`` maps the old
     weights onto a reshaped model (a warm start across a change of shape)."""
     step, best = 0, math.inf
@@ -239,14 +239,13 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
         spec = spec_cls.from_dict(ck["spec"])
     elif init_from:
         init, init_spec = load_state(init_from)
-        if callable(overrides):
-            overrides = overrides(init_spec)
-        spec = spec_cls.from_dict({**init_spec, **(overrides or {})})
+        changed = overrides(init_spec) if overrides else {}
+        spec = spec_cls.from_dict({**init_spec, **changed})
     net = make_net(spec)
     if init is not None and adapt_state is not None:
         init = adapt_state(init, init_spec, spec, net)
     if init is not None:
-        missing, unexpected = net.load_state_dict(init, strict=not overrides)
+        missing, unexpected = net.load_state_dict(init, strict=not changed)
         if unexpected:
             raise SystemExit(f"{init_from} has parameters this model lacks: {unexpected}")
         run.say(f"initialised from {init_from}")

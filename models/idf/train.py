@@ -109,7 +109,8 @@ def main(argv=None):
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
         args.init_from, adapt_state=spatial_prior_state,
-        overrides={"prior_groups": args.prior_groups, "prior_checkerboard": args.prior_checkerboard})
+        overrides=lambda old: {"prior_groups": args.prior_groups,
+                               "prior_checkerboard": args.prior_checkerboard})
     batches, held_out = photo_data(args, run, evaluate, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=batches, evaluate=held_out, max_minutes=args.max_minutes,

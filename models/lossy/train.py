@@ -218,7 +218,8 @@ def evaluate(net, crops, qualities=(1, 4, 8)) -> dict:
 
 def widened(old: dict, m: int) -> dict:
     """Spec overrides of a latent widened to m channels from the old spec's
-    (slices of the same size: see widen_state)."""
+    (slices of the same size: see widen_state; a new run's slices are the
+    default spec's size)."""
     size = old["m"] // old["slices"]
     if m % size:
         raise SystemExit(f"--latent-channels must be a multiple of the slice size, {size}")
@@ -270,10 +271,10 @@ def main(argv=None):
     def overrides(old: dict) -> dict:
         return {**chosen, **(widened(old, args.latent_channels) if args.latent_channels else {})}
 
-    new_spec = LossySpec(**chosen, **({"m": args.latent_channels} if args.latent_channels else {}))
     spec, net, opt, step, _ = resume_or_start(
-        run, new_spec, LossySpec, lambda sp: LossyAutoencoder(sp).to(device),
-        make_opt, args.init_from, overrides=overrides, adapt_state=adapt_state)
+        run, LossySpec(**overrides(LossySpec().to_dict())), LossySpec,
+        lambda sp: LossyAutoencoder(sp).to(device), make_opt, args.init_from,
+        overrides=overrides, adapt_state=adapt_state)
     net.hard_rate = args.hard_rate
     net.transform_bfloat16 = args.bf16
     crops, val_sets = photo_sets(args, step, grey_prob=0.0)
