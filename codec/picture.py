@@ -112,7 +112,7 @@ class Picture:
         if self.mode == "1":
             img = Image.fromarray(a, "L").convert("1", dither=Image.Dither.NONE)
         elif self.mode == "I;16":
-            img = Image.fromarray(a.astype("<u2"), "I;16")
+            img = Image.frombytes("I;16", (self.width, self.height), a.astype("<u2").tobytes())
         else:
             img = Image.fromarray(a, self.mode)
         if self.mode == "P":
