@@ -12,16 +12,18 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from . import container, lossless, lossy, weights
-from .container import Codec, Container
+from . import container, image_codec, lossy, weights
+from .container import Codec
 from .errors import NcError, UnsupportedImage
-from .planes import merge, split
+from .picture import Picture
 
 CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
 DEFAULT_LOSSLESS = "arm"
 MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
+MIN_EFFORT, MAX_EFFORT, DEFAULT_EFFORT = 1, 9, 7
 
 
 @dataclass
@@ -29,6 +31,7 @@ class EncodeResult:
     data: bytes
     ideal_bits: float   # the model's code length, -sum log2 p
     pixels: int
+    quality: float | None = None   # lossy: the quality stored (chosen, with --target-bpp)
 
     @property
     def bpp(self) -> float:
@@ -52,38 +55,61 @@ def _codec(name: str) -> Codec:
         raise NcError(f"unknown codec '{name}' (choose from {', '.join(CODEC_NAMES)})") from None
 
 
-def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
-                 quality: float | None = None, target_bpp: float | None = None) -> EncodeResult:
+def as_picture(image) -> Picture:
+    """A Picture of a Pillow image, a NumPy array or a Picture."""
+    if isinstance(image, Picture):
+        return image
+    if isinstance(image, np.ndarray):
+        return Picture.from_array(image)
+    if isinstance(image, Image.Image):
+        return Picture.from_pil(image)
+    raise NcError(f"cannot encode a {type(image).__name__}: give a PIL image, an array or a Picture")
+
+
+def encode_image(image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
+                 quality: float | None = None, target_bpp: float | None = None,
+                 effort: int | None = None, jobs: int | None = 1,
+                 strip: bool = False) -> EncodeResult:
     """Encode and report the sizes.  Lossless unless ``quality`` (1..8) or
     ``target_bpp`` is given; ``ideal_bits`` is the model's code length
-    (lossless only)."""
-    planes = split(image)
-    pixels = planes.width * planes.height
+    (lossless only).  ``effort`` (1..9) is how much encode time to spend;
+    ``jobs`` how many processes code tiles of a large image (None: all
+    cores); ``strip`` drops the metadata (ICC profile, EXIF, XMP, text)."""
+    pic = as_picture(image)
+    pixels = pic.width * pic.height
     try:
-        container.check_dimensions(planes.width, planes.height)
+        container.check_dimensions(pic.width, pic.height)
     except NcError as e:
         raise UnsupportedImage(str(e)) from None
+    effort = DEFAULT_EFFORT if effort is None else int(effort)
+    if not MIN_EFFORT <= effort <= MAX_EFFORT:
+        raise NcError(f"effort must be between {MIN_EFFORT} and {MAX_EFFORT}")
     if quality is not None and target_bpp is not None:
         raise NcError("give either a quality or a target bpp, not both")
+    options = dict(effort=effort, jobs=jobs, strip=strip)
     if target_bpp is not None:
-        return _encode_to_target(planes, target_bpp, model or weights.DEFAULT_MODELS["lossy"])
+        return _encode_to_target(pic, target_bpp, model or weights.DEFAULT_MODELS["lossy"], options)
     if quality is not None:
         if not MIN_QUALITY <= quality <= MAX_QUALITY:
             raise NcError(f"quality must be between {MIN_QUALITY:g} and {MAX_QUALITY:g}")
-        c = lossy.encode(planes, quality, model or weights.DEFAULT_MODELS["lossy"])
-        return EncodeResult(container.pack(c), 0.0, pixels)
+        return _encode_lossy(pic, quality, model or weights.DEFAULT_MODELS["lossy"], options)
     c = _codec(codec)
-    result = lossless.encode(planes, c, [model] if model else weights.candidates(codec))
+    result = image_codec.encode_lossless(pic, c, [model] if model else weights.candidates(codec),
+                                         **options)
     return EncodeResult(container.pack(result.container), result.ideal_bits, pixels)
 
 
-def _encode_to_target(planes, target_bpp: float, model_id: str) -> EncodeResult:
+def _encode_lossy(pic: Picture, quality: float, model_id: str, options: dict) -> EncodeResult:
+    encoded = image_codec.encode_lossy(pic, quality, model_id, **options)
+    stored = lossy.header_quality(encoded.container.header.codec_param)
+    return EncodeResult(container.pack(encoded.container), 0.0, pic.width * pic.height, stored)
+
+
+def _encode_to_target(pic: Picture, target_bpp: float, model_id: str, options: dict) -> EncodeResult:
     """The highest quality whose file is at most ``target_bpp`` (bisection
     over the continuous quality; file size grows with quality)."""
-    pixels = planes.width * planes.height
-
     def attempt(q):
-        return EncodeResult(container.pack(lossy.encode(planes, q, model_id)), 0.0, pixels)
+        return _encode_lossy(pic, q, model_id, options)
 
     best = attempt(MIN_QUALITY)
     if best.bpp > target_bpp:
@@ -103,20 +129,29 @@ def _encode_to_target(planes, target_bpp: float, model_id: str) -> EncodeResult:
     return best
 
 
-def encode(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
-           quality: float | None = None, target_bpp: float | None = None) -> bytes:
-    """Encode a Pillow image to .nc bytes: lossless by default, lossy with a
-    ``quality`` (1 smallest … 8 best, fractional allowed) or a ``target_bpp``."""
-    return encode_image(image, codec, model=model, quality=quality, target_bpp=target_bpp).data
+def encode(image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
+           quality: float | None = None, target_bpp: float | None = None,
+           effort: int | None = None, jobs: int | None = 1, strip: bool = False) -> bytes:
+    """Encode a Pillow image (or an array, or a Picture) to .nc bytes:
+    lossless by default, lossy with a ``quality`` (1 smallest … 8 best,
+    fractional allowed) or a ``target_bpp``."""
+    return encode_image(image, codec, model=model, quality=quality, target_bpp=target_bpp,
+                        effort=effort, jobs=jobs, strip=strip).data
 
 
-def decode(data: bytes) -> Image.Image:
-    """Decode .nc bytes to a Pillow image in the mode it was encoded from."""
-    c = container.unpack(bytes(data))
+def decode_picture(data: bytes, *, jobs: int | None = 1) -> Picture:
+    """Decode .nc bytes to a Picture: samples, mode, palette, metadata."""
+    data = bytes(data)
+    c = container.unpack(data)
     weights.require(c.header.model_id, c.header.weights_digest)
-    if c.header.codec is Codec.LOSSY:
-        return merge(lossy.decode(c))
-    return merge(lossless.decode(c))
+    return image_codec.decode_container(c, data, jobs=jobs)
+
+
+def decode(data: bytes, *, jobs: int | None = 1) -> Image.Image:
+    """Decode .nc bytes to a Pillow image in the mode it was encoded from,
+    metadata in ``info`` (16-bit colour has no Pillow mode: use
+    ``decode_picture``)."""
+    return decode_picture(data, jobs=jobs).to_pil()
 
 
 def info(data: bytes) -> dict:
@@ -125,10 +160,23 @@ def info(data: bytes) -> dict:
     h = c.header
     px = h.width * h.height
     facts = {"codec": h.codec.name.lower(), "model": h.model_id,
-            "weights_digest": h.weights_digest.hex(), "format_version": h.version,
-            "width": h.width, "height": h.height, "mode": h.mode.pil, "bit_depth": h.bit_depth,
-            "bytes": len(data), "bpp": 8 * len(data) / px,
-            "segments": {s.kind.name.lower(): len(s.data) for s in c.segments}}
+             "weights_digest": h.weights_digest.hex(), "format_version": h.version,
+             "width": h.width, "height": h.height, "mode": h.mode.pil, "bit_depth": h.bit_depth,
+             "bytes": len(data), "bpp": 8 * len(data) / px,
+             "tiles": len({s.tile for s in c.segments}) or 1,
+             "segments": {}}
+    for s in c.segments:
+        name = s.kind.name.lower()
+        facts["segments"][name] = facts["segments"].get(name, 0) + len(s.data)
+    if h.effort:
+        facts["effort"] = h.effort
+    if h.tile_width:
+        facts["tile_size"] = [h.tile_width, h.tile_height]
+    meta = c.optional(container.SegmentKind.METADATA)
+    if meta is not None:
+        from .metadata import unpack_metadata
+        m, _ = unpack_metadata(meta.data)
+        facts["metadata"] = sorted(m)
     if h.codec is Codec.LOSSY:
         facts["quality"] = h.codec_param / lossy.QUALITY_SCALE
     return facts
@@ -177,15 +225,16 @@ def write_atomic(path: str | os.PathLike, write, force: bool = False) -> None:
 
 def encode_file(src, dst, codec: str = DEFAULT_LOSSLESS, *, force: bool = False,
                 model: str | None = None, quality: float | None = None,
-                target_bpp: float | None = None) -> EncodeResult:
+                target_bpp: float | None = None, effort: int | None = None,
+                jobs: int | None = 1, strip: bool = False) -> EncodeResult:
     result = encode_image(read_image(src), codec, model=model, quality=quality,
-                          target_bpp=target_bpp)
+                          target_bpp=target_bpp, effort=effort, jobs=jobs, strip=strip)
     write_atomic(dst, lambda tmp: Path(tmp).write_bytes(result.data), force)
     return result
 
 
-def decode_file(src, dst, *, force: bool = False) -> Image.Image:
-    image = decode(read_bytes(src))
+def decode_file(src, dst, *, force: bool = False, jobs: int | None = 1) -> Image.Image:
+    image = decode(read_bytes(src), jobs=jobs)
     fmt = Image.registered_extensions().get(Path(dst).suffix.lower())
     if fmt is None:
         raise NcError(f"cannot tell the image format from '{dst}' (use e.g. .png)")

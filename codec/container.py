@@ -8,10 +8,10 @@ Layout (all integers little-endian)::
 
     header  (HEADER_SIZE = 64 bytes)
       0  magic            8  b"\\x89NC\\r\\n\\x1a\\n\\x00"[:8]
-      8  version          u8
+      8  version          u8   (2; 1 is still read)
       9  codec            u8   (Codec)
      10  mode             u8   (Mode)
-     11  bit_depth        u8   (8)
+     11  bit_depth        u8   (8, or 16 for the 16-bit modes)
      12  width            u32
      16  height           u32
      20  tile_width       u32  (0 = one tile: the whole image)
@@ -20,12 +20,17 @@ Layout (all integers little-endian)::
      44  weights_digest   8 bytes (SHA-256 prefix of the weights file)
      52  codec_param      u32  (codec-specific, e.g. lossy quality * 1000)
      56  segment_count    u16
-     58  reserved         u16  (0)
+     58  effort           u8   (the encoder's effort, 1..9; 0 = not recorded)
+     59  reserved         u8   (0)
      60  header_crc32     u32  (CRC-32 of bytes 0..59)
-    segment table: segment_count x (kind u8, reserved u8[3], length u32)
+    segment table: segment_count x (kind u8, method u8, tile u16, length u32)
     table_crc32    u32
     payload: the segments' bytes, in table order
-    payload_crc32  u32  (CRC-32 of the payload)
+    file_crc32     u32  (version 2: CRC-32 of header bytes 0..59, the table
+                         entries and the payload; version 1: of the payload only)
+
+The last CRC covering the header and the table too is what ties them to the
+payload: an edited header whose own CRC was recomputed is still refused.
 """
 from __future__ import annotations
 
@@ -37,13 +42,14 @@ from dataclasses import dataclass, field
 from .errors import FormatError
 
 MAGIC = b"\x89NC\r\n\x1a\n\x00"[:8]
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER_SIZE = 64
 MAX_DIMENSION = 1 << 16           # width and height each at most 65536
 MAX_PIXELS = 1 << 26              # 67 megapixels
 MAX_SEGMENTS = 4096
-_HEADER = struct.Struct("<8sBBBBIIII16s8sIHH")
-_SEGMENT = struct.Struct("<B3xI")
+_HEADER = struct.Struct("<8sBBBBIIII16s8sIHBB")
+_SEGMENT = struct.Struct("<BBHI")
 assert _HEADER.size + 4 == HEADER_SIZE
 
 
@@ -61,10 +67,35 @@ class Mode(enum.IntEnum):
     RGB = 3
     RGBA = 4
     BILEVEL = 5  # Pillow "1"
+    P = 6        # palette indices (version 2)
+    I16 = 7      # 16-bit grey, Pillow "I;16" (version 2)
+    RGB16 = 8    # 16-bit RGB (version 2)
+    RGBA16 = 9   # 16-bit RGBA (version 2)
 
     @property
     def pil(self) -> str:
-        return "1" if self is Mode.BILEVEL else self.name
+        """The mode's name as Pillow (or ``codec.picture``) spells it."""
+        return _MODE_NAMES.get(self, self.name)
+
+    @classmethod
+    def from_name(cls, name: str) -> "Mode":
+        return {v: k for k, v in _MODE_NAMES.items()}.get(name) or cls[name]
+
+    @property
+    def bit_depth(self) -> int:
+        return 16 if self in (Mode.I16, Mode.RGB16, Mode.RGBA16) else 8
+
+    @property
+    def has_alpha(self) -> bool:
+        return self in (Mode.LA, Mode.RGBA, Mode.RGBA16)
+
+    @property
+    def colour_channels(self) -> int:
+        return 3 if self in (Mode.RGB, Mode.RGBA, Mode.RGB16, Mode.RGBA16) else 1
+
+
+_MODE_NAMES = {Mode.BILEVEL: "1", Mode.I16: "I;16", Mode.RGB16: "RGB;16",
+               Mode.RGBA16: "RGBA;16"}
 
 
 class SegmentKind(enum.IntEnum):
@@ -72,6 +103,20 @@ class SegmentKind(enum.IntEnum):
     ALPHA = 2    # the alpha plane, always lossless
     LATENT = 3   # lossy: quantized latents
     SIDE = 4     # lossy: side information (hyper-latents)
+    COLOUR_LOW = 5  # 16-bit modes: the low bytes of the colour samples
+    ALPHA_LOW = 6   # 16-bit modes: the low bytes of the alpha samples
+    PALETTE = 7     # mode P: the palette and its transparency (whole image)
+    METADATA = 8    # ICC profile, EXIF, XMP, text (whole image)
+    DIGEST = 9      # a tile's check value, compared before anything is written
+
+
+class Method(enum.IntEnum):
+    """How a segment's samples are coded (version 2; version 1 has only MODEL)."""
+
+    MODEL = 0          # the header's codec
+    DEFLATE = 1        # zlib, samples as they are  (codec/fallback.py)
+    DEFLATE_SUB = 2    # zlib, each sample minus its left neighbour
+    DEFLATE_UP = 3     # zlib, each sample minus the one above
 
 
 @dataclass
@@ -87,13 +132,28 @@ class Header:
     tile_width: int = 0
     tile_height: int = 0
     version: int = FORMAT_VERSION
+    effort: int = 0
     segment_count: int = 0  # filled in when parsed
+
+    def pack(self, segment_count: int) -> bytes:
+        """The 64 header bytes, CRC included."""
+        check_dimensions(self.width, self.height)
+        model_id = self.model_id.encode("ascii")
+        if len(model_id) > 16 or len(self.weights_digest) != 8:
+            raise ValueError("model id longer than 16 bytes or digest not 8 bytes")
+        head = _HEADER.pack(MAGIC, self.version, int(self.codec), int(self.mode), self.bit_depth,
+                            self.width, self.height, self.tile_width, self.tile_height,
+                            model_id.ljust(16, b"\0"), self.weights_digest, self.codec_param,
+                            segment_count, self.effort, 0)
+        return head + struct.pack("<I", zlib.crc32(head))
 
 
 @dataclass
 class Segment:
     kind: SegmentKind
     data: bytes
+    tile: int = 0                  # which tile (raster order); 0 for whole-image segments
+    method: Method = Method.MODEL
 
 
 @dataclass
@@ -101,11 +161,21 @@ class Container:
     header: Header
     segments: list[Segment] = field(default_factory=list)
 
-    def segment(self, kind: SegmentKind) -> bytes:
+    def segment(self, kind: SegmentKind, tile: int = 0) -> bytes:
+        return self.find(kind, tile).data
+
+    def find(self, kind: SegmentKind, tile: int = 0) -> Segment:
         for s in self.segments:
-            if s.kind == kind:
-                return s.data
-        raise FormatError(f"file has no {kind.name.lower()} segment")
+            if s.kind == kind and s.tile == tile:
+                return s
+        where = f" for tile {tile}" if tile else ""
+        raise FormatError(f"file has no {kind.name.lower()} segment{where}")
+
+    def optional(self, kind: SegmentKind, tile: int = 0) -> Segment | None:
+        for s in self.segments:
+            if s.kind == kind and s.tile == tile:
+                return s
+        return None
 
 
 def check_dimensions(width: int, height: int) -> None:
@@ -116,19 +186,22 @@ def check_dimensions(width: int, height: int) -> None:
 
 
 def pack(c: Container) -> bytes:
-    h = c.header
-    check_dimensions(h.width, h.height)
-    model_id = h.model_id.encode("ascii")
-    if len(model_id) > 16 or len(h.weights_digest) != 8:
-        raise ValueError("model id longer than 16 bytes or digest not 8 bytes")
-    head = _HEADER.pack(MAGIC, h.version, int(h.codec), int(h.mode), h.bit_depth, h.width,
-                        h.height, h.tile_width, h.tile_height, model_id.ljust(16, b"\0"),
-                        h.weights_digest, h.codec_param, len(c.segments), 0)
-    head += struct.pack("<I", zlib.crc32(head))
-    table = b"".join(_SEGMENT.pack(int(s.kind), len(s.data)) for s in c.segments)
-    table += struct.pack("<I", zlib.crc32(table))
+    if len(c.segments) > MAX_SEGMENTS:
+        raise FormatError(f"too many segments ({len(c.segments)}; at most {MAX_SEGMENTS})")
+    head = c.header.pack(len(c.segments))
+    table = b"".join(_SEGMENT.pack(int(s.kind), int(s.method), s.tile, len(s.data))
+                     for s in c.segments)
     payload = b"".join(s.data for s in c.segments)
-    return head + table + payload + struct.pack("<I", zlib.crc32(payload))
+    crc = (_file_crc(head, table, payload) if c.header.version >= 2 else zlib.crc32(payload))
+    return head + table + struct.pack("<I", zlib.crc32(table)) + payload + struct.pack("<I", crc)
+
+
+def _file_crc(head: bytes, table: bytes, payload: bytes) -> int:
+    """Version 2's last CRC: header bytes 0..59, the table entries and the
+    payload, leaving out the two CRCs between them (a message followed by
+    its own CRC-32 has the same CRC whatever the message, so including
+    them would let an edited header through)."""
+    return zlib.crc32(payload, zlib.crc32(table, zlib.crc32(head[:60])))
 
 
 def unpack_header(data: bytes) -> Header:
@@ -139,26 +212,35 @@ def unpack_header(data: bytes) -> Header:
         raise FormatError("truncated file (incomplete header)")
     fields = _HEADER.unpack_from(data)
     (_, version, codec, mode, depth, width, height, tw, th, model_id, digest, param,
-     nseg, _reserved) = fields
+     nseg, effort, _reserved) = fields
     (crc,) = struct.unpack_from("<I", data, _HEADER.size)
     if zlib.crc32(data[:_HEADER.size]) != crc:
         raise FormatError("corrupt header (CRC mismatch)")
-    if version != FORMAT_VERSION:
-        raise FormatError(f"unsupported format version {version} (this nc reads {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise FormatError(f"unsupported format version {version} (this nc reads "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         codec, mode = Codec(codec), Mode(mode)
     except ValueError:
         raise FormatError(f"unknown codec id {codec} or mode id {mode}") from None
-    if depth != 8:
-        raise FormatError(f"unsupported bit depth {depth}")
+    if version == 1 and (mode > Mode.BILEVEL or effort or _reserved):
+        raise FormatError(f"mode id {int(mode)} or a reserved field in a version 1 file")
+    if depth != mode.bit_depth:
+        raise FormatError(f"bit depth {depth} does not match mode {mode.pil}")
+    if _reserved or effort > 9:
+        raise FormatError("reserved header field is not zero or effort above 9")
     check_dimensions(width, height)
+    if version == 1 and (tw or th):
+        raise FormatError("tiles in a version 1 file")
+    if (tw == 0) != (th == 0) or (tw and (tw % 64 or th % 64)):
+        raise FormatError(f"invalid tile size {tw}x{th}")
     if nseg > MAX_SEGMENTS:
         raise FormatError(f"too many segments ({nseg})")
     try:
         mid = model_id.rstrip(b"\0").decode("ascii")
     except UnicodeDecodeError:
         raise FormatError("model id is not ASCII") from None
-    return Header(codec, mode, width, height, mid, digest, param, depth, tw, th, version, nseg)
+    return Header(codec, mode, width, height, mid, digest, param, depth, tw, th, version, effort, nseg)
 
 
 def unpack(data: bytes) -> Container:
@@ -173,7 +255,7 @@ def unpack(data: bytes) -> Container:
         raise FormatError("corrupt segment table (CRC mismatch)")
     kinds_lengths = [_SEGMENT.unpack_from(data, pos + i * _SEGMENT.size) for i in range(nseg)]
     payload_start = table_end + 4
-    total = sum(n for _, n in kinds_lengths)
+    total = sum(entry[-1] for entry in kinds_lengths)
     if len(data) < payload_start + total + 4:
         raise FormatError(f"truncated file ({len(data)} bytes, header says "
                           f"{payload_start + total + 4})")
@@ -181,14 +263,19 @@ def unpack(data: bytes) -> Container:
         raise FormatError("trailing bytes after the payload")
     payload = data[payload_start:payload_start + total]
     (crc,) = struct.unpack_from("<I", data, payload_start + total)
-    if zlib.crc32(payload) != crc:
-        raise FormatError("corrupt payload (CRC mismatch)")
+    expected = (_file_crc(data[:HEADER_SIZE], data[HEADER_SIZE:table_end], payload)
+                if h.version >= 2 else zlib.crc32(payload))
+    if expected != crc:
+        raise FormatError("corrupt file (CRC mismatch)" if h.version >= 2
+                          else "corrupt payload (CRC mismatch)")
     segments, off = [], 0
-    for kind, n in kinds_lengths:
+    for kind, method, tile, n in kinds_lengths:
         try:
-            kind = SegmentKind(kind)
+            kind, method = SegmentKind(kind), Method(method)
         except ValueError:
-            raise FormatError(f"unknown segment kind {kind}") from None
-        segments.append(Segment(kind, payload[off:off + n]))
+            raise FormatError(f"unknown segment kind {kind} or method {method}") from None
+        if h.version == 1 and (method or tile or kind > SegmentKind.SIDE):
+            raise FormatError("segment fields of version 2 in a version 1 file")
+        segments.append(Segment(kind, payload[off:off + n], tile, method))
         off += n
     return Container(h, segments)

@@ -1,7 +1,12 @@
-"""Lossless pipeline: image planes -> plane codec -> container segments.
+"""Lossless coding of one tile: its samples -> plane groups -> segments.
 
-Shared by every lossless codec (the ARM now; the IDF plugs in as another
-``PlaneCodec``): colour planes go to one segment, alpha to another.
+Shared by every lossless codec (the ARM and the IDF plug in as a
+``PlaneCodec``).  A tile's samples split into plane groups, each one
+segment: the colour (RGB, or one grey, palette-index or bilevel plane) and
+the alpha plane; 16-bit samples split further into their high bytes, which
+the model codes like any 8-bit plane, and their low bytes.  Each group is
+coded by the model and by the deflate fallback (``fallback.py``) and the
+smaller kept, so no tile costs much more than deflate would.
 """
 from __future__ import annotations
 
@@ -10,10 +15,9 @@ from typing import Protocol
 
 import numpy as np
 
-from . import weights
-from .container import Codec, Container, Header, Segment, SegmentKind
+from . import fallback, weights
+from .container import Codec, Method, Mode, Segment, SegmentKind
 from .errors import FormatError
-from .planes import Planes, colour_channels
 
 
 class PlaneCodec(Protocol):
@@ -26,10 +30,34 @@ class PlaneCodec(Protocol):
                codec_param: int = 0) -> np.ndarray: ...
 
 
-@dataclass
-class LosslessResult:
-    container: Container
-    ideal_bits: float
+@dataclass(frozen=True)
+class PlaneGroup:
+    """One segment's worth of a tile: channels ``channels`` of the samples,
+    their high (``shift`` 8) or low (``mask``) bytes for 16-bit modes."""
+    kind: SegmentKind
+    channels: slice
+    shift: int = 0
+
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        a = samples[:, :, self.channels]
+        if samples.dtype == np.uint16:
+            a = (a >> 8) if self.shift else (a & 0xFF)
+        return np.ascontiguousarray(a.astype(np.uint8))
+
+
+def plane_groups(mode: Mode) -> list[PlaneGroup]:
+    """The plane groups of a tile of ``mode``, in segment order."""
+    c = mode.colour_channels
+    colour, alpha = slice(0, c), slice(c, c + 1)
+    if mode.bit_depth == 16:
+        groups = [PlaneGroup(SegmentKind.COLOUR, colour, 8), PlaneGroup(SegmentKind.COLOUR_LOW, colour)]
+        if mode.has_alpha:
+            groups += [PlaneGroup(SegmentKind.ALPHA, alpha, 8), PlaneGroup(SegmentKind.ALPHA_LOW, alpha)]
+        return groups
+    groups = [PlaneGroup(SegmentKind.COLOUR, colour)]
+    if mode.has_alpha:
+        groups.append(PlaneGroup(SegmentKind.ALPHA, alpha))
+    return groups
 
 
 def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
@@ -42,37 +70,66 @@ def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
     return weights.codec_instance(cls, model_id)
 
 
-def choose_model(planes: Planes, codec: Codec, model_ids: list[str]) -> str:
-    """The model whose estimated code length for the colour planes is the
-    smallest (the only one, when there is one)."""
+def choose_model(colour: np.ndarray, codec: Codec, model_ids: list[str]) -> str:
+    """The model whose estimated code length for a colour plane group (at
+    most its central 512x512) is the smallest (the only one, when there is
+    one)."""
     if len(model_ids) == 1:
         return model_ids[0]
-    bits = {m: plane_codec(codec, m).estimate_bits(planes.colour) for m in model_ids}
+    h, w = colour.shape[:2]
+    y, x = max(0, (h - 512) // 2), max(0, (w - 512) // 2)
+    sample = colour[y:y + 512, x:x + 512]
+    bits = {m: plane_codec(codec, m).estimate_bits(sample) for m in model_ids}
     return min(bits, key=bits.get)
 
 
-def encode(planes: Planes, codec: Codec, model_ids: list[str]) -> LosslessResult:
-    """Code the planes with the model of ``model_ids`` best for this image."""
-    model_id = choose_model(planes, codec, model_ids)
-    pc = plane_codec(codec, model_id)
-    coded = pc.encode(planes.colour)
-    segments = [Segment(SegmentKind.COLOUR, coded.data)]
-    ideal = coded.ideal_bits
-    if planes.alpha is not None:
-        a = pc.encode(planes.alpha)
-        segments.append(Segment(SegmentKind.ALPHA, a.data))
-        ideal += a.ideal_bits
-    header = Header(codec, planes.mode, planes.width, planes.height, model_id,
-                    weights.digest(model_id), codec_param=pc.codec_param)
-    return LosslessResult(Container(header, segments), ideal)
+def encode_group(pc: PlaneCodec | None, planes: np.ndarray, bilevel: bool = False,
+                 ) -> tuple[Method, bytes, float]:
+    """(method, bytes, ideal bits) of one plane group: the model's code or
+    the deflate fallback, whichever is smaller (the fallback alone when
+    ``pc`` is None)."""
+    method, data = fallback.encode(planes, bilevel)
+    best = (method, data, 8.0 * len(data))
+    if pc is not None:
+        coded = pc.encode(planes)
+        if len(coded.data) <= len(data):
+            best = (Method.MODEL, coded.data, coded.ideal_bits)
+    return best
 
 
-def decode(c: Container) -> Planes:
-    h = c.header
-    pc = plane_codec(h.codec, h.model_id)
-    colour = pc.decode(c.segment(SegmentKind.COLOUR), h.height, h.width, colour_channels(h.mode),
-                       h.codec_param)
-    alpha = None
-    if h.mode.name in ("LA", "RGBA"):
-        alpha = pc.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1, h.codec_param)
-    return Planes(h.mode, colour, alpha)
+def encode_tile(codec: Codec, model_id: str, mode: Mode, samples: np.ndarray, tile: int,
+                use_model: bool = True) -> tuple[list[Segment], float]:
+    """The segments of one tile's samples (H, W, C) and their ideal bits."""
+    pc = plane_codec(codec, model_id) if use_model else None
+    segments, ideal = [], 0.0
+    for group in plane_groups(mode):
+        planes = group.take(samples)
+        method, data, bits = encode_group(pc, planes, mode is Mode.BILEVEL)
+        segments.append(Segment(group.kind, data, tile, method))
+        ideal += bits
+    return segments, ideal
+
+
+def decode_group(pc_factory, segment: Segment, shape: tuple[int, int, int], codec_param: int,
+                 bilevel: bool = False) -> np.ndarray:
+    h, w, c = shape
+    if segment.method is Method.MODEL:
+        return pc_factory().decode(segment.data, h, w, c, codec_param)
+    return fallback.decode(segment.method, segment.data, shape, bilevel)
+
+
+def decode_tile(codec: Codec, model_id: str, mode: Mode, segments: dict, height: int, width: int,
+                codec_param: int) -> np.ndarray:
+    """A tile's samples (H, W, C) from its segments ({kind: Segment})."""
+    channels = mode.colour_channels + mode.has_alpha
+    dtype = np.uint16 if mode.bit_depth == 16 else np.uint8
+    out = np.zeros((height, width, channels), dtype)
+    for group in plane_groups(mode):
+        segment = segments.get(group.kind)
+        if segment is None:
+            raise FormatError(f"missing {group.kind.name.lower()} segment")
+        n = group.channels.stop - group.channels.start
+        planes = decode_group(lambda: plane_codec(codec, model_id), segment, (height, width, n),
+                              codec_param, mode is Mode.BILEVEL)
+        out[:, :, group.channels] |= planes.astype(dtype) << group.shift
+    return out

@@ -1,20 +1,33 @@
-"""Lossy pipeline: image planes -> autoencoder codec -> container segments.
+"""Lossy coding of one tile, and the seamless synthesis of a tiled image.
 
 Colour goes through the autoencoder (grey images as three equal channels,
 decoded back to grey); alpha stays lossless, coded by the ARM model the
 lossy weights name (metadata ``alpha_model``).  The quality is stored in the
 header's codec parameter (quality x 1000).
+
+Tiles.  The image is padded to a multiple of 64 by edge replication; each
+tile's latents (and hyper-latents) are coded on their own, from an analysis
+window reaching ``MARGIN`` pixels into the neighbours.  Decoding first
+rebuilds every tile's latents, then synthesises each tile from a window of
+the whole latent map reaching ``MARGIN`` / 16 latents beyond it, which
+covers g_s's receptive field: the pixels are those of one synthesis of the
+whole image, so tile borders leave no seams.
 """
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from models.lossy.spec import QUALITY_SCALE, quality_code
 
 from . import lossless, weights
-from .container import Codec, Container, Header, Mode, Segment, SegmentKind
+from .container import Codec, Mode, Segment, SegmentKind
 from .errors import FormatError, UnsupportedImage, WeightsMismatch
-from .planes import Planes
+from .tiles import Tile
+
+PAD_MULTIPLE = 64
+MARGIN = 64          # pixels of context around a tile, for analysis and synthesis
+LATENT_STRIDE = 16
 
 
 def lossy_codec(model_id: str):
@@ -29,38 +42,119 @@ def alpha_model(model_id: str) -> str:
         raise WeightsMismatch(f"lossy model '{model_id}' names no ARM model for alpha") from None
 
 
-def encode(planes: Planes, quality: float, model_id: str) -> Container:
-    if planes.mode is Mode.BILEVEL:
-        raise UnsupportedImage("mode 1 (bilevel) images are coded losslessly only; omit --quality")
-    lc = lossy_codec(model_id)
-    rgb = planes.colour if planes.colour.shape[2] == 3 else np.repeat(planes.colour, 3, axis=2)
+def check_mode(mode: Mode) -> None:
+    if mode not in (Mode.L, Mode.LA, Mode.RGB, Mode.RGBA):
+        name = "bilevel" if mode is Mode.BILEVEL else mode.pil
+        raise UnsupportedImage(f"mode {mode.pil} ({name}) images are coded losslessly only; "
+                               f"omit --quality and --target-bpp")
+
+
+def stored_quality(quality: float) -> tuple[int, float]:
+    """(header code, the quality the decoder will read from it)."""
     code = quality_code(quality)
-    quality = code / QUALITY_SCALE   # what the decoder will read from the header
-    side, latent = lc.encode(rgb, quality)
-    segments = [Segment(SegmentKind.SIDE, side), Segment(SegmentKind.LATENT, latent)]
-    if planes.alpha is not None:
-        arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
-        segments.append(Segment(SegmentKind.ALPHA, arm.encode(planes.alpha).data))
-    header = Header(Codec.LOSSY, planes.mode, planes.width, planes.height, model_id,
-                    weights.digest(model_id), codec_param=code)
-    return Container(header, segments)
+    return code, code / QUALITY_SCALE
 
 
-def decode(c: Container) -> Planes:
-    h = c.header
-    quality = h.codec_param / QUALITY_SCALE
+def header_quality(codec_param: int) -> float:
+    quality = codec_param / QUALITY_SCALE
     if not 1.0 <= quality <= 8.0:
         raise FormatError(f"lossy quality {quality} outside 1..8")
-    lc = lossy_codec(h.model_id)
-    rgb = lc.decode(c.segment(SegmentKind.SIDE), c.segment(SegmentKind.LATENT), h.height, h.width,
-                    quality)
-    if h.mode in (Mode.L, Mode.LA):
-        grey = (rgb.astype(np.int32) @ np.array([299, 587, 114]) + 500) // 1000
-        colour = grey[:, :, None].astype(np.uint8)
-    else:
-        colour = rgb
+    return quality
+
+
+def padded_size(n: int) -> int:
+    """n rounded up to the padding multiple (64)."""
+    return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
+
+
+def _window(start: int, size: int, total: int, margin: int) -> tuple[int, int]:
+    return max(0, start - margin), min(total, start + size + margin)
+
+
+def padded_rgb(colour: np.ndarray) -> np.ndarray:
+    """(Hp, Wp, 3) uint8: grey as three channels, edges replicated to a
+    multiple of 64."""
+    rgb = colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+    h, w = rgb.shape[:2]
+    return np.pad(rgb, ((0, padded_size(h) - h), (0, padded_size(w) - w), (0, 0)), mode="edge")
+
+
+def encode_tile(model_id: str, mode: Mode, padded: np.ndarray, alpha: np.ndarray | None,
+                tile: Tile, quality: float) -> tuple[list[Segment], list[np.ndarray]]:
+    """The tile's segments (side, latent, alpha) and what its check value
+    covers (hyper-latents, latents, alpha).  ``padded`` is the whole padded
+    image (or any part of it that holds the tile's analysis window, with the
+    tile's position unchanged)."""
+    lc = lossy_codec(model_id)
+    hp, wp = padded.shape[:2]
+    th, tw = padded_size(tile.height), padded_size(tile.width)
+    y0, y1 = _window(tile.y, th, hp, MARGIN)
+    x0, x1 = _window(tile.x, tw, wp, MARGIN)
+    window = torch.from_numpy(np.ascontiguousarray(padded[y0:y1, x0:x1])).permute(2, 0, 1)[None]
+    y = lc.analysis(window.float() / 255, quality)
+    oy, ox = (tile.y - y0) // LATENT_STRIDE, (tile.x - x0) // LATENT_STRIDE
+    y = y[:, :, oy:oy + th // LATENT_STRIDE, ox:ox + tw // LATENT_STRIDE].contiguous()
+    side, latent, checked = lc.encode_latents(y, quality)
+    segments = [Segment(SegmentKind.SIDE, side, tile.index),
+                Segment(SegmentKind.LATENT, latent, tile.index)]
+    if alpha is not None:
+        arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
+        method, data, _ = lossless.encode_group(arm, alpha)
+        segments.append(Segment(SegmentKind.ALPHA, data, tile.index, method))
+        checked.append(alpha)
+    return segments, checked
+
+
+def decode_tile_latents(model_id: str, mode: Mode, segments: dict, tile: Tile, quality: float,
+                        ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
+    """(y_hat of the tile, its alpha or None, what its check value covers)."""
+    lc = lossy_codec(model_id)
+    try:
+        side, latent = segments[SegmentKind.SIDE].data, segments[SegmentKind.LATENT].data
+    except KeyError:
+        raise FormatError("missing side or latent segment") from None
+    z, y_hat = lc.decode_latents(side, latent, padded_size(tile.height) // LATENT_STRIDE,
+                                 padded_size(tile.width) // LATENT_STRIDE, quality)
+    checked = [z, y_hat]
     alpha = None
-    if h.mode in (Mode.LA, Mode.RGBA):
-        arm = lossless.plane_codec(Codec.ARM, alpha_model(h.model_id))
-        alpha = arm.decode(c.segment(SegmentKind.ALPHA), h.height, h.width, 1)
-    return Planes(h.mode, colour, alpha)
+    if mode.has_alpha:
+        if SegmentKind.ALPHA not in segments:
+            raise FormatError("missing alpha segment")
+        alpha = lossless.decode_group(
+            lambda: lossless.plane_codec(Codec.ARM, alpha_model(model_id)),
+            segments[SegmentKind.ALPHA], (tile.height, tile.width, 1), 0)
+        checked.append(alpha)
+    return y_hat, alpha, checked
+
+
+def synthesise_tile(model_id: str, y_hat: np.ndarray, tile: Tile, quality: float,
+                    offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The tile's (h, w, 3) pixels from ``y_hat``, a window of the whole
+    latent map that starts at latent ``offset`` (row, column) and holds the
+    tile's latents plus MARGIN / 16 latents around them where they exist."""
+    lc = lossy_codec(model_id)
+    m = MARGIN // LATENT_STRIDE
+    ty, tx = tile.y // LATENT_STRIDE - offset[0], tile.x // LATENT_STRIDE - offset[1]
+    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
+    y0, y1 = _window(ty, th, y_hat.shape[2], m)
+    x0, x1 = _window(tx, tw, y_hat.shape[3], m)
+    pixels = lc.synthesis(y_hat[:, :, y0:y1, x0:x1], quality)
+    py, px = (ty - y0) * LATENT_STRIDE, (tx - x0) * LATENT_STRIDE
+    return pixels[py:py + tile.height, px:px + tile.width]
+
+
+def latent_window(tile: Tile, latent_shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of the whole latent map that ``synthesise_tile`` reads."""
+    m = MARGIN // LATENT_STRIDE
+    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
+    y0, y1 = _window(tile.y // LATENT_STRIDE, th, latent_shape[0], m)
+    x0, x1 = _window(tile.x // LATENT_STRIDE, tw, latent_shape[1], m)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def to_mode(rgb: np.ndarray, mode: Mode) -> np.ndarray:
+    """Decoded RGB as the image's colour channels (grey: ITU-R 601 luma)."""
+    if mode in (Mode.L, Mode.LA):
+        grey = (rgb.astype(np.int32) @ np.array([299, 587, 114]) + 500) // 1000
+        return grey[:, :, None].astype(np.uint8)
+    return rgb

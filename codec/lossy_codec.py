@@ -66,10 +66,23 @@ class LossyCodec:
 
     # -- encode -----------------------------------------------------------------
     def encode(self, rgb: np.ndarray, quality: float) -> tuple[bytes, bytes]:
-        h, w, _ = rgb.shape
+        """(side, latent) streams of a whole (H, W, 3) image as one tile."""
         x = _pad(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255)
+        side, latent, _ = self.encode_latents(self.analysis(x, quality), quality)
+        return side, latent
+
+    def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
+        """y = g_a(x) * gain(quality) of a (1, 3, H, W) float image in 0..1,
+        H and W multiples of 16."""
         with torch.no_grad():
-            y = self.net.g_a(x) * self._gain(quality)
+            return self.net.g_a(x) * self._gain(quality)
+
+    def encode_latents(self, y: torch.Tensor, quality: float) -> tuple[bytes, bytes, list]:
+        """(side, latent, [z_int, y_hat]) of latents y (1, M, h, w), h and w
+        multiples of 4: the hyper-latents z = round(h_a(y)) under their fixed
+        tables, then y slice by slice under the means and scales z gives.
+        z_int and y_hat (integers, 1/16 units) are what the decoder rebuilds."""
+        with torch.no_grad():
             z_hat = torch.round(self.net.h_a(y)).to(torch.float64).numpy()
         z_int = z_hat.astype(np.int64)
         side = range_encoder()
@@ -84,8 +97,8 @@ class LossyCodec:
             self.coder.encode(latent, r[where], levels[where])
             return r
 
-        self._code_slices(feats, quality_code(quality), code_residuals)
-        return stream_bytes(side), stream_bytes(latent)
+        y_hat = self._code_slices(feats, quality_code(quality), code_residuals)
+        return stream_bytes(side), stream_bytes(latent), [z_int, np.concatenate(y_hat, 1)]
 
     def _code_slices(self, feats, code: int, code_residuals) -> list[np.ndarray]:
         """Each slice's y_hat (1/16 units), in coding order.  The encoder and
@@ -114,15 +127,21 @@ class LossyCodec:
 
     # -- decode -----------------------------------------------------------------
     def decode(self, side: bytes, latent: bytes, height: int, width: int, quality: float) -> np.ndarray:
-        hp, wp = _padded(height), _padded(width)
+        """A whole image coded as one tile (version 1 files)."""
+        _, y_hat = self.decode_latents(side, latent, _padded(height) // 16, _padded(width) // 16,
+                                       quality)
+        return self.synthesis(y_hat, quality)[:height, :width]
+
+    def decode_latents(self, side: bytes, latent: bytes, lat_h: int, lat_w: int,
+                       quality: float) -> tuple[np.ndarray, np.ndarray]:
+        """(z_int, y_hat) of a tile whose latents are lat_h x lat_w (multiples of 4)."""
         s = self.spec
-        z_shape = (1, s.hyper, hp // 64, wp // 64)
-        y_shape = (1, s.m // s.slices, hp // 16, wp // 16)
+        z_shape = (1, s.hyper, lat_h // 4, lat_w // 4)
         side_dec = range_decoder(side)
         z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
         feats = self.params.hyper_features(z_int)
         lat_dec = range_decoder(latent)
-        if feats.shape[2:] != y_shape[2:]:
+        if feats.shape[2:] != (lat_h, lat_w):
             raise FormatError("latent shape does not match the image size")
 
         def code_residuals(i, means, levels, where):
@@ -131,10 +150,14 @@ class LossyCodec:
             return r
 
         previous = self._code_slices(feats, quality_code(quality), code_residuals)
-        y_hat = torch.from_numpy(np.concatenate(previous, 1) / 2**s.mean_frac).float()
+        return z_int, np.concatenate(previous, 1)
+
+    def synthesis(self, y_hat: np.ndarray, quality: float) -> np.ndarray:
+        """(16h, 16w, 3) uint8 pixels of integer latents y_hat (1, M, h, w), 1/16 units."""
+        y = torch.from_numpy(y_hat / 2**self.spec.mean_frac).float()
         with torch.no_grad():
-            x_hat = self.net.g_s(y_hat / self._gain(quality))
-        out = torch.clamp(torch.round(x_hat[0, :, :height, :width] * 255), 0, 255)
+            x_hat = self.net.g_s(y / self._gain(quality))
+        out = torch.clamp(torch.round(x_hat[0] * 255), 0, 255)
         return out.permute(1, 2, 0).to(torch.uint8).numpy()
 
 

@@ -45,7 +45,7 @@ class Picture:
     mode: str
     palette: bytes | None = None          # P: packed entries, ``palette_mode`` each
     palette_mode: str = "RGB"             # P: "RGB" or "RGBA"
-    transparency: int | bytes | None = None   # P: Pillow's info["transparency"]
+    transparency: int | bytes | tuple | None = None   # Pillow's info["transparency"] (tRNS)
     metadata: dict = field(default_factory=dict)  # icc_profile/exif/xmp: bytes; text: {str: str}
 
     @property
@@ -78,12 +78,12 @@ class Picture:
             a = np.asarray(image).astype(np.uint16)   # any byte order -> native
         else:
             a = np.asarray(image, dtype=np.uint8)
-        pic = cls(_three_d(a), mode, metadata=metadata_of(image))
+        pic = cls(_three_d(a), mode, metadata=metadata_of(image),
+                  transparency=image.info.get("transparency"))
         if mode == "P":
             pmode, data = image.palette.getdata() if image.palette else ("RGB", b"")
             pic.palette_mode = "RGBA" if pmode.upper() == "RGBA" else "RGB"
             pic.palette = bytes(data)
-            pic.transparency = image.info.get("transparency")
         return pic
 
     @classmethod
@@ -117,8 +117,8 @@ class Picture:
             img = Image.fromarray(a, self.mode)
         if self.mode == "P":
             img.putpalette(self.palette or b"", self.palette_mode)
-            if self.transparency is not None:
-                img.info["transparency"] = self.transparency
+        if self.transparency is not None:
+            img.info["transparency"] = self.transparency
         for key in METADATA_KEYS:
             if key in self.metadata:
                 img.info[key] = self.metadata[key]

@@ -1,0 +1,212 @@
+"""Whole images <-> containers: the header, the whole-image segments, the
+tiles (on all cores) and their check values.
+
+    Picture --> header, METADATA, PALETTE --> per tile (parallel.map_tiles):
+        lossless.encode_tile / lossy.encode_tile + DIGEST --> container.pack
+
+Decoding mirrors it and compares every tile's check value (digest.py)
+before it returns anything, so what comes back is either the image that
+was encoded or an error naming the tile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import lossless, lossy, metadata, weights
+from .container import Codec, Container, Header, Mode, Segment, SegmentKind
+from .digest import tile_digest
+from .errors import FormatError, NcError
+from .parallel import map_tiles
+from .picture import Picture
+from .tiles import Tile, TileGrid
+
+
+@dataclass
+class Encoded:
+    container: Container
+    ideal_bits: float   # the model's code length, -sum log2 p (lossless; 0 for lossy)
+
+
+def _side_segments(pic: Picture, strip: bool) -> list[Segment]:
+    segments = []
+    meta = {} if strip else pic.metadata
+    if meta or pic.transparency is not None:
+        segments.append(Segment(SegmentKind.METADATA, metadata.pack_metadata(meta, pic.transparency)))
+    if pic.mode == "P":
+        segments.append(Segment(SegmentKind.PALETTE,
+                                metadata.pack_palette(pic.palette_mode, pic.palette or b"")))
+    return segments
+
+
+def _with_header(header: Header, side: list[Segment], grid: TileGrid, per_tile: int):
+    count = len(side) + len(grid) * per_tile
+    return header.pack(count)
+
+
+# -- lossless -------------------------------------------------------------------
+def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort: int = 0,
+                    jobs: int | None = 1, strip: bool = False) -> Encoded:
+    mode = Mode.from_name(pic.mode)
+    grid = TileGrid.for_image(pic.width, pic.height)
+    colour = lossless.plane_groups(mode)[0].take(pic.samples)
+    model_id = lossless.choose_model(colour, codec, model_ids)
+    pc = lossless.plane_codec(codec, model_id)
+    header = Header(codec, mode, pic.width, pic.height, model_id, weights.digest(model_id),
+                    codec_param=pc.codec_param, bit_depth=mode.bit_depth,
+                    tile_width=grid.tile_width, tile_height=grid.tile_height, effort=effort)
+    side = _side_segments(pic, strip)
+    head = _with_header(header, side, grid, len(lossless.plane_groups(mode)) + 1)
+    tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head)
+             for t in grid]
+    segments, ideal = list(side), 0.0
+    for tile_segments, bits in map_tiles(_encode_lossless_tile, tasks, jobs):
+        segments += tile_segments
+        ideal += bits
+    return Encoded(Container(header, segments), ideal)
+
+
+def _encode_lossless_tile(codec, model_id, mode, samples, index, head):
+    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index)
+    digest = tile_digest(head, index, samples)
+    return segments + [Segment(SegmentKind.DIGEST, digest, index)], bits
+
+
+def _decode_lossless_tile(codec, model_id, mode, segments, tile: Tile, codec_param, head):
+    try:
+        samples = lossless.decode_tile(codec, model_id, mode, segments, tile.height, tile.width,
+                                       codec_param)
+    except NcError as e:
+        raise type(e)(f"{tile}: {e}") from None
+    except Exception as e:   # a dependency's error on bad data
+        raise FormatError(f"{tile}: corrupt data ({type(e).__name__})") from None
+    _verify(head, tile, segments, samples)
+    return samples
+
+
+# -- lossy ----------------------------------------------------------------------
+def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0,
+                 jobs: int | None = 1, strip: bool = False) -> Encoded:
+    mode = Mode.from_name(pic.mode)
+    lossy.check_mode(mode)
+    code, quality = lossy.stored_quality(quality)
+    grid = TileGrid.for_image(pic.width, pic.height)
+    header = Header(Codec.LOSSY, mode, pic.width, pic.height, model_id, weights.digest(model_id),
+                    codec_param=code, tile_width=grid.tile_width, tile_height=grid.tile_height,
+                    effort=effort)
+    side = _side_segments(pic, strip)
+    head = _with_header(header, side, grid, 3 + mode.has_alpha)
+    padded = lossy.padded_rgb(pic.samples[:, :, :mode.colour_channels])
+    tasks = []
+    for t in grid:
+        # each worker gets its tile's analysis window, positions relative to it
+        y0, x0 = max(0, t.y - lossy.MARGIN), max(0, t.x - lossy.MARGIN)
+        window = padded[y0:t.y + lossy.padded_size(t.height) + lossy.MARGIN,
+                        x0:t.x + lossy.padded_size(t.width) + lossy.MARGIN]
+        alpha = np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) if mode.has_alpha else None
+        local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
+        tasks.append((model_id, mode, np.ascontiguousarray(window), alpha, local, quality, head))
+    segments = list(side)
+    for tile_segments in map_tiles(_encode_lossy_tile, tasks, jobs):
+        segments += tile_segments
+    return Encoded(Container(header, segments), 0.0)
+
+
+def _encode_lossy_tile(model_id, mode, window, alpha, tile, quality, head):
+    segments, checked = lossy.encode_tile(model_id, mode, window, alpha, tile, quality)
+    return segments + [Segment(SegmentKind.DIGEST, tile_digest(head, tile.index, *checked),
+                               tile.index)]
+
+
+def _decode_lossy_latents(model_id, mode, segments, tile: Tile, quality, head):
+    try:
+        y_hat, alpha, checked = lossy.decode_tile_latents(model_id, mode, segments, tile, quality)
+    except NcError as e:
+        raise type(e)(f"{tile}: {e}") from None
+    except Exception as e:
+        raise FormatError(f"{tile}: corrupt data ({type(e).__name__})") from None
+    _verify(head, tile, segments, *checked)
+    return y_hat, alpha
+
+
+def _synthesise(model_id, y_window, tile, quality, offset):
+    return lossy.synthesise_tile(model_id, y_window, tile, quality, offset)
+
+
+# -- decode -----------------------------------------------------------------------
+def _verify(head: bytes | None, tile: Tile, segments: dict, *arrays) -> None:
+    if head is None:          # version 1 files carry no check values
+        return
+    if SegmentKind.DIGEST not in segments:
+        raise FormatError(f"{tile}: missing check value")
+    if segments[SegmentKind.DIGEST].data != tile_digest(head, tile.index, *arrays):
+        raise FormatError(f"{tile}: decoded data does not match the encoder's check value "
+                          f"(corrupt file, or a decoder that disagrees with the encoder)")
+
+
+def _tile_segments(c: Container, grid: TileGrid) -> list[dict]:
+    per_tile = [{} for _ in range(len(grid))]
+    for s in c.segments:
+        if s.kind in (SegmentKind.METADATA, SegmentKind.PALETTE):
+            continue
+        if s.tile >= len(grid):
+            raise FormatError(f"segment for tile {s.tile}, but the image has {len(grid)} tiles")
+        if s.kind in per_tile[s.tile]:
+            raise FormatError(f"two {s.kind.name.lower()} segments for tile {s.tile}")
+        per_tile[s.tile][s.kind] = s
+    return per_tile
+
+
+def decode_container(c: Container, data: bytes, *, jobs: int | None = 1) -> Picture:
+    """The picture of a parsed container (``data``: the file's bytes, whose
+    header the check values cover)."""
+    h = c.header
+    grid = TileGrid(h.width, h.height, h.tile_width, h.tile_height)
+    head = data[:64] if h.version >= 2 else None
+    per_tile = _tile_segments(c, grid)
+    if h.codec is Codec.LOSSY:
+        lossy.check_mode(h.mode)
+        samples = _decode_lossy(c, grid, per_tile, head, jobs)
+    else:
+        tasks = [(h.codec, h.model_id, h.mode, per_tile[t.index], t, h.codec_param, head)
+                 for t in grid]
+        tiles = map_tiles(_decode_lossless_tile, tasks, jobs)
+        samples = _assemble(grid, tiles, tiles[0].shape[2], tiles[0].dtype)
+    pic = Picture(samples, h.mode.pil)
+    meta = c.optional(SegmentKind.METADATA)
+    if meta is not None:
+        pic.metadata, pic.transparency = metadata.unpack_metadata(meta.data)
+    if h.mode is Mode.P:
+        pic.palette_mode, pic.palette = metadata.unpack_palette(c.segment(SegmentKind.PALETTE))
+    return pic
+
+
+def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs) -> np.ndarray:
+    h = c.header
+    quality = lossy.header_quality(h.codec_param)
+    tasks = [(h.model_id, h.mode, per_tile[t.index], t, quality, head) for t in grid]
+    decoded = map_tiles(_decode_lossy_latents, tasks, jobs)
+    m = decoded[0][0].shape[1]
+    hp, wp = lossy.padded_size(h.height) // 16, lossy.padded_size(h.width) // 16
+    y_hat = np.zeros((1, m, hp, wp), np.int64)
+    for t, (y, _) in zip(grid, decoded):
+        y_hat[:, :, t.y // 16:t.y // 16 + y.shape[2], t.x // 16:t.x // 16 + y.shape[3]] = y
+    tasks = []
+    for t in grid:
+        rows, cols = lossy.latent_window(t, (hp, wp))
+        tasks.append((h.model_id, np.ascontiguousarray(y_hat[:, :, rows, cols]), t, quality,
+                      (rows.start, cols.start)))
+    rgb = _assemble(grid, map_tiles(_synthesise, tasks, jobs), 3, np.uint8)
+    colour = lossy.to_mode(rgb, h.mode)
+    if not h.mode.has_alpha:
+        return colour
+    alpha = _assemble(grid, [a for _, a in decoded], 1, np.uint8)
+    return np.concatenate([colour, alpha], 2)
+
+
+def _assemble(grid: TileGrid, tiles: list[np.ndarray], channels: int, dtype) -> np.ndarray:
+    out = np.empty((grid.height, grid.width, channels), dtype)
+    for t, samples in zip(grid, tiles):
+        out[t.y:t.y + t.height, t.x:t.x + t.width] = samples
+    return out
