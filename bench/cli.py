@@ -75,3 +75,23 @@ def heldout(out, data, width, height, downscale):
 
     for path in write_crops(out, data, width, height, downscale):
         click.echo(path)
+
+
+@main.command()
+@click.option("--what", type=click.Choice(["all", "tiling", "memory"]), default="all",
+              show_default=True, help="Tiling cost and seams, memory and speed, or both.")
+@click.option("--codec", "codecs", multiple=True, default=["arm", "idf", "lossy"],
+              show_default=True, help="Codecs to measure.")
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Processes per encode or decode (0: all cores).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path),
+              default=Path(__file__).parent / "results" / "large", show_default=True,
+              help="Folder for the mosaics and the coded files.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here [default: WORK/large.json].")
+def large(what, codecs, jobs, work, json_out):
+    """Large images: peak memory per process, time per subpixel against a
+    Kodak image, what 1024-pixel tiles cost in size, and lossy seams."""
+    from .large import run
+
+    run(what, work, jobs, list(codecs), json_out or work / "large.json")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from . import lossless, lossy, metadata, weights
 from .container import Codec, Container, Header, Mode, Segment, SegmentKind
@@ -20,7 +21,7 @@ from .digest import tile_digest
 from .errors import FormatError, NcError
 from .parallel import map_tiles
 from .picture import Picture
-from .tiles import Tile, TileGrid
+from .tiles import TILE_SIZE, Tile, TileGrid
 
 
 @dataclass
@@ -47,9 +48,10 @@ def _with_header(header: Header, side: list[Segment], grid: TileGrid, per_tile: 
 
 # -- lossless -------------------------------------------------------------------
 def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort: int = 0,
-                    jobs: int | None = 1, strip: bool = False) -> Encoded:
+                    jobs: int | None = 1, strip: bool = False,
+                    tile_size: int = TILE_SIZE) -> Encoded:
     mode = Mode.from_name(pic.mode)
-    grid = TileGrid.for_image(pic.width, pic.height)
+    grid = TileGrid.for_image(pic.width, pic.height, tile_size)
     colour = lossless.plane_groups(mode)[0].take(pic.samples)
     model_id = lossless.choose_model(colour, codec, model_ids)
     pc = lossless.plane_codec(codec, model_id)
@@ -73,65 +75,97 @@ def _encode_lossless_tile(codec, model_id, mode, samples, index, head):
     return segments + [Segment(SegmentKind.DIGEST, digest, index)], bits
 
 
+def _tile_error(tile: Tile, e: Exception) -> Exception:
+    """The one-line error a tile's failure becomes: the codec's own errors
+    name the tile; running out of memory stays MemoryError; any other
+    exception from a dependency (constriction, PyTorch, NumPy) on bad data
+    is a corrupt file."""
+    if isinstance(e, NcError):
+        return type(e)(f"{tile}: {e}")
+    if isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "alloc" in str(e)):
+        return MemoryError(f"{tile}: out of memory")
+    return FormatError(f"{tile}: corrupt data ({type(e).__name__})")
+
+
 def _decode_lossless_tile(codec, model_id, mode, segments, tile: Tile, codec_param, head):
     try:
         samples = lossless.decode_tile(codec, model_id, mode, segments, tile.height, tile.width,
                                        codec_param)
-    except NcError as e:
-        raise type(e)(f"{tile}: {e}") from None
-    except Exception as e:   # a dependency's error on bad data
-        raise FormatError(f"{tile}: corrupt data ({type(e).__name__})") from None
+    except Exception as e:
+        raise _tile_error(tile, e) from None
     _verify(head, tile, segments, samples)
     return samples
 
 
 # -- lossy ----------------------------------------------------------------------
 def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0,
-                 jobs: int | None = 1, strip: bool = False) -> Encoded:
+                 jobs: int | None = 1, strip: bool = False, tile_size: int = TILE_SIZE) -> Encoded:
     mode = Mode.from_name(pic.mode)
     lossy.check_mode(mode)
     code, quality = lossy.stored_quality(quality)
-    grid = TileGrid.for_image(pic.width, pic.height)
+    grid = TileGrid.for_image(pic.width, pic.height, tile_size)
     header = Header(Codec.LOSSY, mode, pic.width, pic.height, model_id, weights.digest(model_id),
                     codec_param=code, tile_width=grid.tile_width, tile_height=grid.tile_height,
                     effort=effort)
     side = _side_segments(pic, strip)
-    head = _with_header(header, side, grid, 3 + mode.has_alpha)
+    head = header.pack(len(side) + 1 + len(grid) * (2 + mode.has_alpha))
     padded = lossy.padded_rgb(pic.samples[:, :, :mode.colour_channels])
+    # 1. each tile's latents, from its analysis window (positions relative to it)
     tasks = []
     for t in grid:
-        # each worker gets its tile's analysis window, positions relative to it
         y0, x0 = max(0, t.y - lossy.MARGIN), max(0, t.x - lossy.MARGIN)
         window = padded[y0:t.y + lossy.padded_size(t.height) + lossy.MARGIN,
                         x0:t.x + lossy.padded_size(t.width) + lossy.MARGIN]
-        alpha = np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) if mode.has_alpha else None
         local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
-        tasks.append((model_id, mode, np.ascontiguousarray(window), alpha, local, quality, head))
-    segments = list(side)
+        tasks.append((model_id, np.ascontiguousarray(window), local, quality))
+    y_tiles = map_tiles(lossy.analyse_tile, tasks, jobs)
+    # 2. the hyper-latents of the whole latent map: one side segment
+    y = _assemble_latents(grid, y_tiles)
+    side_stream, z = lossy.lossy_codec(model_id).encode_side(torch.from_numpy(y))
+    segments = side + [Segment(SegmentKind.SIDE, side_stream)]
+    # 3. each tile's latents under the means and scales of its z window
+    tasks = []
+    for t, y_tile in zip(grid, y_tiles):
+        rows, cols = lossy.hyper_window(t, z.shape[2:])
+        alpha = np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) if mode.has_alpha else None
+        tasks.append((model_id, y_tile, np.ascontiguousarray(z[:, :, rows, cols]),
+                      (rows.start, cols.start), alpha, t, quality, head))
     for tile_segments in map_tiles(_encode_lossy_tile, tasks, jobs):
         segments += tile_segments
     return Encoded(Container(header, segments), 0.0)
 
 
-def _encode_lossy_tile(model_id, mode, window, alpha, tile, quality, head):
-    segments, checked = lossy.encode_tile(model_id, mode, window, alpha, tile, quality)
+def _encode_lossy_tile(model_id, y, z_window, offset, alpha, tile, quality, head):
+    segments, checked = lossy.encode_tile(model_id, y, z_window, offset, alpha, tile, quality)
     return segments + [Segment(SegmentKind.DIGEST, tile_digest(head, tile.index, *checked),
                                tile.index)]
 
 
-def _decode_lossy_latents(model_id, mode, segments, tile: Tile, quality, head):
+def _decode_lossy_latents(model_id, mode, segments, z_window, offset, tile: Tile, quality, head):
     try:
-        y_hat, alpha, checked = lossy.decode_tile_latents(model_id, mode, segments, tile, quality)
-    except NcError as e:
-        raise type(e)(f"{tile}: {e}") from None
+        y_hat, alpha, checked = lossy.decode_tile_latents(model_id, mode, segments, z_window,
+                                                          offset, tile, quality)
     except Exception as e:
-        raise FormatError(f"{tile}: corrupt data ({type(e).__name__})") from None
+        raise _tile_error(tile, e) from None
     _verify(head, tile, segments, *checked)
     return y_hat, alpha
 
 
 def _synthesise(model_id, y_window, tile, quality, offset):
-    return lossy.synthesise_tile(model_id, y_window, tile, quality, offset)
+    try:
+        return lossy.synthesise_tile(model_id, y_window, tile, quality, offset)
+    except Exception as e:
+        raise _tile_error(tile, e) from None
+
+
+def _assemble_latents(grid: TileGrid, tiles: list[np.ndarray]) -> np.ndarray:
+    """The whole latent map (1, M, Hp/16, Wp/16) from the tiles' parts."""
+    s = lossy.LATENT_STRIDE
+    hp, wp = lossy.padded_size(grid.height) // s, lossy.padded_size(grid.width) // s
+    out = np.zeros((1, tiles[0].shape[1], hp, wp), tiles[0].dtype)
+    for t, y in zip(grid, tiles):
+        out[:, :, t.y // s:t.y // s + y.shape[2], t.x // s:t.x // s + y.shape[3]] = y
+    return out
 
 
 # -- decode -----------------------------------------------------------------------
@@ -148,8 +182,8 @@ def _verify(head: bytes | None, tile: Tile, segments: dict, *arrays) -> None:
 def _tile_segments(c: Container, grid: TileGrid) -> list[dict]:
     per_tile = [{} for _ in range(len(grid))]
     for s in c.segments:
-        if s.kind in (SegmentKind.METADATA, SegmentKind.PALETTE):
-            continue
+        if s.kind in (SegmentKind.METADATA, SegmentKind.PALETTE, SegmentKind.SIDE):
+            continue   # whole-image segments
         if s.tile >= len(grid):
             raise FormatError(f"segment for tile {s.tile}, but the image has {len(grid)} tiles")
         if s.kind in per_tile[s.tile]:
@@ -185,13 +219,22 @@ def decode_container(c: Container, data: bytes, *, jobs: int | None = 1) -> Pict
 def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs) -> np.ndarray:
     h = c.header
     quality = lossy.header_quality(h.codec_param)
-    tasks = [(h.model_id, h.mode, per_tile[t.index], t, quality, head) for t in grid]
+    lc = lossy.lossy_codec(h.model_id)
+    s = lossy.LATENT_STRIDE
+    hp, wp = lossy.padded_size(h.height) // s, lossy.padded_size(h.width) // s
+    try:
+        z = lc.decode_side(c.segment(SegmentKind.SIDE), hp, wp)
+    except NcError:
+        raise
+    except Exception as e:
+        raise FormatError(f"corrupt side segment ({type(e).__name__})") from None
+    tasks = []
+    for t in grid:
+        rows, cols = lossy.hyper_window(t, z.shape[2:])
+        tasks.append((h.model_id, h.mode, per_tile[t.index], np.ascontiguousarray(z[:, :, rows, cols]),
+                      (rows.start, cols.start), t, quality, head))
     decoded = map_tiles(_decode_lossy_latents, tasks, jobs)
-    m = decoded[0][0].shape[1]
-    hp, wp = lossy.padded_size(h.height) // 16, lossy.padded_size(h.width) // 16
-    y_hat = np.zeros((1, m, hp, wp), np.int64)
-    for t, (y, _) in zip(grid, decoded):
-        y_hat[:, :, t.y // 16:t.y // 16 + y.shape[2], t.x // 16:t.x // 16 + y.shape[3]] = y
+    y_hat = _assemble_latents(grid, [y for y, _ in decoded])
     tasks = []
     for t in grid:
         rows, cols = lossy.latent_window(t, (hp, wp))

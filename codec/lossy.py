@@ -5,13 +5,17 @@ decoded back to grey); alpha stays lossless, coded by the ARM model the
 lossy weights name (metadata ``alpha_model``).  The quality is stored in the
 header's codec parameter (quality x 1000).
 
-Tiles.  The image is padded to a multiple of 64 by edge replication; each
-tile's latents (and hyper-latents) are coded on their own, from an analysis
-window reaching ``MARGIN`` pixels into the neighbours.  Decoding first
-rebuilds every tile's latents, then synthesises each tile from a window of
-the whole latent map reaching ``MARGIN`` / 16 latents beyond it, which
-covers g_s's receptive field: the pixels are those of one synthesis of the
-whole image, so tile borders leave no seams.
+Tiles.  The image is padded to a multiple of 64 by edge replication.  Each
+tile's latents y come from an analysis window reaching ``MARGIN`` pixels
+into its neighbours; the hyper-latents z of the whole y map are one side
+segment, decoded first, so every tile's means and scales come from h_s
+over a window of the whole z map (exactly what h_s gives the whole map),
+not from a z cut at the tile's edge, which costs rate and, at low rates,
+visible errors along borders.  Each tile's y is then coded on its own.
+Decoding rebuilds z, then every tile's y (in parallel), then synthesises
+each tile from a window of the whole latent map reaching ``MARGIN`` / 16
+latents beyond it, which covers g_s's receptive field: the pixels are those
+of one synthesis of the whole image, so tile borders leave no seams.
 """
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from .tiles import Tile
 PAD_MULTIPLE = 64
 MARGIN = 64          # pixels of context around a tile, for analysis and synthesis
 LATENT_STRIDE = 16
+HYPER_STRIDE = 64
+HYPER_MARGIN = 3     # z positions of context for h_s around a tile (its receptive field: 2)
 
 
 def lossy_codec(model_id: str):
@@ -79,24 +85,47 @@ def padded_rgb(colour: np.ndarray) -> np.ndarray:
     return np.pad(rgb, ((0, padded_size(h) - h), (0, padded_size(w) - w), (0, 0)), mode="edge")
 
 
-def encode_tile(model_id: str, mode: Mode, padded: np.ndarray, alpha: np.ndarray | None,
-                tile: Tile, quality: float) -> tuple[list[Segment], list[np.ndarray]]:
-    """The tile's segments (side, latent, alpha) and what its check value
-    covers (hyper-latents, latents, alpha).  ``padded`` is the whole padded
-    image (or any part of it that holds the tile's analysis window, with the
-    tile's position unchanged)."""
+def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) -> np.ndarray:
+    """The tile's latents y (1, M, h, w) from ``window``, a part of the padded
+    image that holds the tile and MARGIN pixels around it where they exist
+    (``tile`` positioned relative to the window)."""
     lc = lossy_codec(model_id)
-    hp, wp = padded.shape[:2]
-    th, tw = padded_size(tile.height), padded_size(tile.width)
-    y0, y1 = _window(tile.y, th, hp, MARGIN)
-    x0, x1 = _window(tile.x, tw, wp, MARGIN)
-    window = torch.from_numpy(np.ascontiguousarray(padded[y0:y1, x0:x1])).permute(2, 0, 1)[None]
-    y = lc.analysis(window.float() / 255, quality)
-    oy, ox = (tile.y - y0) // LATENT_STRIDE, (tile.x - x0) // LATENT_STRIDE
-    y = y[:, :, oy:oy + th // LATENT_STRIDE, ox:ox + tw // LATENT_STRIDE].contiguous()
-    side, latent, checked = lc.encode_latents(y, quality)
-    segments = [Segment(SegmentKind.SIDE, side, tile.index),
-                Segment(SegmentKind.LATENT, latent, tile.index)]
+    x = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)[None].float() / 255
+    y = lc.analysis(x, quality)
+    oy, ox = tile.y // LATENT_STRIDE, tile.x // LATENT_STRIDE
+    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
+    return y[:, :, oy:oy + th, ox:ox + tw].numpy()
+
+
+def hyper_window(tile: Tile, z_shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Rows and columns of the whole z map that a tile's hyper features read."""
+    th, tw = padded_size(tile.height) // HYPER_STRIDE, padded_size(tile.width) // HYPER_STRIDE
+    y0, y1 = _window(tile.y // HYPER_STRIDE, th, z_shape[0], HYPER_MARGIN)
+    x0, x1 = _window(tile.x // HYPER_STRIDE, tw, z_shape[1], HYPER_MARGIN)
+    return slice(y0, y1), slice(x0, x1)
+
+
+def _tile_features(lc, z_window: np.ndarray, tile: Tile, offset: tuple[int, int]):
+    """h_s's features for the tile's latents, from a window of z starting at
+    z position ``offset``: exactly those of the whole z map, as the window
+    holds their receptive field."""
+    feats = lc.hyper_features(z_window)
+    r = HYPER_STRIDE // LATENT_STRIDE
+    oy, ox = (tile.y // HYPER_STRIDE - offset[0]) * r, (tile.x // HYPER_STRIDE - offset[1]) * r
+    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
+    return feats[:, :, oy:oy + th, ox:ox + tw]
+
+
+def encode_tile(model_id: str, y: np.ndarray, z_window: np.ndarray, offset: tuple[int, int],
+                alpha: np.ndarray | None, tile: Tile, quality: float,
+                ) -> tuple[list[Segment], list[np.ndarray]]:
+    """The tile's segments (latent, alpha) and what its check value covers
+    (the z window it read, its latents, its alpha)."""
+    lc = lossy_codec(model_id)
+    feats = _tile_features(lc, z_window, tile, offset)
+    latent, y_hat = lc.encode_latents(torch.from_numpy(y), feats, quality)
+    segments = [Segment(SegmentKind.LATENT, latent, tile.index)]
+    checked = [z_window, y_hat]
     if alpha is not None:
         arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
         method, data, _ = lossless.encode_group(arm, alpha)
@@ -105,17 +134,16 @@ def encode_tile(model_id: str, mode: Mode, padded: np.ndarray, alpha: np.ndarray
     return segments, checked
 
 
-def decode_tile_latents(model_id: str, mode: Mode, segments: dict, tile: Tile, quality: float,
+def decode_tile_latents(model_id: str, mode: Mode, segments: dict, z_window: np.ndarray,
+                        offset: tuple[int, int], tile: Tile, quality: float,
                         ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
     """(y_hat of the tile, its alpha or None, what its check value covers)."""
     lc = lossy_codec(model_id)
-    try:
-        side, latent = segments[SegmentKind.SIDE].data, segments[SegmentKind.LATENT].data
-    except KeyError:
-        raise FormatError("missing side or latent segment") from None
-    z, y_hat = lc.decode_latents(side, latent, padded_size(tile.height) // LATENT_STRIDE,
-                                 padded_size(tile.width) // LATENT_STRIDE, quality)
-    checked = [z, y_hat]
+    if SegmentKind.LATENT not in segments:
+        raise FormatError("missing latent segment")
+    feats = _tile_features(lc, z_window, tile, offset)
+    y_hat = lc.decode_latents(segments[SegmentKind.LATENT].data, feats, quality)
+    checked = [z_window, y_hat]
     alpha = None
     if mode.has_alpha:
         if SegmentKind.ALPHA not in segments:

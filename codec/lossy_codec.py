@@ -68,7 +68,9 @@ class LossyCodec:
     def encode(self, rgb: np.ndarray, quality: float) -> tuple[bytes, bytes]:
         """(side, latent) streams of a whole (H, W, 3) image as one tile."""
         x = _pad(torch.from_numpy(np.array(rgb)).permute(2, 0, 1)[None].float() / 255)
-        side, latent, _ = self.encode_latents(self.analysis(x, quality), quality)
+        y = self.analysis(x, quality)
+        side, z = self.encode_side(y)
+        latent, _ = self.encode_latents(y, self.params.hyper_features(z), quality)
         return side, latent
 
     def analysis(self, x: torch.Tensor, quality: float) -> torch.Tensor:
@@ -77,18 +79,27 @@ class LossyCodec:
         with torch.no_grad():
             return self.net.g_a(x) * self._gain(quality)
 
-    def encode_latents(self, y: torch.Tensor, quality: float) -> tuple[bytes, bytes, list]:
-        """(side, latent, [z_int, y_hat]) of latents y (1, M, h, w), h and w
-        multiples of 4: the hyper-latents z = round(h_a(y)) under their fixed
-        tables, then y slice by slice under the means and scales z gives.
-        z_int and y_hat (integers, 1/16 units) are what the decoder rebuilds."""
+    def encode_side(self, y: torch.Tensor) -> tuple[bytes, np.ndarray]:
+        """(side stream, z) of latents y (1, M, h, w), h and w multiples of
+        4: the hyper-latents z = round(h_a(y)) under their fixed tables."""
         with torch.no_grad():
             z_hat = torch.round(self.net.h_a(y)).to(torch.float64).numpy()
         z_int = z_hat.astype(np.int64)
         side = range_encoder()
         self.coder.encode(side, z_int, np.broadcast_to(self.z_levels[None, :, None, None], z_int.shape))
+        return stream_bytes(side), z_int
+
+    def hyper_features(self, z: np.ndarray):
+        """The integer features h_s gives z (exact: the same in any window
+        that holds a position's receptive field)."""
+        return self.params.hyper_features(z)
+
+    def encode_latents(self, y: torch.Tensor, feats, quality: float) -> tuple[bytes, np.ndarray]:
+        """(latent stream, y_hat) of latents y (1, M, h, w): slice by slice
+        under the means and scales the hyper features ``feats`` (of the
+        same h x w) give.  y_hat (integers, 1/16 units) is what the decoder
+        rebuilds."""
         latent = range_encoder()
-        feats = self.params.hyper_features(z_int)
         y_np = y.to(torch.float64).numpy() * 2**self.spec.mean_frac   # 1/16 units
         y_slices = np.split(y_np, self.spec.slices, axis=1)
 
@@ -98,7 +109,7 @@ class LossyCodec:
             return r
 
         y_hat = self._code_slices(feats, quality_code(quality), code_residuals)
-        return stream_bytes(side), stream_bytes(latent), [z_int, np.concatenate(y_hat, 1)]
+        return stream_bytes(latent), np.concatenate(y_hat, 1)
 
     def _code_slices(self, feats, code: int, code_residuals) -> list[np.ndarray]:
         """Each slice's y_hat (1/16 units), in coding order.  The encoder and
@@ -127,30 +138,28 @@ class LossyCodec:
 
     # -- decode -----------------------------------------------------------------
     def decode(self, side: bytes, latent: bytes, height: int, width: int, quality: float) -> np.ndarray:
-        """A whole image coded as one tile (version 1 files)."""
-        _, y_hat = self.decode_latents(side, latent, _padded(height) // 16, _padded(width) // 16,
-                                       quality)
+        """A whole image coded as one tile."""
+        lat_h, lat_w = _padded(height) // 16, _padded(width) // 16
+        z = self.decode_side(side, lat_h, lat_w)
+        y_hat = self.decode_latents(latent, self.hyper_features(z), quality)
         return self.synthesis(y_hat, quality)[:height, :width]
 
-    def decode_latents(self, side: bytes, latent: bytes, lat_h: int, lat_w: int,
-                       quality: float) -> tuple[np.ndarray, np.ndarray]:
-        """(z_int, y_hat) of a tile whose latents are lat_h x lat_w (multiples of 4)."""
-        s = self.spec
-        z_shape = (1, s.hyper, lat_h // 4, lat_w // 4)
-        side_dec = range_decoder(side)
-        z_int = self.coder.decode(side_dec, np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
-        feats = self.params.hyper_features(z_int)
+    def decode_side(self, side: bytes, lat_h: int, lat_w: int) -> np.ndarray:
+        """z of latents lat_h x lat_w (multiples of 4)."""
+        z_shape = (1, self.spec.hyper, lat_h // 4, lat_w // 4)
+        return self.coder.decode(range_decoder(side),
+                                 np.broadcast_to(self.z_levels[None, :, None, None], z_shape))
+
+    def decode_latents(self, latent: bytes, feats, quality: float) -> np.ndarray:
+        """y_hat of a tile whose hyper features are ``feats``."""
         lat_dec = range_decoder(latent)
-        if feats.shape[2:] != (lat_h, lat_w):
-            raise FormatError("latent shape does not match the image size")
 
         def code_residuals(i, means, levels, where):
             r = np.zeros(means.shape, np.int64)
             r[where] = self.coder.decode(lat_dec, levels[where])
             return r
 
-        previous = self._code_slices(feats, quality_code(quality), code_residuals)
-        return z_int, np.concatenate(previous, 1)
+        return np.concatenate(self._code_slices(feats, quality_code(quality), code_residuals), 1)
 
     def synthesis(self, y_hat: np.ndarray, quality: float) -> np.ndarray:
         """(16h, 16w, 3) uint8 pixels of integer latents y_hat (1, M, h, w), 1/16 units."""

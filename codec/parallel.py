@@ -3,9 +3,12 @@
 Processes, not threads: the models are NumPy and PyTorch code whose small
 batches gain nothing from shared-memory threads, and a process per core
 bounds memory by the tiles in flight (each worker holds one tile) rather
-than by the image.  Workers start by spawning (never forking a process that
-has PyTorch threads running), load the weights once each, and run one
-PyTorch and BLAS thread each, so ``jobs`` workers use ``jobs`` cores.
+than by the image.  On Linux workers are forked, as PyTorch's DataLoader
+forks its workers: they start in milliseconds with the weights already
+loaded, and a script that calls the codec needs no ``__main__`` guard
+(spawned workers re-import the main module); elsewhere they are spawned.
+Each runs one PyTorch and one BLAS thread, so ``jobs`` workers use
+``jobs`` cores.
 One tile, or one job, runs in this process: no start-up cost to pay.
 """
 from __future__ import annotations
@@ -52,7 +55,8 @@ def map_tiles(fn, tasks: list[tuple], jobs: int | None) -> list:
         return [fn(*task) for task in tasks]
     from . import weights
 
-    context = multiprocessing.get_context("spawn")
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     try:
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_start_worker,
                                  initargs=(str(weights.WEIGHTS_DIR),)) as pool:
