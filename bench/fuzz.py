@@ -132,12 +132,18 @@ SHORT = {REJECTED: "rejected", TRACEBACK: "traceback", CRASH: "crash", HANG: "ha
          ACCEPTED_CORRECT: "correct", ACCEPTED_CORRUPTED: "corrupted"}
 
 
+def _message_shape(message: str) -> str:
+    """A refusal with its numbers and digests blanked, to count refusals by reason."""
+    return re.sub(r"\d+", "N", re.sub(r"\b[0-9a-f]{8,}\b", "X", message))[:90]
+
+
 class Tally:
     """Counts per codec, kind and outcome, and the failures in full."""
 
     def __init__(self):
         self.counts = defaultdict(lambda: defaultdict(Counter))   # codec -> kind -> outcome -> n
         self.failures: list[dict] = []
+        self.tolerated: list[dict] = []   # damage that decoded to the right image (first 200)
         self.rejections = Counter()
         self.tracebacks = Counter()
         self.seconds = Counter()
@@ -151,9 +157,11 @@ class Tally:
         self.seconds[case.codec] += verdict.seconds
         self.slowest = sorted(self.slowest + [(round(verdict.seconds, 2), case.id)], reverse=True)[:10]
         if verdict.outcome == REJECTED:
-            self.rejections[re.sub(r"\d+", "N", verdict.message)[:90]] += 1
+            self.rejections[_message_shape(verdict.message)] += 1
         if verdict.outcome == TRACEBACK:
             self.tracebacks[f"{verdict.message.split(':')[0]} at {verdict.where}"] += 1
+        if verdict.outcome == ACCEPTED_CORRECT and len(self.tolerated) < 200:
+            self.tolerated.append({"id": case.id, "seed": case.seed, "kind": case.kind, "detail": case.detail})
         failed = verdict.outcome not in OK_OUTCOMES or verdict.partial
         if failed:
             self.failures.append({**asdict(case), "outcome": verdict.outcome, "partial": verdict.partial,
@@ -192,6 +200,7 @@ class Tally:
                 "decode_seconds": {k: round(v, 1) for k, v in self.seconds.items()},
                 "slowest": [{"id": i, "seconds": t} for t, i in self.slowest],
                 "failures": self.failures,
+                "tolerated": self.tolerated,
                 "tracebacks": dict(self.tracebacks.most_common()),
                 "rejections": dict(self.rejections.most_common())}
 
