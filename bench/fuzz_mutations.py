@@ -202,7 +202,9 @@ def _new_field_value(rng: random.Random, data: bytes, name: str, pool: list[Seed
     return rng.choice(values) if values else old ^ 1
 
 
-def _shown(value) -> str:
+def _shown(name: str, value) -> str:
+    if name == "model_id":
+        return repr(value.rstrip(b"\0"))
     return value.hex() if isinstance(value, bytes) else str(value)
 
 
@@ -216,7 +218,7 @@ def _edit_header_fields(rng: random.Random, seed: Seed, pool: list[Seed], grow: 
         old = _field(bytes(d), name)
         new = _new_field_value(rng, bytes(d), name, pool, grow)
         _set_field(d, name, new)
-        notes.append(f"{name}@{HEADER_FIELDS[name][0]} {_shown(old)}->{_shown(new)}")
+        notes.append(f"{name}@{HEADER_FIELDS[name][0]} {_shown(name, old)}->{_shown(name, new)}")
     return d, notes
 
 
