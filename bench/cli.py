@@ -95,3 +95,47 @@ def large(what, codecs, jobs, work, json_out):
     from .large import run
 
     run(what, work, jobs, list(codecs), json_out or work / "large.json")
+@click.option("--codec", "codecs", multiple=True, type=click.Choice(["arm", "idf", "lossy"]),
+              help="Codec(s) to fuzz (repeatable) [default: all].")
+@click.option("--count", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Mutated files per codec.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Run seed: the same seed gives the same mutations.")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
+              help="Seconds one decode may take before it counts as a hang and is killed.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes decoding side by side.")
+@click.option("--kind", "kinds", multiple=True,
+              type=click.Choice(["truncate", "bitflip", "byte-edit", "header", "table", "splice",
+                                 "deep", "deep-header"]),
+              help="Only these kinds of mutation (repeatable) [default: all, in turn].")
+@click.option("--case", "cases", multiple=True, metavar="CODEC:INDEX",
+              help="Redo only these cases of the run with the same --seed and --kind (repeatable), e.g. arm:12.")
+@click.option("--memory-limit", type=click.FloatRange(min=0), default=4.0, show_default=True,
+              help="Address-space cap of each worker in GiB (0: none).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the report here [default: bench/results/fuzz-SEED.json].")
+@click.option("--save-failures", type=click.Path(file_okay=False, path_type=Path),
+              help="Write each failing file (and what happened, as JSON) to this folder.")
+@click.option("--show", type=click.IntRange(min=0), default=10, show_default=True,
+              help="Print this many failing cases.")
+def fuzz(codecs, count, seed, timeout, jobs, kinds, cases, memory_limit, json_out, save_failures, show):
+    """Mutation fuzzing of the container parser and every codec's decoder.
+
+    Encodes small crops of docs/sample.png with each codec, damages them
+    (truncation, bit flips, byte edits, header edits and segment-table games
+    with their CRCs recomputed, splices, payload edits with every CRC
+    recomputed) and decodes each through the library API in worker processes.
+    Counts per codec and kind: rejected, traceback, crash, hang, accepted
+    correct or corrupted, partial output. Exit status 1 if any failed."""
+    from .fuzz import CODECS, run
+    from .fuzz_mutations import KINDS
+
+    json_out = json_out or Path(__file__).parent / "results" / f"fuzz-{seed}.json"
+    try:
+        report = run(codecs or CODECS, count, seed, timeout, jobs, kinds or KINDS, cases, save_failures,
+                     json_out, show, memory_limit or None, echo=click.echo)
+    except ValueError as e:
+        raise click.UsageError(str(e)) from None
+    if report["failures"]:
+        raise SystemExit(1)

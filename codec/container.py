@@ -35,6 +35,7 @@ payload: an edited header whose own CRC was recomputed is still refused.
 from __future__ import annotations
 
 import enum
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ HEADER_SIZE = 64
 MAX_DIMENSION = 1 << 16           # width and height each at most 65536
 MAX_PIXELS = 1 << 26              # 67 megapixels
 MAX_SEGMENTS = 4096
+_MODEL_ID = re.compile(rb"[A-Za-z0-9._-]{1,16}")
 _HEADER = struct.Struct("<8sBBBBIIII16s8sIHBB")
 _SEGMENT = struct.Struct("<BBHI")
 assert _HEADER.size + 4 == HEADER_SIZE
@@ -236,10 +238,10 @@ def unpack_header(data: bytes) -> Header:
         raise FormatError(f"invalid tile size {tw}x{th}")
     if nseg > MAX_SEGMENTS:
         raise FormatError(f"too many segments ({nseg})")
-    try:
-        mid = model_id.rstrip(b"\0").decode("ascii")
-    except UnicodeDecodeError:
-        raise FormatError("model id is not ASCII") from None
+    mid = model_id.rstrip(b"\0")
+    if not _MODEL_ID.fullmatch(mid):
+        raise FormatError("model id is not a name of letters, digits, '.', '_' and '-'")
+    mid = mid.decode("ascii")
     return Header(codec, mode, width, height, mid, digest, param, depth, tw, th, version, effort, nseg)
 
 
