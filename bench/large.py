@@ -109,23 +109,26 @@ def _line(what: str, r: dict) -> str:
 
 
 def tiling_cost(work: Path, codecs: list[str], qualities=(1.0, 4.0, 8.0)) -> dict:
-    """Size with 1024-pixel tiles against one tile, on a 2048x1536 mosaic;
-    for the lossy codec also the squared error in the 8-pixel bands along
-    tile borders against elsewhere, tiled and not."""
+    """Size with the codec's tiles (1024 pixels lossless, 2048 lossy) against
+    one tile, on a mosaic of four tiles (2048x1536 lossless, 4096x3072
+    lossy); for the lossy codec also the squared error in the 8-pixel bands
+    along tile borders against elsewhere, tiled and not."""
     import codec
     from codec import api
+    from codec.tiles import LOSSY_TILE_SIZE, TILE_SIZE
 
-    img = mosaic(2048, 1536, row_height=768)
-    x = np.asarray(img).astype(np.int64)
-    band = np.zeros(x.shape[:2], bool)
-    band[1020:1028, :] = True
-    band[:, 1020:1028] = True
     out = {}
     for name in codecs:
+        size = LOSSY_TILE_SIZE if name == "lossy" else TILE_SIZE
+        img = mosaic(2 * size, 3 * size // 2, row_height=3 * size // 4)
+        x = np.asarray(img).astype(np.int64)
+        band = np.zeros(x.shape[:2], bool)
+        band[size - 4:size + 4, :] = True
+        band[:, size - 4:size + 4] = True
         for q in (qualities if name == "lossy" else (None,)):
             kw = dict(quality=q) if q else dict(codec=name)
             tiled = api.encode_image(img, jobs=None, **kw)
-            whole = api.encode_image(img, jobs=1, tile_size=2048, **kw)
+            whole = api.encode_image(img, jobs=None, tile_size=2 * size, **kw)
             r = {"tiled_bytes": len(tiled.data), "whole_bytes": len(whole.data),
                  "cost_pct": 100 * (len(tiled.data) / len(whole.data) - 1)}
             label = f"{name} q{q:g}" if q else name

@@ -19,7 +19,6 @@ from . import container, image_codec, lossy, weights
 from .container import Codec
 from .errors import NcError, UnsupportedImage
 from .picture import Picture
-from .tiles import TILE_SIZE
 
 CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
 DEFAULT_LOSSLESS = "arm"
@@ -70,13 +69,14 @@ def as_picture(image) -> Picture:
 def encode_image(image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
                  quality: float | None = None, target_bpp: float | None = None,
                  effort: int | None = None, jobs: int | None = 1,
-                 strip: bool = False, tile_size: int = TILE_SIZE) -> EncodeResult:
+                 strip: bool = False, tile_size: int | None = None) -> EncodeResult:
     """Encode and report the sizes.  Lossless unless ``quality`` (1..8) or
     ``target_bpp`` is given; ``ideal_bits`` is the model's code length
     (lossless only).  ``effort`` (1..9) is how much encode time to spend;
     ``jobs`` how many processes code tiles of a large image (None: all
     cores); ``strip`` drops the metadata (ICC profile, EXIF, XMP, text);
-    ``tile_size`` (a multiple of 64) is for measuring what tiling costs."""
+    ``tile_size`` (a multiple of 64; default: the codec's) is for measuring
+    what tiling costs."""
     pic = as_picture(image)
     pixels = pic.width * pic.height
     try:
@@ -88,7 +88,7 @@ def encode_image(image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = No
         raise NcError(f"effort must be between {MIN_EFFORT} and {MAX_EFFORT}")
     if quality is not None and target_bpp is not None:
         raise NcError("give either a quality or a target bpp, not both")
-    if tile_size < 64 or tile_size % 64:
+    if tile_size is not None and (tile_size < 64 or tile_size % 64):
         raise NcError(f"tile size must be a positive multiple of 64 (got {tile_size})")
     options = dict(effort=effort, jobs=jobs, strip=strip, tile_size=tile_size)
     if target_bpp is not None:

@@ -21,7 +21,7 @@ from .digest import tile_digest
 from .errors import FormatError, NcError
 from .parallel import map_tiles
 from .picture import Picture
-from .tiles import TILE_SIZE, Tile, TileGrid
+from .tiles import LOSSY_TILE_SIZE, TILE_SIZE, Tile, TileGrid
 
 
 @dataclass
@@ -49,9 +49,9 @@ def _with_header(header: Header, side: list[Segment], grid: TileGrid, per_tile: 
 # -- lossless -------------------------------------------------------------------
 def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort: int = 0,
                     jobs: int | None = 1, strip: bool = False,
-                    tile_size: int = TILE_SIZE) -> Encoded:
+                    tile_size: int | None = None) -> Encoded:
     mode = Mode.from_name(pic.mode)
-    grid = TileGrid.for_image(pic.width, pic.height, tile_size)
+    grid = TileGrid.for_image(pic.width, pic.height, tile_size or TILE_SIZE)
     colour = lossless.plane_groups(mode)[0].take(pic.samples)
     model_id = lossless.choose_model(colour, codec, model_ids)
     pc = lossless.plane_codec(codec, model_id)
@@ -99,36 +99,37 @@ def _decode_lossless_tile(codec, model_id, mode, segments, tile: Tile, codec_par
 
 # -- lossy ----------------------------------------------------------------------
 def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0,
-                 jobs: int | None = 1, strip: bool = False, tile_size: int = TILE_SIZE) -> Encoded:
+                 jobs: int | None = 1, strip: bool = False, tile_size: int | None = None) -> Encoded:
     mode = Mode.from_name(pic.mode)
     lossy.check_mode(mode)
     code, quality = lossy.stored_quality(quality)
-    grid = TileGrid.for_image(pic.width, pic.height, tile_size)
+    grid = TileGrid.for_image(pic.width, pic.height, tile_size or LOSSY_TILE_SIZE)
     header = Header(Codec.LOSSY, mode, pic.width, pic.height, model_id, weights.digest(model_id),
                     codec_param=code, tile_width=grid.tile_width, tile_height=grid.tile_height,
                     effort=effort)
     side = _side_segments(pic, strip)
     head = header.pack(len(side) + 1 + len(grid) * (2 + mode.has_alpha))
     padded = lossy.padded_rgb(pic.samples[:, :, :mode.colour_channels])
-    # 1. each tile's latents, from its analysis window (positions relative to it)
+    # 1. the latents, window by window (each with its context, positions relative to it)
+    windows = lossy.transform_windows(pic.width, pic.height)
     tasks = []
-    for t in grid:
+    for t in windows:
         y0, x0 = max(0, t.y - lossy.MARGIN), max(0, t.x - lossy.MARGIN)
         window = padded[y0:t.y + lossy.padded_size(t.height) + lossy.MARGIN,
                         x0:t.x + lossy.padded_size(t.width) + lossy.MARGIN]
         local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
         tasks.append((model_id, np.ascontiguousarray(window), local, quality))
-    y_tiles = map_tiles(lossy.analyse_tile, tasks, jobs)
+    y = _assemble_latents(windows, map_tiles(lossy.analyse_tile, tasks, jobs))
     # 2. the hyper-latents of the whole latent map: one side segment
-    y = _assemble_latents(grid, y_tiles)
     side_stream, z = lossy.lossy_codec(model_id).encode_side(torch.from_numpy(y))
     segments = side + [Segment(SegmentKind.SIDE, side_stream)]
     # 3. each tile's latents under the means and scales of its z window
     tasks = []
-    for t, y_tile in zip(grid, y_tiles):
+    for t in grid:
         rows, cols = lossy.hyper_window(t, z.shape[2:])
         alpha = np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) if mode.has_alpha else None
-        tasks.append((model_id, y_tile, np.ascontiguousarray(z[:, :, rows, cols]),
+        tasks.append((model_id, np.ascontiguousarray(lossy.tile_latents(y, t)),
+                      np.ascontiguousarray(z[:, :, rows, cols]),
                       (rows.start, cols.start), alpha, t, quality, head))
     for tile_segments in map_tiles(_encode_lossy_tile, tasks, jobs):
         segments += tile_segments
@@ -235,12 +236,13 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
                       (rows.start, cols.start), t, quality, head))
     decoded = map_tiles(_decode_lossy_latents, tasks, jobs)
     y_hat = _assemble_latents(grid, [y for y, _ in decoded])
+    windows = lossy.transform_windows(h.width, h.height)
     tasks = []
-    for t in grid:
+    for t in windows:
         rows, cols = lossy.latent_window(t, (hp, wp))
         tasks.append((h.model_id, np.ascontiguousarray(y_hat[:, :, rows, cols]), t, quality,
                       (rows.start, cols.start)))
-    rgb = _assemble(grid, map_tiles(_synthesise, tasks, jobs), 3, np.uint8)
+    rgb = _assemble(windows, map_tiles(_synthesise, tasks, jobs), 3, np.uint8)
     colour = lossy.to_mode(rgb, h.mode)
     if not h.mode.has_alpha:
         return colour

@@ -5,17 +5,18 @@ decoded back to grey); alpha stays lossless, coded by the ARM model the
 lossy weights name (metadata ``alpha_model``).  The quality is stored in the
 header's codec parameter (quality x 1000).
 
-Tiles.  The image is padded to a multiple of 64 by edge replication.  Each
-tile's latents y come from an analysis window reaching ``MARGIN`` pixels
-into its neighbours; the hyper-latents z of the whole y map are one side
+Tiles and windows.  The image is padded to a multiple of 64 by edge
+replication.  The transforms run window by window (``WINDOW`` pixels
+square, which bounds their memory, whatever the tile size): the latents y
+of each window come from the window plus ``MARGIN`` pixels around it; the hyper-latents z of the whole y map are one side
 segment, decoded first, so every tile's means and scales come from h_s
 over a window of the whole z map (exactly what h_s gives the whole map),
 not from a z cut at the tile's edge, which costs rate and, at low rates,
 visible errors along borders.  Each tile's y is then coded on its own.
 Decoding rebuilds z, then every tile's y (in parallel), then synthesises
-each tile from a window of the whole latent map reaching ``MARGIN`` / 16
-latents beyond it, which covers g_s's receptive field: the pixels are those
-of one synthesis of the whole image, so tile borders leave no seams.
+each window from the whole latent map reaching ``MARGIN`` / 16 latents
+beyond it, which covers g_s's receptive field: the pixels are those of one
+synthesis of the whole image (windows are not part of the format).
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ from models.lossy.spec import QUALITY_SCALE, quality_code
 from . import lossless, weights
 from .container import Codec, Mode, Segment, SegmentKind
 from .errors import FormatError, UnsupportedImage, WeightsMismatch
-from .tiles import Tile
+from .tiles import Tile, TileGrid
 
 PAD_MULTIPLE = 64
-MARGIN = 64          # pixels of context around a tile, for analysis and synthesis
+MARGIN = 64          # pixels of context around a window, for analysis and synthesis
+WINDOW = 1024        # transform windows (pixels, a multiple of 64)
 LATENT_STRIDE = 16
 HYPER_STRIDE = 64
 HYPER_MARGIN = 3     # z positions of context for h_s around a tile (its receptive field: 2)
@@ -83,6 +85,18 @@ def padded_rgb(colour: np.ndarray) -> np.ndarray:
     rgb = colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
     h, w = rgb.shape[:2]
     return np.pad(rgb, ((0, padded_size(h) - h), (0, padded_size(w) - w), (0, 0)), mode="edge")
+
+
+def transform_windows(width: int, height: int) -> TileGrid:
+    """The windows the transforms run in (a grid like the tiles', not stored)."""
+    return TileGrid.for_image(width, height, WINDOW)
+
+
+def tile_latents(y: np.ndarray, tile: Tile) -> np.ndarray:
+    """The tile's part of the whole latent map."""
+    s = LATENT_STRIDE
+    th, tw = padded_size(tile.height) // s, padded_size(tile.width) // s
+    return y[:, :, tile.y // s:tile.y // s + th, tile.x // s:tile.x // s + tw]
 
 
 def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) -> np.ndarray:

@@ -1,8 +1,11 @@
 """The tile grid: how an image is cut into independently coded tiles.
 
-Images up to ``TILE_SIZE`` on both sides are one tile (the header's tile
-fields are 0).  Larger ones are cut into ``TILE_SIZE`` squares in raster
-order, the last column and row narrower.  Every tile is coded on its own
+Images up to the tile size on both sides are one tile (the header's tile
+fields are 0).  Larger ones are cut into squares in raster order, the last
+column and row narrower: 1024 pixels for the lossless codecs (``TILE_SIZE``;
+what an ARM tile costs in memory bounds it), 2048 for the lossy one
+(``LOSSY_TILE_SIZE``: its memory is bounded by transform windows instead,
+``codec/lossy.py``, and its tiles cost rate along their borders).  Every tile is coded on its own
 (its own segments, its own check value), which is what lets tiles run on
 all cores, bounds memory by the tiles in flight rather than the image, and
 confines damage to one tile.  The size is a multiple of 64, the lossy
@@ -13,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TILE_SIZE = 1024
+LOSSY_TILE_SIZE = 2048
 
 
 @dataclass(frozen=True)
