@@ -8,10 +8,12 @@
 
 See ``docs/FORMAT.md`` for the file format and ``docs/MODELS.md`` for the models.
 """
-from .api import decode, decode_file, encode, encode_file, encode_image, info
+from .api import decode, decode_file, decode_picture, encode, encode_file, encode_image, info
 from .errors import FormatError, NcError, UnsupportedImage, WeightsMismatch
+from .picture import Picture
 from . import pil_plugin  # noqa: F401  (registers .nc with Pillow)
 
-__all__ = ["encode", "decode", "info", "encode_image", "encode_file", "decode_file",
+__all__ = ["encode", "decode", "decode_picture", "info", "encode_image", "encode_file",
+           "decode_file", "Picture",
            "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]
 __version__ = "0.11.0"
