@@ -4,6 +4,8 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
+# the data sets (benchmarks, training); the tests need none
+NC_SHARED_DIR ?= ../shared
 
 .PHONY: demo test bench-lossless clean
 
@@ -25,7 +27,7 @@ test: $(STAMP)  ## the test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
 bench-lossless: $(STAMP)  ## the Kodak lossless table
-	$(BIN)/python -m bench lossless ../shared/data/kodak
+	$(BIN)/python -m bench lossless $(NC_SHARED_DIR)/data/kodak
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -59,7 +59,7 @@ def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, mo
 @main.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="The training photographs [default: ../shared/data/train].")
+              help="The training photographs [default: $NC_SHARED_DIR/data/train, else ../shared/data/train].")
 @click.option("--width", type=int, default=768, show_default=True)
 @click.option("--height", type=int, default=512, show_default=True)
 @click.option("--downscale", type=click.FloatRange(min=1), default=1.0, show_default=True,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+import codec
 from codec import api
 
 from .metrics import bd_rate, ms_ssim, psnr
@@ -123,7 +124,7 @@ def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: 
                                  encode_over_reference=enc / ref, decode_over_reference=dec / ref)
     _print(curves, summary, len(paths), folder)
     result = {"folder": str(folder), "images": [p.name for p in paths], "curves": curves,
-              "summary": summary}
+              "summary": summary, "nc_version": codec.__version__}
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=1))
     print(f"wrote {json_out}")

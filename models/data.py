@@ -1,16 +1,21 @@
 """Training data: random crops of the photographs in ``shared/data/train``.
 
 The last images of the folder (sorted by name) are held out for model
-selection; Kodak is never read here."""
+selection; Kodak is never read here.  ``shared`` is the folder beside the
+checkout unless the environment variable ``NC_SHARED_DIR`` names another
+(the test suite runs without it: its photographs are fixtures in
+``tests/data/fixtures``)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "train"
+SHARED_DIR = Path(os.environ.get("NC_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
+DEFAULT_TRAIN_DIR = SHARED_DIR / "data" / "train"
 
 
 HELD_OUT = 4

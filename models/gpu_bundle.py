@@ -12,7 +12,7 @@ list them in ``.git/info/exclude`` for the call; ``git reset`` after).
 
 Then, with ``.gpu`` carried: ``python3 -m models.lossy.train --device cuda
 --data .gpu/train --init-from .gpu/lossy-init.safetensors --max-minutes 8 ...``
-(docs/MODELS.md, lossy-v3, has the options used).
+(docs/MODELS.md, the lossy model's "Reproduce", has the options used).
 """
 from __future__ import annotations
 

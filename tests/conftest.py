@@ -1,5 +1,7 @@
-"""Shared fixtures: small crops of real photographs (the training set, never
-Kodak) so the whole suite runs in minutes."""
+"""Shared fixtures: small crops of a real photograph, carried by the
+repository (tests/data/fixtures, cut from docs/sample.png by
+tests/data/make_fixtures.py), so a fresh clone runs the whole suite in
+minutes without the training photographs."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,29 +10,29 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-TRAIN_DIR = ROOT.parent / "shared" / "data" / "train"
+FIXTURES = Path(__file__).resolve().parent / "data" / "fixtures"
+
+
+def fixture_photo(name: str, size: tuple[int, int]) -> Image.Image:
+    with Image.open(FIXTURES / name) as im:
+        photo = im.convert("RGB")
+    assert photo.size == size, f"{name} is {photo.size}, the tests expect {size}"
+    return photo
 
 
 @pytest.fixture(scope="session")
 def photo() -> Image.Image:
-    """A 48x40 RGB crop of a real photograph."""
-    path = TRAIN_DIR / "012.png"
-    if not path.exists():
-        pytest.skip("shared/data/train is not beside the checkout")
-    with Image.open(path) as im:
-        return im.convert("RGB").crop((300, 200, 348, 240))
+    """A 48x40 RGB crop of a real photograph (the ARM encoder sends it the
+    single shift)."""
+    return fixture_photo("photo-48x40.png", (48, 40))
 
 
 @pytest.fixture(scope="session")
 def photo_large() -> Image.Image:
-    """A 256x192 RGB crop: large enough that the ARM encoder sends a scale
-    calibration table (small crops get the single shift)."""
-    path = TRAIN_DIR / "012.png"
-    if not path.exists():
-        pytest.skip("shared/data/train is not beside the checkout")
-    with Image.open(path) as im:
-        return im.convert("RGB").crop((300, 200, 556, 392))
+    """A 256x192 RGB photograph: large enough that the ARM encoder sends a
+    scale calibration table and error feedback (small crops get the single
+    shift)."""
+    return fixture_photo("photo-256x192.png", (256, 192))
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,7 @@
 """`python -m bench heldout` writes the crops models are selected on: centre
 crops of exactly the photographs the trainers hold out."""
+from pathlib import Path
+
 import numpy as np
 from PIL import Image
 
@@ -34,3 +36,23 @@ def test_downscaled_crops_are_the_centres_of_the_smaller_photographs(tmp_path):
     for path, full in zip(written, held):
         small = Image.fromarray(full).resize((30, 20), Image.Resampling.LANCZOS)
         assert np.array_equal(np.asarray(Image.open(path)), np.asarray(small))
+
+
+def test_the_data_sets_folder_follows_nc_shared_dir(tmp_path):
+    """Benchmarks and trainers read ``NC_SHARED_DIR`` when it is set (the
+    folder beside the checkout otherwise), so the data sets can live
+    anywhere and the suite can be run with them out of sight."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    script = "from models.data import DEFAULT_TRAIN_DIR; print(DEFAULT_TRAIN_DIR)"
+    env = dict(os.environ, NC_SHARED_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True, timeout=120, cwd=root).stdout.strip()
+    assert out == str(tmp_path / "data" / "train")
+    env.pop("NC_SHARED_DIR")
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         check=True, timeout=120, cwd=root).stdout.strip()
+    assert out.endswith(os.path.join("shared", "data", "train")) and out != str(tmp_path / "data" / "train")

@@ -6,6 +6,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
+import codec
 from bench.cli import main
 
 
@@ -27,6 +28,7 @@ def test_reference_limits_the_classic_codecs_and_keeps_jpeg_as_anchor(tmp_path):
     assert set(figures["curves"]) == {"JPEG", "WebP"}
     assert figures["summary"]["JPEG"]["bd_rate_vs_jpeg_pct"] == 0.0
     assert all(c["bpp"] > 0 for c in figures["curves"]["WebP"])
+    assert figures["nc_version"] == codec.__version__   # which nc the figures belong to
 
 
 def test_reference_and_no_reference_exclude_each_other(tmp_path):
