@@ -16,4 +16,4 @@ from . import pil_plugin  # noqa: F401  (registers .nc with Pillow)
 __all__ = ["encode", "decode", "decode_picture", "info", "encode_image", "encode_file",
            "decode_file", "Picture",
            "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]
-__version__ = "0.11.0"
+__version__ = "0.12.0"

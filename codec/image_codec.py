@@ -181,10 +181,28 @@ def _verify(head: bytes | None, tile: Tile, segments: dict, *arrays) -> None:
 
 
 def _tile_segments(c: Container, grid: TileGrid) -> list[dict]:
-    per_tile = [{} for _ in range(len(grid))]
+    """Each tile's segments by kind; refuses kinds the codec and mode do
+    not have, a segment twice, and tiles the image does not have."""
+    h = c.header
+    whole = {SegmentKind.METADATA}
+    if h.mode is Mode.P:
+        whole.add(SegmentKind.PALETTE)
+    if h.codec is Codec.LOSSY:
+        whole.add(SegmentKind.SIDE)
+        per = {SegmentKind.LATENT, SegmentKind.DIGEST} | ({SegmentKind.ALPHA} if h.mode.has_alpha
+                                                            else set())
+    else:
+        per = {g.kind for g in lossless.plane_groups(h.mode)} | {SegmentKind.DIGEST}
+    seen, per_tile = set(), [{} for _ in range(len(grid))]
     for s in c.segments:
-        if s.kind in (SegmentKind.METADATA, SegmentKind.PALETTE, SegmentKind.SIDE):
-            continue   # whole-image segments
+        if s.kind in whole:
+            if s.tile or s.kind in seen:
+                raise FormatError(f"misplaced {s.kind.name.lower()} segment")
+            seen.add(s.kind)
+            continue
+        if s.kind not in per:
+            raise FormatError(f"a {s.kind.name.lower()} segment does not belong in a "
+                              f"{h.codec.name.lower()} {h.mode.pil} file")
         if s.tile >= len(grid):
             raise FormatError(f"segment for tile {s.tile}, but the image has {len(grid)} tiles")
         if s.kind in per_tile[s.tile]:
