@@ -43,3 +43,6 @@ def test_old_file_parses_and_decodes(path):
             np.testing.assert_array_equal(decoded[..., 3], expected[..., 3])   # alpha is lossless
     else:
         np.testing.assert_array_equal(decoded, expected)
+    image = codec.decode(data)
+    for key in ("icc_profile", "exif", "transparency"):     # metadata (format v2)
+        assert image.info.get(key) == Image.open(path.with_suffix(".png")).info.get(key), key
