@@ -134,6 +134,7 @@ class RandomCrops:
         sets = [[im for im in s if min(im.shape[:2]) >= size] for s in sets]
         if not all(sets):
             raise SystemExit(f"error: no training image is {size}x{size} or larger at some scale")
+        self.counts = [len(s) for s in sets]
         self.images = [im for s in sets for im in s]
         self.size, self.batch, self.grey_prob = size, batch, grey_prob
         self.noise_prob, self.noise_max = noise_prob, noise_max

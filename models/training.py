@@ -170,12 +170,14 @@ def photo_split(args) -> PhotoSplit:
     return split_photos(args.data, args.photos)
 
 
-def photo_sets(args, split: PhotoSplit, seed: int, grey_prob: float = 0.1) -> tuple[RandomCrops, dict]:
+def photo_sets(args, split: PhotoSplit, seed: int, grey_prob: float = 0.1,
+               say=print) -> tuple[RandomCrops, dict]:
     """(training batches, held-out crops by name) for :func:`add_photo_arguments`'s
     options: crops of the training photographs at every ``--scales`` size,
     noisy where asked, drawn from ``seed``; held out, centre crops of up to
     256x256 (sides a multiple of 64) at every size (``x1/F``) and, with
-    noise augmentation, noisy (sigma 2) ones too (``noisy``)."""
+    noise augmentation, noisy (sigma 2) ones too (``noisy``).  ``say``
+    reports how many photographs each size keeps."""
     train, held = [read_rgb(p) for p in split.train], [read_rgb(p) for p in split.held_out]
     factors = photo_scales(args.scales)
     val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256, 64) for f in factors}
@@ -183,6 +185,9 @@ def photo_sets(args, split: PhotoSplit, seed: int, grey_prob: float = 0.1) -> tu
         val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
     batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=seed,
                           grey_prob=grey_prob, noise_prob=args.noise_prob, noise_max=args.noise_max)
+    say(f"photographs: {len(split.train)} to train on (at least {args.crop}x{args.crop}: "
+        + ", ".join(f"{n} at x1/{f:g}" for n, f in zip(batches.counts, factors))
+        + f"), {len(split.held_out)} held out")
     return batches, val_sets
 
 
@@ -191,7 +196,7 @@ def photo_data(args, run: Run, evaluate, split: PhotoSplit, step: int):
     drawn from this process's seed at ``step``; the figure is the mean of
     ``evaluate(net, crops)`` over every held-out set, so selection weighs
     every size, and clean and grainy photographs, alike."""
-    batches, val_sets = photo_sets(args, split, run.world.seed(step))
+    batches, val_sets = photo_sets(args, split, run.world.seed(step), say=run.say)
 
     def held_out(net) -> float:
         figures = {name: evaluate(net, crops) for name, crops in val_sets.items()}
@@ -347,7 +352,8 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
 
     Logs the running training loss, evaluates on held-out crops, keeps the best
     model in ``best.pt`` and checkpoints ``last.pt`` every few minutes.  Each
-    optimizer group may carry an ``lr_mult``.  Batches go to the network's
+    optimizer group may carry an ``lr_mult``; ``before_step(step, progress)``
+    runs before each step.  Batches go to the network's
     device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`).
     With several processes (``run.world``) each trains ``net`` wrapped for
     DistributedDataParallel on its own batches; the first alone evaluates
@@ -368,7 +374,7 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         if before_step:
-            before_step(step)
+            before_step(step, progress)
         x = on_device(batches(), device)
         running.add(optimizer_step(model, opt, model(x).sum() / x.numel()))
         step += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from models.data import PHOTOS_HELD_OUT_EVERY, RandomCrops, centre_crops, split_photos
@@ -67,3 +68,26 @@ def test_held_out_crops_have_whole_blocks():
               np.zeros((40, 300, 3), np.uint8)]
     assert [tuple(c.shape[2:]) for c in centre_crops(images, 256, 64)] == [(256, 256), (128, 192)]
     assert [tuple(c.shape[2:]) for c in centre_crops(images, 256)] == [(256, 256), (160, 240), (40, 256)]
+
+
+def windows(image: np.ndarray, size: int) -> set[bytes]:
+    """Every size x size window of ``image`` and of its mirror, channels first."""
+    out = set()
+    for im in (image, image[:, ::-1]):
+        for y in range(im.shape[0] - size + 1):
+            for x in range(im.shape[1] - size + 1):
+                out.add(np.ascontiguousarray(im[y:y + size, x:x + size].transpose(2, 0, 1)).tobytes())
+    return out
+
+
+def test_crops_are_windows_of_the_photograph_or_its_mirror_or_their_luma():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 256, (20, 23, 3), dtype=np.uint8)
+    colour = RandomCrops([image], 16, 32, grey_prob=0.0, seed=1)()
+    assert colour.shape == (32, 3, 16, 16) and colour.dtype == torch.uint8
+    assert all(c.numpy().tobytes() in windows(image, 16) for c in colour)
+    assert len({c.numpy().tobytes() for c in colour}) > 16  # positions and flips vary
+    r, g, b = (image[..., c].astype(np.int64) for c in range(3))
+    luma = ((299 * r + 587 * g + 114 * b + 500) // 1000).astype(np.uint8)
+    grey = RandomCrops([image], 16, 8, grey_prob=1.0, seed=1)()
+    assert all(c.numpy().tobytes() in windows(np.repeat(luma[..., None], 3, 2), 16) for c in grey)

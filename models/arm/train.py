@@ -46,7 +46,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--mixtures", type=int, default=2)
     add_photo_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
-                   help="fraction of the steps after which hidden layers are fake-quantized")
+                   help="fraction of the run (steps or --max-minutes) after which hidden layers "
+                        "are fake-quantized")
     return p
 
 
@@ -68,8 +69,9 @@ def main(argv=None):
     spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, lambda sp: ARMNetwork(sp).to(device),
                                                  make_opt, args.init_from, split=split)
 
-    def before_step(step):
-        net.fake_quant = step >= args.qat_from * args.steps
+    def before_step(step, progress):
+        # by progress, not steps: a run bounded by --max-minutes ends quantized too
+        net.fake_quant = progress >= args.qat_from
 
     batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,

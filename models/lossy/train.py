@@ -295,7 +295,7 @@ def main(argv=None):
         overrides=overrides, adapt_state=adapt_state, split=split)
     net.hard_rate = args.hard_rate
     net.transform_bfloat16 = args.bf16
-    crops, val_sets = photo_sets(args, split, world.seed(step), grey_prob=0.0)
+    crops, val_sets = photo_sets(args, split, world.seed(step), grey_prob=0.0, say=run.say)
     model = world.wrap(net)
 
     def state():
