@@ -97,7 +97,7 @@ class World:
         """Wait for every process to finish; end the process group if
         :func:`join` started it (one its caller started is the caller's)."""
         if self.distributed and dist.is_initialized():
-            dist.barrier(group=self._control)
+            self.barrier()
             if self._owns_group:
                 dist.destroy_process_group()
 

@@ -121,7 +121,11 @@ def test_a_single_process_resumes_a_two_process_run(two_process_runs, trainer, p
     run.mkdir()
     (run / "last.pt").write_bytes((tmp / trainer / "last.pt").read_bytes())
     main = importlib.import_module(f"models.{trainer}.train").main
-    main(options(trainer, run, train, photos if photos_again else "none", 5))
+    threads = torch.get_num_threads()
+    try:
+        main(options(trainer, run, train, photos if photos_again else "none", 5))
+    finally:
+        torch.set_num_threads(threads)  # the trainer sets it for the whole process
     log = (run / "log.txt").read_text()
     assert "resumed at step 3" in log
     assert torch.load(run / "last.pt", weights_only=False)["step"] == 5
