@@ -56,8 +56,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     world = join(args.device)
     device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
     run = Run(args.run, args.ckpt_minutes, world)
-    split = photo_split(args)
 
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]

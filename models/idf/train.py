@@ -109,8 +109,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     world = join(args.device)
     device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
     run = Run(args.run, args.ckpt_minutes, world)
-    split = photo_split(args)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
                    levels=args.levels, prior_groups=args.prior_groups,
                    prior_checkerboard=args.prior_checkerboard)

@@ -272,8 +272,8 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     world = join(args.device)
     device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
     run = Run(args.run, args.ckpt_minutes, world)
-    split = photo_split(args)
 
     def make_opt(net):
         if args.freeze_transforms:
