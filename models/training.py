@@ -1,5 +1,8 @@
 """What every training script shares: a run folder with a log, resumable
-checkpoints written every few minutes, and the learning-rate schedule."""
+checkpoints written every few minutes, the learning-rate schedule, and the
+photographs a run trains and selects on.  Under ``torchrun`` (see
+``models.distributed``) the same run is shared by every process: all of
+them resume from it, only the first writes to it."""
 from __future__ import annotations
 
 import math
@@ -8,23 +11,34 @@ from pathlib import Path
 
 import torch
 
-from .data import DEFAULT_TRAIN_DIR, RandomCrops, centre_crops, downscaled, load_images, noisy_crops
+from .data import (DEFAULT_PHOTOS_DIR, DEFAULT_TRAIN_DIR, PhotoSplit, RandomCrops, centre_crops,
+                   downscaled, noisy_crops, read_rgb, split_photos)
+from .distributed import World
 
 
 class Run:
-    """A run folder: ``log.txt``, ``last.pt`` (resume) and ``best.pt`` (selection)."""
+    """A run folder: ``log.txt``, ``last.pt`` (resume) and ``best.pt`` (selection).
 
-    def __init__(self, folder: Path, checkpoint_minutes: float = 3.0):
+    On a process other than the ``world``'s first, nothing is written or
+    printed; checkpoints are still read, so every process resumes alike."""
+
+    def __init__(self, folder: Path, checkpoint_minutes: float = 3.0, world: World | None = None):
+        self.world = world or World()
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._log = open(self.folder / "log.txt", "a")
+        self._log = None
+        if self.world.is_main:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.folder / "log.txt", "a")
         self.checkpoint_seconds = checkpoint_minutes * 60
         self._last_save = time.time()
         self._cpu_start = time.process_time()
         self._wall_start = time.time()
         self.cpu_seconds_before = 0.0
+        self.held_out: list[str] | None = None  # the selection photographs, recorded in checkpoints
 
     def say(self, msg: str) -> None:
+        if self._log is None:
+            return
         line = f"{time.strftime('%H:%M:%S')} {msg}"
         print(line, flush=True)
         self._log.write(line + "\n")
@@ -37,7 +51,10 @@ class Run:
 
     @property
     def cpu_hours(self) -> float:
-        return (self.cpu_seconds_before + time.process_time() - self._cpu_start) / 3600
+        """CPU time of the run so far; with several processes, this one's
+        times their number (they do the same work)."""
+        now = (time.process_time() - self._cpu_start) * self.world.size
+        return (self.cpu_seconds_before + now) / 3600
 
     def resume(self) -> dict | None:
         last = self.folder / "last.pt"
@@ -48,7 +65,11 @@ class Run:
         return ck
 
     def save(self, name: str, state: dict) -> None:
+        if not self.world.is_main:
+            return
         state = dict(state, cpu_seconds=self.cpu_hours * 3600)
+        if self.held_out is not None:
+            state["held_out"] = self.held_out
         tmp = self.folder / f".{name}.tmp"
         torch.save(state, tmp)
         tmp.replace(self.folder / name)
@@ -72,34 +93,49 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: floa
 class TrainingBudget:
     """When a run stops: after ``steps`` steps, or after ``minutes`` of wall
     clock where given (a run on a borrowed GPU has a fixed time, not a
-    known speed); ``progress`` drives the learning-rate schedule."""
+    known speed); ``progress`` drives the learning-rate schedule.  With
+    several processes, the first one's clock decides for all of them, so
+    that they use the same learning rate and stop at the same step."""
 
-    def __init__(self, steps: int, minutes: float | None):
+    def __init__(self, steps: int, minutes: float | None, world: World | None = None):
         self.steps = steps
         self.seconds = minutes * 60 if minutes else None
+        self.world = world or World()
         self.t0 = time.time()
 
     def progress(self, step: int) -> float:
+        """Fraction of the run done after ``step`` steps (1: stop).  With
+        several processes and a time bound, every process must call this
+        at the same steps (it is a collective)."""
         by_steps = step / self.steps
         if self.seconds is None:
             return by_steps
-        return max(by_steps, (time.time() - self.t0) / self.seconds)
+        return max(by_steps, self.world.agreed((time.time() - self.t0) / self.seconds))
 
-    def done(self, step: int) -> bool:
-        return self.progress(step) >= 1.0
+
+def photos_folder(text: str) -> Path | None:
+    return None if text.lower() == "none" else Path(text)
 
 
 def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: float) -> None:
     """The options every training script takes."""
-    p.add_argument("--run", type=Path, default=Path(run), help="run folder (log, checkpoints)")
-    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR)
+    # --run-dir: torchrun's own parser refuses --run (a prefix of its --run-path)
+    p.add_argument("--run-dir", "--run", dest="run", type=Path, default=Path(run), metavar="DIR",
+                   help="run folder (log, checkpoints); --run for short, but not under torchrun")
+    p.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR,
+                   help="folder of training photographs (the last 4 by name are held out)")
+    p.add_argument("--photos", type=photos_folder, default=DEFAULT_PHOTOS_DIR, metavar="DIR|none",
+                   help="folder of sub-folders of more photographs (every 10th by relative path "
+                        "is held out); 'none' trains on --data alone, as runs before it did")
     p.add_argument("--steps", type=int, default=steps)
-    p.add_argument("--batch", type=int, default=batch)
+    p.add_argument("--batch", type=int, default=batch,
+                   help="crops a step per process (under torchrun, N processes train on N x this)")
     p.add_argument("--crop", type=int, default=crop)
     p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--eval-every", type=int, default=2000, help="steps between held-out figures")
-    p.add_argument("--device", default="cpu", help="torch device to train on (cpu, cuda)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device to train on (cpu, cuda; under torchrun, cuda is cuda:LOCAL_RANK)")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much wall clock (the schedule then runs over the time)")
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
@@ -129,26 +165,38 @@ def photo_scales(text: str) -> list[float]:
     return factors
 
 
-def photo_sets(args, step: int, grey_prob: float = 0.1) -> tuple[RandomCrops, dict]:
+def photo_split(args) -> PhotoSplit:
+    """The training and held-out photographs of ``--data`` and ``--photos``."""
+    return split_photos(args.data, args.photos)
+
+
+def photo_sets(args, split: PhotoSplit, seed: int, grey_prob: float = 0.1,
+               say=print) -> tuple[RandomCrops, dict]:
     """(training batches, held-out crops by name) for :func:`add_photo_arguments`'s
-    options: crops of the photographs at every ``--scales`` size, noisy
-    where asked; held out, 256x256 centre crops at every size (``x1/F``)
-    and, with noise augmentation, noisy (sigma 2) ones too (``noisy``)."""
-    train, held = load_images(args.data)
+    options: crops of the training photographs at every ``--scales`` size,
+    noisy where asked, drawn from ``seed``; held out, centre crops of up to
+    256x256 (sides a multiple of 64) at every size (``x1/F``) and, with
+    noise augmentation, noisy (sigma 2) ones too (``noisy``).  ``say``
+    reports how many photographs each size keeps."""
+    train, held = [read_rgb(p) for p in split.train], [read_rgb(p) for p in split.held_out]
     factors = photo_scales(args.scales)
-    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256) for f in factors}
+    val_sets = {f"x1/{f:g}": centre_crops(downscaled(held, f), 256, 64) for f in factors}
     if args.noise_prob > 0:
         val_sets["noisy"] = noisy_crops(next(iter(val_sets.values())), 2.0)
-    batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=step,
+    batches = RandomCrops([downscaled(train, f) for f in factors], args.crop, args.batch, seed=seed,
                           grey_prob=grey_prob, noise_prob=args.noise_prob, noise_max=args.noise_max)
+    say(f"photographs: {len(split.train)} to train on (at least {args.crop}x{args.crop}: "
+        + ", ".join(f"{n} at x1/{f:g}" for n, f in zip(batches.counts, factors))
+        + f"), {len(split.held_out)} held out")
     return batches, val_sets
 
 
-def photo_data(args, run: Run, evaluate, step: int):
-    """(training batches, held-out figure) of :func:`photo_sets`; the figure
-    is the mean of ``evaluate(net, crops)`` over every held-out set, so
-    selection weighs every size, and clean and grainy photographs, alike."""
-    batches, val_sets = photo_sets(args, step)
+def photo_data(args, run: Run, evaluate, split: PhotoSplit, step: int):
+    """(training batches, held-out figure) of :func:`photo_sets`, the crops
+    drawn from this process's seed at ``step``; the figure is the mean of
+    ``evaluate(net, crops)`` over every held-out set, so selection weighs
+    every size, and clean and grainy photographs, alike."""
+    batches, val_sets = photo_sets(args, split, run.world.seed(step), say=run.say)
 
     def held_out(net) -> float:
         figures = {name: evaluate(net, crops) for name, crops in val_sets.items()}
@@ -159,7 +207,7 @@ def photo_data(args, run: Run, evaluate, step: int):
     return batches, held_out
 
 
-def training_device(name: str) -> torch.device:
+def training_device(name: str | torch.device) -> torch.device:
     """The device a trainer runs on; on a GPU, convolutions and matrix
     products in TF32 (training only: the codec's integer networks never
     run there) and cuDNN's fastest algorithms for the fixed crop size."""
@@ -171,12 +219,39 @@ def training_device(name: str) -> torch.device:
     return device
 
 
-def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> float:
+def on_device(batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A batch from the CPU on ``device``; to a GPU through pinned memory, so
+    that the copy does not wait for the steps still queued there."""
+    if device.type == "cuda":
+        batch = batch.pin_memory()
+    return batch.to(device, non_blocking=True)
+
+
+def optimizer_step(net: torch.nn.Module, opt: torch.optim.Optimizer, loss: torch.Tensor) -> torch.Tensor:
+    """One step on ``loss``; returns it detached, not as a number, so a GPU
+    run does not wait for each step to finish (see :class:`RunningMean`)."""
     opt.zero_grad()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
     opt.step()
-    return loss.item()
+    return loss.detach()
+
+
+class RunningMean:
+    """The mean training loss since the last log line, over every process;
+    the losses stay on their device until it is read."""
+
+    def __init__(self, world: World):
+        self.world = world
+        self.losses: list[torch.Tensor] = []
+
+    def add(self, loss: torch.Tensor) -> None:
+        self.losses.append(loss)
+
+    def take(self) -> float:
+        value = float(torch.stack(self.losses).double().mean()) if self.losses else math.nan
+        self.losses = []
+        return self.world.mean(value)
 
 
 def export_main(export, doc: str, argv=None) -> None:
@@ -225,15 +300,21 @@ def load_state(path: Path) -> tuple[dict, dict]:
 
 
 def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Path | None = None,
-                    overrides=None, adapt_state=None):
+                    overrides=None, adapt_state=None, split: PhotoSplit | None = None):
     """(spec, net, opt, step, best): from ``RUN/last.pt`` if it exists, else a
     new run, starting from ``init_from``'s weights (and spec, with the fields
     ``overrides(old_spec_dict)`` returns replaced; parameters the new spec
     adds keep their initial values) when given.
     ``adapt_state(state, old_spec_dict, new_spec, new_net)`` maps the old
-    weights onto a reshaped model (a warm start across a change of shape)."""
+    weights onto a reshaped model (a warm start across a change of shape).
+    ``split``: the photographs this run selects on, recorded in its
+    checkpoints; a run resumed on other held-out photographs (one from
+    before ``--photos``, say) starts its selection anew, since its best
+    figure was measured on those."""
     step, best = 0, math.inf
     ck = run.resume()
+    if split is not None:
+        run.held_out = split.held_out_names
     init = None
     if ck:
         spec = spec_cls.from_dict(ck["spec"])
@@ -255,6 +336,9 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
         opt.load_state_dict(ck["opt"])
         step, best = ck["step"], ck.get("best", math.inf)
         run.say(f"resumed at step {step}, best {best:.4f}")
+        if split is not None and not split.selects_as(ck.get("held_out")) and best < math.inf:
+            run.say(f"the held-out photographs differ from those of best {best:.4f}: selection starts anew")
+            best = math.inf
     else:
         import json
         run.say(f"new run: {json.dumps(spec.to_dict())}")
@@ -268,29 +352,37 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
 
     Logs the running training loss, evaluates on held-out crops, keeps the best
     model in ``best.pt`` and checkpoints ``last.pt`` every few minutes.  Each
-    optimizer group may carry an ``lr_mult``.  Batches go to the network's
-    device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`)."""
+    optimizer group may carry an ``lr_mult``; ``before_step(step, progress)``
+    runs before each step.  Batches go to the network's
+    device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`).
+    With several processes (``run.world``) each trains ``net`` wrapped for
+    DistributedDataParallel on its own batches; the first alone evaluates
+    and writes."""
     device = next(net.parameters()).device
-    budget = TrainingBudget(steps, max_minutes)
+    world = run.world
+    model = world.wrap(net)
+    budget = TrainingBudget(steps, max_minutes, world)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                "step": step, "best": best}
+                "step": step, "best": best, "world_size": world.size}
 
-    running = []
-    while not budget.done(step):
-        lr = cosine_lr(step, steps, peak_lr, progress=budget.progress(step))
+    running = RunningMean(world)
+    progress = budget.progress(step)
+    while progress < 1:
+        lr = cosine_lr(step, steps, peak_lr, progress=progress)
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         if before_step:
-            before_step(step)
-        x = batches().to(device, non_blocking=True)
-        running.append(optimizer_step(net, opt, net(x).sum() / x.numel()))
+            before_step(step, progress)
+        x = on_device(batches(), device)
+        running.add(optimizer_step(model, opt, model(x).sum() / x.numel()))
         step += 1
+        progress = budget.progress(step)
         if step % log_every == 0:
-            run.say(f"step {step} lr {lr:.2e} train {sum(running) / len(running):.4f} bpsp")
-            running = []
-        if step % eval_every == 0 or budget.done(step):
+            mean_loss = running.take()  # on every process: a mean over them
+            run.say(f"step {step} lr {lr:.2e} train {mean_loss:.4f} bpsp")
+        if (step % eval_every == 0 or progress >= 1) and world.is_main:
             v = evaluate(net)
             if v < best:
                 best = v

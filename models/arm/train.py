@@ -1,6 +1,7 @@
 """Train the ARM on the training photographs (never on Kodak).
 
-    python -m models.arm.train --run runs/arm --steps 16000
+    python -m models.arm.train --run-dir runs/arm --steps 16000
+    torchrun --nproc_per_node 2 -m models.arm.train --run-dir runs/arm --steps 16000 --threads 1
 
 Resumes from ``RUN/last.pt`` when it exists, logs to ``RUN/log.txt``,
 checkpoints every few minutes and keeps the best model on the held-out
@@ -12,26 +13,29 @@ import argparse
 
 import torch
 
-from ..training import Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, resume_or_start
+from ..distributed import join
+from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
+                        resume_or_start, training_device)
 from .network import ARMNetwork
 from .spec import ARMSpec
 
 
 def evaluate(net: ARMNetwork, crops) -> float:
     """Held-out bits per subpixel of the fake-quantized (deployed) network."""
+    device = next(net.parameters()).device
     net.eval()
     fq, net.fake_quant = net.fake_quant, True
     bits = subpixels = 0.0
     with torch.no_grad():
         for c in crops:
-            bits += float(net(c).sum())
+            bits += float(net(c.to(device)).sum())
             subpixels += c.numel()
     net.train()
     net.fake_quant = fq
     return bits / subpixels
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run='runs/arm', steps=16000, batch=8, crop=96, lr=0.002)
     p.add_argument("--head-lr-mult", type=float, default=0.05,
@@ -42,10 +46,18 @@ def main(argv=None):
     p.add_argument("--mixtures", type=int, default=2)
     add_photo_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
-                   help="fraction of the steps after which hidden layers are fake-quantized")
-    args = p.parse_args(argv)
+                   help="fraction of the run (steps or --max-minutes) after which hidden layers "
+                        "are fake-quantized")
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    run = Run(args.run, args.ckpt_minutes)
+    world = join(args.device)
+    device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
+    run = Run(args.run, args.ckpt_minutes, world)
 
     def make_opt(net):
         head = [net.head.weight, net.head.bias, net.skip.weight]
@@ -54,15 +66,19 @@ def main(argv=None):
                                  {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
 
     spec = ARMSpec(hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
-    spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, ARMNetwork, make_opt,
-                                                 args.init_from)
+    spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, lambda sp: ARMNetwork(sp).to(device),
+                                                 make_opt, args.init_from, split=split)
 
-    def before_step(step):
-        net.fake_quant = step >= args.qat_from * args.steps
+    def before_step(step, progress):
+        # by progress, not steps: a run bounded by --max-minutes ends quantized too
+        net.fake_quant = progress >= args.qat_from
 
-    batches, held_out = photo_data(args, run, evaluate, step)
+    batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
-             batches=batches, evaluate=held_out, before_step=before_step)
+             batches=batches, evaluate=held_out, before_step=before_step,
+             max_minutes=args.max_minutes, eval_every=args.eval_every)
+    world.close()
+    return net
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Train the IDF on the training photographs (never on Kodak).
 
-    python -m models.idf.train --run runs/idf-2 --partitions 2 --steps 30000
-    python -m models.idf.train --run runs/idf-4 --partitions 4 --steps 30000
+    python -m models.idf.train --run-dir runs/idf-2 --partitions 2 --steps 30000
+    python -m models.idf.train --run-dir runs/idf-4 --partitions 4 --steps 30000
+    torchrun --nproc_per_node 2 -m models.idf.train --run-dir runs/idf-2 --partitions 2 --steps 30000 --threads 1
 
 Resumable (``RUN/last.pt``); keeps the best held-out model in ``RUN/best.pt``.
 """
@@ -11,7 +12,8 @@ import argparse
 
 import torch
 
-from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data,
+from ..distributed import join
+from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
 from .network import IDF, group_rows
 from .spec import IDFSpec
@@ -86,7 +88,7 @@ def spatial_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) ->
     return {**new, **out}
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run="runs/idf", steps=30000, batch=8, crop=64, lr=1e-3)
     p.add_argument("--partitions", type=int, choices=(2, 4), default=2)
@@ -99,10 +101,16 @@ def main(argv=None):
     p.add_argument("--prior-checkerboard", action="store_true",
                    help="code each group in two checkerboard halves, the second given the first")
     add_photo_arguments(p)
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = training_device(args.device)
-    run = Run(args.run, args.ckpt_minutes)
+    world = join(args.device)
+    device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
+    run = Run(args.run, args.ckpt_minutes, world)
     spec = IDFSpec(partitions=args.partitions, couplings=args.couplings, hidden=args.hidden,
                    levels=args.levels, prior_groups=args.prior_groups,
                    prior_checkerboard=args.prior_checkerboard)
@@ -110,11 +118,13 @@ def main(argv=None):
         run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
         args.init_from, adapt_state=spatial_prior_state,
         overrides=lambda old: {"prior_groups": args.prior_groups,
-                               "prior_checkerboard": args.prior_checkerboard})
-    batches, held_out = photo_data(args, run, evaluate, step)
+                               "prior_checkerboard": args.prior_checkerboard}, split=split)
+    batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=batches, evaluate=held_out, max_minutes=args.max_minutes,
              eval_every=args.eval_every)
+    world.close()
+    return net
 
 
 if __name__ == "__main__":

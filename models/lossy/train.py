@@ -1,6 +1,7 @@
 """Train the variable-rate lossy model on the training photographs (never Kodak).
 
-    python -m models.lossy.train --run runs/lossy --steps 100000
+    python -m models.lossy.train --run-dir runs/lossy --steps 100000
+    torchrun --nproc_per_node 8 -m models.lossy.train --run-dir runs/lossy --device cuda ...
 
 Each crop of a batch gets a random quality point q (1..8) and the loss
 bpp + lambda_q * 255^2 * MSE, so one model and one set of gains learns every
@@ -9,14 +10,24 @@ rate.  Resumable like the ARM's training (``RUN/last.pt``).
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 
 import torch
 
-from ..training import (Run, TrainingBudget, add_photo_arguments, add_run_arguments, cosine_lr,
-                        optimizer_step, photo_sets, resume_or_start, training_device)
+from ..distributed import join, unwrapped
+from ..training import (Run, RunningMean, TrainingBudget, add_photo_arguments, add_run_arguments,
+                        cosine_lr, on_device, optimizer_step, photo_sets, photo_split, resume_or_start,
+                        training_device)
 from .network import LossyAutoencoder
 from .spec import LossySpec
+
+
+@functools.lru_cache(maxsize=8)
+def lambdas_on(lambdas: tuple[float, ...], device: torch.device) -> torch.Tensor:
+    """The rate points as a tensor on ``device``, made once (a copy to a GPU
+    at every step would make each step wait for the one before)."""
+    return torch.tensor(lambdas, device=device)
 
 
 def rd_loss(net, x, quality, balance: bool = False):
@@ -27,12 +38,12 @@ def rd_loss(net, x, quality, balance: bool = False):
     distortion term (lambda 100x q1's) dominates the shared transforms'
     gradient; in log space every quality point's relative improvement, which
     is what a BD-rate measures, counts the same.  The value returned is the
-    plain mean either way."""
+    plain mean either way.  ``net`` may be wrapped for DistributedDataParallel."""
     x_hat, y_bits, z_bits = net(x, quality)
     pixels = x.shape[2] * x.shape[3]
     bpp = (y_bits + z_bits) / pixels
     mse = ((x_hat - x) ** 2).mean(dim=(1, 2, 3))
-    lam = torch.tensor(net.spec.lambdas, device=x.device)[quality - 1]
+    lam = lambdas_on(unwrapped(net).spec.lambdas, x.device)[quality - 1]
     per_crop = bpp + lam * 255**2 * mse
     if balance:
         scale = per_crop.detach().mean() / per_crop.detach()
@@ -226,7 +237,7 @@ def widened(old: dict, m: int) -> dict:
     return {"m": m, "slices": m // size}
 
 
-def main(argv=None):
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run='runs/lossy', steps=100000, batch=8, crop=128, lr=0.0001)
     add_photo_arguments(p)
@@ -253,10 +264,17 @@ def main(argv=None):
                    help="the transforms' inner layers in bfloat16 (see LossyAutoencoder._transform)")
     p.add_argument("--balance", action="store_true",
                    help="weigh the quality points by the gradient of the log loss (see rd_loss)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    device = training_device(args.device)
-    run = Run(args.run, args.ckpt_minutes)
+    world = join(args.device)
+    device = training_device(world.device)
+    split = photo_split(args)  # before the run folder: a missing folder leaves nothing behind
+    run = Run(args.run, args.ckpt_minutes, world)
+
     def make_opt(net):
         if args.freeze_transforms:
             freeze_transforms(net)
@@ -274,30 +292,33 @@ def main(argv=None):
     spec, net, opt, step, _ = resume_or_start(
         run, LossySpec(**overrides(LossySpec().to_dict())), LossySpec,
         lambda sp: LossyAutoencoder(sp).to(device), make_opt, args.init_from,
-        overrides=overrides, adapt_state=adapt_state)
+        overrides=overrides, adapt_state=adapt_state, split=split)
     net.hard_rate = args.hard_rate
     net.transform_bfloat16 = args.bf16
-    crops, val_sets = photo_sets(args, step, grey_prob=0.0)
+    crops, val_sets = photo_sets(args, split, world.seed(step), grey_prob=0.0, say=run.say)
+    model = world.wrap(net)
 
     def state():
         return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                "step": step}
+                "step": step, "world_size": world.size}
 
-    running = []
-    budget = TrainingBudget(args.steps, args.max_minutes)
-    while not budget.done(step):
-        lr = cosine_lr(step, args.steps, args.lr, warmup=1000, progress=budget.progress(step))
+    running = RunningMean(world)
+    budget = TrainingBudget(args.steps, args.max_minutes, world)
+    progress = budget.progress(step)
+    while progress < 1:
+        lr = cosine_lr(step, args.steps, args.lr, warmup=1000, progress=progress)
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
-        x = crops().to(device, non_blocking=True).float() / 255
+        x = on_device(crops(), device).float() / 255
         quality = torch.randint(1, spec.qualities + 1, (x.shape[0],), device=device)
-        loss, bpp, mse = rd_loss(net, x, quality, args.balance)
-        running.append(optimizer_step(net, opt, loss))
+        loss, bpp, mse = rd_loss(model, x, quality, args.balance)
+        running.add(optimizer_step(model, opt, loss))
         step += 1
+        progress = budget.progress(step)
         if step % 100 == 0:
-            run.say(f"step {step} lr {lr:.2e} loss {sum(running) / len(running):.4f}")
-            running = []
-        if step % args.eval_every == 0 or budget.done(step):
+            mean_loss = running.take()  # on every process: a mean over them
+            run.say(f"step {step} lr {lr:.2e} loss {mean_loss:.4f}")
+        if (step % args.eval_every == 0 or progress >= 1) and world.is_main:
             for name, val in val_sets.items():
                 figures = evaluate(net, val)
                 run.say(f"step {step} held-out" + (f" {name} " if len(val_sets) > 1 else " ")
@@ -308,6 +329,8 @@ def main(argv=None):
             run.save("last.pt", state())
     run.save("last.pt", state())
     run.say("done")
+    world.close()
+    return net
 
 
 if __name__ == "__main__":
