@@ -17,6 +17,7 @@ from PIL import Image, UnidentifiedImageError
 from . import container, lossless, lossy, weights
 from .container import Codec, Container
 from .errors import NcError, UnsupportedImage
+from .picture import Picture
 from .planes import merge, split
 
 CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
@@ -53,10 +54,15 @@ def _codec(name: str) -> Codec:
 
 
 def encode_image(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
-                 quality: float | None = None, target_bpp: float | None = None) -> EncodeResult:
+                 quality: float | None = None, target_bpp: float | None = None,
+                 effort: int | None = None, jobs: int = 1, strip: bool = False) -> EncodeResult:
     """Encode and report the sizes.  Lossless unless ``quality`` (1..8) or
     ``target_bpp`` is given; ``ideal_bits`` is the model's code length
     (lossless only)."""
+    # cli branch stand-in (the lead's version replaces this): effort, jobs and
+    # strip are accepted and ignored; a Picture is coded as its Pillow image.
+    if isinstance(image, Picture):
+        image = image.to_pil()
     planes = split(image)
     pixels = planes.width * planes.height
     try:
@@ -104,19 +110,26 @@ def _encode_to_target(planes, target_bpp: float, model_id: str) -> EncodeResult:
 
 
 def encode(image: Image.Image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = None,
-           quality: float | None = None, target_bpp: float | None = None) -> bytes:
+           quality: float | None = None, target_bpp: float | None = None,
+           effort: int | None = None, jobs: int = 1, strip: bool = False) -> bytes:
     """Encode a Pillow image to .nc bytes: lossless by default, lossy with a
     ``quality`` (1 smallest … 8 best, fractional allowed) or a ``target_bpp``."""
-    return encode_image(image, codec, model=model, quality=quality, target_bpp=target_bpp).data
+    return encode_image(image, codec, model=model, quality=quality, target_bpp=target_bpp,
+                        effort=effort, jobs=jobs, strip=strip).data
 
 
-def decode(data: bytes) -> Image.Image:
+def decode(data: bytes, *, jobs: int = 1) -> Image.Image:
     """Decode .nc bytes to a Pillow image in the mode it was encoded from."""
     c = container.unpack(bytes(data))
     weights.require(c.header.model_id, c.header.weights_digest)
     if c.header.codec is Codec.LOSSY:
         return merge(lossy.decode(c))
     return merge(lossless.decode(c))
+
+
+def decode_picture(data: bytes, *, jobs: int = 1) -> Picture:
+    """Decode .nc bytes to a Picture (cli branch stand-in: the Pillow image's picture)."""
+    return Picture.from_pil(decode(data, jobs=jobs))
 
 
 def info(data: bytes) -> dict:
@@ -134,60 +147,5 @@ def info(data: bytes) -> dict:
     return facts
 
 
-# -- files --------------------------------------------------------------------
-def read_image(path: str | os.PathLike) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im
-    except FileNotFoundError:
-        raise NcError(f"no such file: {path}") from None
-    except UnidentifiedImageError:
-        raise UnsupportedImage(f"{path}: not an image Pillow can read") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UnsupportedImage(f"{path}: cannot read image ({e})") from None
-
-
-def read_bytes(path: str | os.PathLike) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NcError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise NcError(f"{path} is a directory") from None
-
-
-def write_atomic(path: str | os.PathLike, write, force: bool = False) -> None:
-    """Call ``write(tmp_path)``, then rename into ``path``; no partial file ever."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise NcError(f"{path} exists (use --force to overwrite)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise NcError(f"output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def encode_file(src, dst, codec: str = DEFAULT_LOSSLESS, *, force: bool = False,
-                model: str | None = None, quality: float | None = None,
-                target_bpp: float | None = None) -> EncodeResult:
-    result = encode_image(read_image(src), codec, model=model, quality=quality,
-                          target_bpp=target_bpp)
-    write_atomic(dst, lambda tmp: Path(tmp).write_bytes(result.data), force)
-    return result
-
-
-def decode_file(src, dst, *, force: bool = False) -> Image.Image:
-    image = decode(read_bytes(src))
-    fmt = Image.registered_extensions().get(Path(dst).suffix.lower())
-    if fmt is None:
-        raise NcError(f"cannot tell the image format from '{dst}' (use e.g. .png)")
-    write_atomic(dst, lambda tmp: image.save(tmp, format=fmt), force)
-    return image
+# -- files: moved to codec/files.py; re-exported so codec.encode_file etc. keep working
+from .files import decode_file, encode_file, read_bytes, read_image, write_atomic  # noqa: E402,F401
