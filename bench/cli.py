@@ -75,3 +75,21 @@ def heldout(out, data, width, height, downscale):
 
     for path in write_crops(out, data, width, height, downscale):
         click.echo(path)
+
+
+@main.command("batch")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Files at once, and a single file's cores [default: all cores].")
+@click.option("--codec", "codec_name", default="arm", show_default=True,
+              help="The lossless codec to run (idf is the cheaper one).")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here [default: bench/results/batch-FOLDER.json].")
+def batch_(folder, jobs, codec_name, limit, json_out):
+    """Batch encode+decode of the PNGs in FOLDER (nc's process pool) against the
+    sum of single-file times; checks exactness and prints the ratio."""
+    from .batch import run
+
+    json_out = json_out or Path(__file__).parent / "results" / f"batch-{folder.name}.json"
+    run(folder, jobs, codec_name, limit, json_out)
