@@ -131,13 +131,15 @@ def read_picture(path: str | os.PathLike) -> Picture:
             frames = getattr(im, "n_frames", 1)
             if frames > 1:
                 raise UnsupportedImage(f"{name} holds {frames} frames; nc codes one image")
-            sixteen = im.format in ("PNG", "TIFF") and ";16" in _rawmode(im)
-            if sixteen and im.mode in ("RGB", "RGBA"):
+            raw = _rawmode(im)           # e.g. RGB;16B: what the file holds, before Pillow narrows it
+            sixteen = im.format in ("PNG", "TIFF") and ";16" in raw
+            stored = raw.split(";")[0]
+            if sixteen and stored in ("RGB", "RGBA"):
                 # metadata_of reads PNG text that follows the pixels by loading them (as 8 bits)
                 return Picture.from_array(_decode_16bit(data, im.format, im.size, name),
                                           metadata_of(im))
             if sixteen and not im.mode.startswith("I;16"):
-                raise UnsupportedImage(f"{name}: 16-bit {im.mode} images are not supported "
+                raise UnsupportedImage(f"{name}: 16-bit {stored} images are not supported "
                                        f"(nc codes 16 bits as I;16, RGB;16 or RGBA;16)")
             im.load()
             return Picture.from_pil(im)
