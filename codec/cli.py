@@ -13,6 +13,7 @@ operation succeeded.  When the output is stdout, nothing else goes there.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import click
@@ -57,8 +58,18 @@ def _progress_bar(tasks, verb: str, quiet: bool):
     file's bar appears only once it has taken a second."""
     from tqdm import tqdm
 
+    shown = not quiet and sys.stderr.isatty()
     return tqdm(total=len(tasks), desc=verb, unit="file", file=sys.stderr, leave=False,
-                disable=quiet or not sys.stderr.isatty(), delay=0 if len(tasks) > 1 else 1.0)
+                disable=not shown, delay=0 if len(tasks) > 1 else 1.0,
+                ncols=None if not shown or _terminal_columns() else 80)
+
+
+def _terminal_columns() -> int:
+    """stderr's width; 0 where the terminal does not say (tqdm would then draw nothing)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
 
 
 def _run(tasks, work, verb: str, jobs, verbose: bool, quiet: bool, describe) -> None:
