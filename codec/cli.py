@@ -235,9 +235,16 @@ def _show(value) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
 def info(inputs, as_json):
     """Show what .nc files hold: codec, model, size, mode, bpp, quality (no decoding)."""
-    everything = {}
+    everything, failed = {}, False
     for path in inputs:
-        facts = _guard(lambda: api.info(files.read_bytes(path)))
+        try:
+            facts = api.info(files.read_bytes(path))
+        except NcError as e:           # reported, and the other files still shown
+            message = str(e)
+            name = files.display_name(path)
+            click.echo(f"error: {message if name in message else f'{name}: {message}'}", err=True)
+            failed = True
+            continue
         if as_json:
             everything[files.display_name(path)] = facts
             continue
@@ -250,9 +257,11 @@ def info(inputs, as_json):
         for key in INFO_EXTRAS:
             if facts.get(key) not in (None, {}, []):
                 click.echo(f"  {key}: {_show(facts[key])}")
-    if as_json:
+    if as_json and everything:
         click.echo(json.dumps(everything if len(inputs) > 1 else everything.popitem()[1],
                               indent=2))
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

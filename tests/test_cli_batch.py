@@ -263,6 +263,9 @@ def test_info_takes_several_files(pngs, tmp_path):
     files = sorted((tmp_path / "o").glob("*.nc"))
     r = nc("info", *files)
     assert r.returncode == 0 and r.stdout.count("codec arm") == 3
+    r = nc("info", files[0], pngs[0], files[1])          # a PNG is not an .nc file
+    assert r.returncode == 1 and r.stdout.count("codec arm") == 2
+    assert error_lines(r.stderr) == [r.stderr.strip()] and "img0.png" in r.stderr
     facts = json.loads(nc("info", "--json", *files).stdout)
     assert sorted(Path(k).name for k in facts) == ["img0.nc", "img1.nc", "img2.nc"]
 
