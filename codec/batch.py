@@ -259,6 +259,14 @@ def _pool_context():
     return multiprocessing.get_context("spawn")
 
 
+def shares(jobs: int, files: int) -> tuple[int, int]:
+    """How ``jobs`` cores are shared by ``files`` files: (files at once, cores
+    each).  Left-over cores (7 jobs, 2 files) stay idle rather than oversubscribe."""
+    jobs = max(1, jobs)
+    workers = max(1, min(jobs, files))
+    return workers, max(1, jobs // workers)
+
+
 def run(tasks: list[Task], work, jobs: int | None = None, *, progress=None,
         on_done=None) -> Summary:
     """Run ``work(task, jobs)`` on every task, up to ``jobs`` at once (default:
@@ -267,9 +275,7 @@ def run(tasks: list[Task], work, jobs: int | None = None, *, progress=None,
     ``progress``: a tqdm-like bar to advance (or None); ``on_done(outcome)`` is
     called in the calling process as each file finishes.
     """
-    jobs = max(1, jobs or available_cores())
-    workers = min(jobs, len(tasks))
-    per_file = max(1, jobs // max(1, workers))
+    workers, per_file = shares(jobs or available_cores(), len(tasks))
     start = time.perf_counter()
     results: dict[int, Outcome] = {}
 
@@ -299,11 +305,18 @@ def run(tasks: list[Task], work, jobs: int | None = None, *, progress=None,
                                                         f"the worker process died (out of memory?)")
                         finished(i, outcome)
                     if progress is not None:
-                        progress.refresh()
+                        _tick(progress)
             except BaseException:
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
     return Summary([results[i] for i in range(len(tasks))], time.perf_counter() - start)
+
+
+def _tick(progress) -> None:
+    """Redraw the bar so its clock moves, once its start-up delay (tqdm's
+    ``delay``: a short single file shows no bar) has passed."""
+    if time.time() >= getattr(progress, "start_t", 0) + getattr(progress, "delay", 0):
+        progress.refresh()
 
 
 def _call_with_ticks(work, task: Task, jobs: int, progress) -> Outcome:
@@ -316,5 +329,5 @@ def _call_with_ticks(work, task: Task, jobs: int, progress) -> Outcome:
     thread.start()
     while thread.is_alive():
         thread.join(TICK_S)
-        progress.refresh()
+        _tick(progress)
     return box[0] if box else Outcome(task, f"{files.display_name(task.src)}: failed")

@@ -292,8 +292,40 @@ def test_effort_strip_and_jobs_reach_the_codec(pngs, tmp_path, monkeypatch):
     assert seen["codec"] == "arm" and seen["quality"] is None
 
 
-def test_plan_splits_the_cores_between_files_and_tiles(monkeypatch):
+def test_cores_are_split_between_files_and_their_tiles():
+    assert batch.shares(8, 1) == (1, 8)        # one file: all cores to its tiles
+    assert batch.shares(8, 2) == (2, 4)
+    assert batch.shares(8, 100) == (8, 1)      # a folder: one core a file
+    assert batch.shares(2, 3) == (2, 1) and batch.shares(1, 5) == (1, 1)
     calls = []
-    tasks = [batch.Task(f"{i}.png", f"{i}.nc") for i in range(1)]
-    batch.run(tasks, lambda task, jobs: calls.append(jobs) or batch.Outcome(task), 8)
-    assert calls == [8]                       # one file: all cores to its tiles
+    batch.run([batch.Task("a.png", "a.nc")], lambda task, jobs: calls.append(jobs) or
+              batch.Outcome(task), 8)
+    assert calls == [8]
+
+class BarStub:
+    """Records redraws, with tqdm's start time and start-up delay."""
+
+    def __init__(self, delay):
+        import time
+
+        self.start_t, self.delay, self.redraws, self.n = time.time(), delay, 0, 0
+
+    def refresh(self):
+        self.redraws += 1
+
+    def update(self, n):
+        self.n += n
+
+
+def slow(task, jobs):
+    import time
+
+    time.sleep(0.8)
+    return batch.Outcome(task)
+
+
+@pytest.mark.parametrize("delay,redrawn", [(0, True), (30, False)])
+def test_a_long_single_file_keeps_the_bar_moving_after_its_delay(delay, redrawn):
+    bar = BarStub(delay)
+    summary = batch.run([batch.Task("a.png", "a.nc")], slow, 1, progress=bar)
+    assert (bar.redraws > 0) is redrawn and bar.n == 1 and not summary.failed
