@@ -45,6 +45,7 @@ FORMAT_MODES = {
     "WEBP": {"RGB", "RGBA"},
     "PPM": {"1", "L", "RGB", "I;16"},
     "BMP": {"1", "L", "P", "RGB"},
+    "GIF": set(),      # modes and palettes come back changed
 }
 # The suffix a decoded file gets when only its format is known.
 FORMAT_SUFFIX = {"PNG": ".png", "TIFF": ".tiff", "WEBP": ".webp", "PPM": ".ppm", "BMP": ".bmp",
@@ -88,9 +89,7 @@ def _reading(name: str):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             yield
-    except NcError:
-        raise
-    except MemoryError:
+    except (NcError, MemoryError):
         raise
     except UnidentifiedImageError:
         raise UnsupportedImage(f"{name}: not an image Pillow can read") from None
@@ -245,8 +244,9 @@ def encode_picture_file(picture: Picture, format: str) -> bytes:
     fmt = format.upper()
     allowed = FORMAT_MODES.get(fmt)
     if allowed is not None and picture.mode not in allowed:
+        holds = f"it holds {', '.join(sorted(allowed))}; " if allowed else ""
         raise UnsupportedImage(f"{fmt} cannot hold a {picture.mode} image exactly "
-                               f"(it holds {', '.join(sorted(allowed))}); use PNG or TIFF")
+                               f"({holds}use PNG or TIFF)")
     if picture.mode in SIXTEEN_BIT_COLOUR:
         if fmt == "PNG":
             return _png_16bit(picture)
