@@ -95,6 +95,9 @@ def large(what, codecs, jobs, work, json_out):
     from .large import run
 
     run(what, work, jobs, list(codecs), json_out or work / "large.json")
+
+
+@main.command()
 @click.option("--codec", "codecs", multiple=True, type=click.Choice(["arm", "idf", "lossy"]),
               help="Codec(s) to fuzz (repeatable) [default: all].")
 @click.option("--count", type=click.IntRange(min=1), default=300, show_default=True,
@@ -139,3 +142,21 @@ def fuzz(codecs, count, seed, timeout, jobs, kinds, cases, memory_limit, json_ou
         raise click.UsageError(str(e)) from None
     if report["failures"]:
         raise SystemExit(1)
+
+
+@main.command("batch")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("-j", "--jobs", type=click.IntRange(min=1),
+              help="Files at once, and a single file's cores [default: all cores].")
+@click.option("--codec", "codec_name", default="arm", show_default=True,
+              help="The lossless codec to run (idf is the cheaper one).")
+@click.option("--limit", type=int, help="Only the first N images.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the figures here [default: bench/results/batch-FOLDER.json].")
+def batch_(folder, jobs, codec_name, limit, json_out):
+    """Batch encode+decode of the PNGs in FOLDER (nc's process pool) against the
+    sum of single-file times; checks exactness and prints the ratio."""
+    from .batch import run
+
+    json_out = json_out or Path(__file__).parent / "results" / f"batch-{folder.name}.json"
+    run(folder, jobs, codec_name, limit, json_out)

@@ -158,6 +158,11 @@ def decode(data: bytes, *, jobs: int | None = 1) -> Image.Image:
     return decode_picture(data, jobs=jobs).to_pil()
 
 
+def decode_picture(data: bytes, *, jobs: int = 1) -> Picture:
+    """Decode .nc bytes to a Picture (cli branch stand-in: the Pillow image's picture)."""
+    return Picture.from_pil(decode(data, jobs=jobs))
+
+
 def info(data: bytes) -> dict:
     """What the header says, without decoding: codec, model, size, mode, bpp."""
     c = container.unpack(bytes(data))
@@ -186,61 +191,5 @@ def info(data: bytes) -> dict:
     return facts
 
 
-# -- files --------------------------------------------------------------------
-def read_image(path: str | os.PathLike) -> Image.Image:
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return im
-    except FileNotFoundError:
-        raise NcError(f"no such file: {path}") from None
-    except UnidentifiedImageError:
-        raise UnsupportedImage(f"{path}: not an image Pillow can read") from None
-    except (OSError, ValueError, Image.DecompressionBombError) as e:
-        raise UnsupportedImage(f"{path}: cannot read image ({e})") from None
-
-
-def read_bytes(path: str | os.PathLike) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        raise NcError(f"no such file: {path}") from None
-    except IsADirectoryError:
-        raise NcError(f"{path} is a directory") from None
-
-
-def write_atomic(path: str | os.PathLike, write, force: bool = False) -> None:
-    """Call ``write(tmp_path)``, then rename into ``path``; no partial file ever."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise NcError(f"{path} exists (use --force to overwrite)")
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise NcError(f"output folder {parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def encode_file(src, dst, codec: str = DEFAULT_LOSSLESS, *, force: bool = False,
-                model: str | None = None, quality: float | None = None,
-                target_bpp: float | None = None, effort: int | None = None,
-                jobs: int | None = 1, strip: bool = False) -> EncodeResult:
-    result = encode_image(read_image(src), codec, model=model, quality=quality,
-                          target_bpp=target_bpp, effort=effort, jobs=jobs, strip=strip)
-    write_atomic(dst, lambda tmp: Path(tmp).write_bytes(result.data), force)
-    return result
-
-
-def decode_file(src, dst, *, force: bool = False, jobs: int | None = 1) -> Image.Image:
-    image = decode(read_bytes(src), jobs=jobs)
-    fmt = Image.registered_extensions().get(Path(dst).suffix.lower())
-    if fmt is None:
-        raise NcError(f"cannot tell the image format from '{dst}' (use e.g. .png)")
-    write_atomic(dst, lambda tmp: image.save(tmp, format=fmt), force)
-    return image
+# -- files: moved to codec/files.py; re-exported so codec.encode_file etc. keep working
+from .files import decode_file, encode_file, read_bytes, read_image, write_atomic  # noqa: E402,F401

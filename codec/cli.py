@@ -1,21 +1,26 @@
 """The ``nc`` command line: encode, decode, info.
 
+Each command takes one file, many files, folders (``-r``) or ``-`` for
+stdin; ``-o`` names a file, a folder (for many) or ``-`` for stdout.  Many
+files run side by side on every core (``codec/batch.py``); one file that
+fails is reported on one line and the others go on.
+
 Every failure the user can cause (bad input, corrupt file, existing output)
 ends as one ``error: …`` line on stderr and exit status 1; usage mistakes
-exit 2 (click's convention).  Nothing is written unless the whole operation
-succeeded.
+exit 2 (click's convention).  Nothing is written unless a file's whole
+operation succeeded.  When the output is stdout, nothing else goes there.
 """
 from __future__ import annotations
 
 import json
+import os
 import sys
-import time
-from pathlib import Path
 
 import click
 
-from . import __version__, api
+from . import __version__, api, batch, files
 from .errors import NcError
+from .options import DEFAULT_EFFORT, MAX_EFFORT, MIN_EFFORT, EncodeOptions, OptionConflict
 
 
 def _fail(message: str) -> None:
@@ -36,6 +41,92 @@ def _guard(fn, *args, **kwargs):
         _fail(f"{e.filename or ''}: {e.strerror or e}".lstrip(": "))
 
 
+def _plan(inputs, output, suffix, recursive, accept) -> list[batch.Task]:
+    try:
+        tasks = batch.plan(list(inputs), output, suffix, recursive=recursive, accept=accept)
+    except batch.PlanError as e:
+        raise click.UsageError(str(e)) from None
+    if any(files.is_stdio(t.dst) for t in tasks) and sys.stdout.isatty():
+        raise click.UsageError("refusing to write binary data to a terminal: "
+                               "give -o FILE or redirect stdout")
+    _guard(batch.make_folders, tasks)
+    return tasks
+
+
+def _progress_bar(tasks, verb: str, quiet: bool):
+    """A bar on stderr, only on a terminal and without --quiet; a single
+    file's bar appears only once it has taken a second."""
+    from tqdm import tqdm
+
+    shown = not quiet and sys.stderr.isatty()
+    return tqdm(total=len(tasks), desc=verb, unit="file", file=sys.stderr, leave=False,
+                disable=not shown, delay=0 if len(tasks) > 1 else 1.0,
+                ncols=None if not shown or _terminal_columns() else 80)
+
+
+def _terminal_columns() -> int:
+    """stderr's width; 0 where the terminal does not say (tqdm would then draw nothing)."""
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError):
+        return 0
+
+
+def _run(tasks, work, verb: str, jobs, verbose: bool, quiet: bool, describe) -> None:
+    """Run the tasks, report each failure (and with -v each success), end
+    with a summary when there were several; exit 1 if any failed."""
+    from tqdm import tqdm
+
+    to_stdout = any(files.is_stdio(t.dst) for t in tasks)
+    report = sys.stderr if to_stdout else sys.stdout
+
+    def on_done(outcome: batch.Outcome) -> None:
+        if not outcome.ok:
+            tqdm.write(f"error: {outcome.error}", file=sys.stderr)
+        elif verbose:
+            tqdm.write(describe(outcome), file=report)
+
+    bar = _progress_bar(tasks, verb, quiet)
+    try:
+        summary = batch.run(tasks, work, jobs, progress=None if bar.disable else bar,
+                            on_done=on_done)
+    except KeyboardInterrupt:
+        bar.close()
+        _fail("interrupted")
+    bar.close()
+    if len(tasks) > 1 and not quiet:
+        click.echo(summary.line(verb), err=True)
+    if summary.failed:
+        sys.exit(1)
+
+
+def _name(path: str) -> str:
+    return "stdout" if files.is_stdio(path) else path
+
+
+def _describe_encode(o: batch.Outcome) -> str:
+    parts = [f"{_name(o.task.dst)}: {o.nc_bytes} bytes, {8 * o.nc_bytes / o.pixels:.4f} bpp"]
+    if o.facts.get("quality") is not None:
+        parts.append(f"quality {o.facts['quality']:.3f}")
+    ideal = o.facts.get("ideal_bits")
+    if ideal:
+        parts.append(f"model's ideal {ideal / o.pixels:.4f} bpp, overhead "
+                     f"{100 * (8 * o.nc_bytes / ideal - 1):+.3f} %")
+    return ", ".join(parts) + f", {o.seconds:.2f} s"
+
+
+def _describe_decode(o: batch.Outcome) -> str:
+    f = o.facts
+    return f"{_name(o.task.dst)}: {f['width']}x{f['height']} {f['mode']}, {o.seconds:.2f} s"
+
+
+JOBS_HELP = ("Files coded at once; a single file's tiles use them instead "
+             f"[default: all cores, here {batch.available_cores()}].")
+OUTPUT_HELP = ("A file, - for stdout, or a folder (existing, or ending in /) that receives "
+               "each input's name with the suffix {suffix}.  [default: each INPUT's own path "
+               "with the suffix {suffix}; stdout for stdin]")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nc")
 def main():
@@ -48,68 +139,129 @@ def main():
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output .nc file [default: INPUT with the suffix .nc].")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", help=OUTPUT_HELP.format(suffix=".nc"))
+@click.option("-r", "--recursive", is_flag=True,
+              help="Walk folders given as INPUT (every image Pillow reads; with -o FOLDER/ the "
+                   "sub-folders are kept).")
 @click.option("--codec", "codec_name", type=click.Choice(api.installed_codecs()),
-              default=api.DEFAULT_LOSSLESS, show_default=True,
               help="Lossless codec: arm (pixel autoregressive model, smallest files) or idf "
-                   "(integer discrete flow, faster), where its weights are installed.")
+                   f"(integer discrete flow, faster), where its weights are installed "
+                   f"[default: {api.DEFAULT_LOSSLESS}].  Not with --quality/--target-bpp.")
 @click.option("-q", "--quality", type=click.FloatRange(api.MIN_QUALITY, api.MAX_QUALITY),
               help="Lossy, at this quality: 1 (smallest file) to 8 (best); fractions allowed.")
 @click.option("--target-bpp", type=click.FloatRange(min=0, min_open=True),
               help="Lossy, at the best quality whose file is at most this many bits per pixel.")
-@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-@click.option("-v", "--verbose", is_flag=True, help="Print size, bpp and timing.")
-def encode(input, output, codec_name, quality, target_bpp, force, verbose):
-    """Encode an image (anything Pillow reads: PNG, TIFF, BMP, …) to .nc.
+@click.option("-e", "--effort", type=click.IntRange(MIN_EFFORT, MAX_EFFORT),
+              help=f"Encoder effort, {MIN_EFFORT} (fastest) to {MAX_EFFORT} (smallest files) "
+                   f"[default: {DEFAULT_EFFORT}].")
+@click.option("--model", help="Pin the model weights by id (e.g. arm-v3) [default: the codec's].")
+@click.option("--strip", is_flag=True, help="Leave out the ICC profile, EXIF, XMP and text.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
+@click.option("-f", "--force", is_flag=True, help="Overwrite outputs that exist.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Print each file's size, bpp, quality (lossy) and time.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no summary; errors only.")
+def encode(inputs, output, recursive, codec_name, quality, target_bpp, effort, model, strip, jobs,
+           force, verbose, quiet):
+    """Encode images (anything Pillow reads: PNG, TIFF, BMP, …) to .nc.
 
     Lossless unless --quality or --target-bpp is given.  Modes RGB, RGBA, L,
     LA and 1 decode to the same mode (lossless: the same pixels; lossy: alpha
     stays lossless); other modes are refused with the mode named.
+
+    \b
+      nc encode photo.png                      # photo.nc
+      nc encode *.png -o out/ -j 4             # out/NAME.nc, four at a time
+      nc encode - -o - < in.png > out.nc       # a pipe
     """
-    if quality is not None and target_bpp is not None:
-        raise click.UsageError("give --quality or --target-bpp, not both")
-    output = output or input.with_suffix(".nc")
-    t = time.perf_counter()
-    r = _guard(api.encode_file, input, output, codec_name, force=force, quality=quality,
-               target_bpp=target_bpp)
-    if verbose and not r.ideal_bits:
-        click.echo(f"{output}: {len(r.data)} bytes, {r.bpp:.4f} bpp, {time.perf_counter() - t:.2f} s")
-    elif verbose:
-        click.echo(f"{output}: {len(r.data)} bytes, {r.bpp:.4f} bpp (model's ideal "
-                   f"{r.ideal_bits / r.pixels:.4f} bpp, overhead {100 * r.overhead:+.3f} %), "
-                   f"{time.perf_counter() - t:.2f} s")
+    try:
+        options = EncodeOptions(codec=codec_name, model=model, quality=quality,
+                                target_bpp=target_bpp, effort=effort, strip=strip)
+    except OptionConflict as e:
+        raise click.UsageError(str(e)) from None
+    tasks = _plan(inputs, output, batch.NC_SUFFIX, recursive, batch.is_image_file)
+    _run(tasks, batch.encoder(options, force), "encoded", jobs, verbose, quiet, _describe_encode)
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Output image; the format follows the suffix [default: INPUT as .png].")
-@click.option("-f", "--force", is_flag=True, help="Overwrite OUTPUT if it exists.")
-@click.option("-v", "--verbose", is_flag=True, help="Print timing.")
-def decode(input, output, force, verbose):
-    """Decode a .nc file to an image, in the mode it was encoded from."""
-    output = output or input.with_suffix(".png")
-    t = time.perf_counter()
-    img = _guard(api.decode_file, input, output, force=force)
-    if verbose:
-        click.echo(f"{output}: {img.width}x{img.height} {img.mode}, {time.perf_counter() - t:.2f} s")
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("-o", "--output", help=OUTPUT_HELP.format(suffix="of the format"))
+@click.option("-r", "--recursive", is_flag=True, help="Walk folders given as INPUT (every .nc file).")
+@click.option("--format", "format_name",
+              help="Output format: png, tiff, webp (lossless), ppm, pgm, bmp, or any other Pillow "
+                   "writes [default: by the output's suffix; PNG for stdout and folders].")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
+@click.option("-f", "--force", is_flag=True, help="Overwrite outputs that exist.")
+@click.option("-v", "--verbose", is_flag=True, help="Print each file's size, mode and time.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary; errors only.")
+def decode(inputs, output, recursive, format_name, jobs, force, verbose, quiet):
+    """Decode .nc files to images, in the mode they were encoded from.
+
+    The ICC profile, EXIF, XMP and text go along where the format holds them
+    (PNG, TIFF, WebP); a format that cannot hold the image's mode exactly is
+    refused.
+
+    \b
+      nc decode photo.nc                       # photo.png
+      nc decode *.nc -o out/ --format tiff     # out/NAME.tiff
+      nc decode - -o - < in.nc > out.png       # a pipe
+    """
+    try:
+        _, suffix = files.image_format(files.STDIO, format_name)
+    except NcError as e:
+        raise click.UsageError(str(e)) from None
+    tasks = _plan(inputs, output, suffix, recursive, batch.is_nc_file)
+    _run(tasks, batch.decoder(format_name, force), "decoded", jobs, verbose, quiet,
+         _describe_decode)
+
+
+# what `nc info` prints, in this order, after the first two lines; other keys follow
+INFO_EXTRAS = ("quality", "effort", "tiles", "metadata")
+
+
+def _show(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_show(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_show(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 @main.command()
-@click.argument("input", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
-def info(input, as_json):
-    """Show what a .nc file holds: codec, model, size, mode, bpp (no decoding)."""
-    facts = _guard(lambda: api.info(api.read_bytes(input)))
-    if as_json:
-        click.echo(json.dumps(facts, indent=2))
-        return
-    click.echo(f"{input}: {facts['width']}x{facts['height']} {facts['mode']}, "
-               f"codec {facts['codec']}, model {facts['model']} ({facts['weights_digest']})")
-    click.echo(f"  {facts['bytes']} bytes, {facts['bpp']:.4f} bpp, format v{facts['format_version']}, "
-               + ", ".join(f"{k} {v} B" for k, v in facts["segments"].items()))
+def info(inputs, as_json):
+    """Show what .nc files hold: codec, model, size, mode, bpp, quality (no decoding)."""
+    everything, failed = {}, False
+    for path in inputs:
+        try:
+            facts = api.info(files.read_bytes(path))
+        except NcError as e:           # reported, and the other files still shown
+            message = str(e)
+            name = files.display_name(path)
+            click.echo(f"error: {message if name in message else f'{name}: {message}'}", err=True)
+            failed = True
+            continue
+        if as_json:
+            everything[files.display_name(path)] = facts
+            continue
+        click.echo(f"{files.display_name(path)}: {facts['width']}x{facts['height']} "
+                   f"{facts['mode']}, codec {facts['codec']}, model {facts['model']} "
+                   f"({facts['weights_digest']})")
+        click.echo(f"  {facts['bytes']} bytes, {facts['bpp']:.4f} bpp, format "
+                   f"v{facts['format_version']}, "
+                   + ", ".join(f"{k} {v} B" for k, v in facts["segments"].items()))
+        for key in INFO_EXTRAS:
+            if facts.get(key) not in (None, {}, []):
+                click.echo(f"  {key}: {_show(facts[key])}")
+    if as_json and everything:
+        click.echo(json.dumps(everything if len(inputs) > 1 else everything.popitem()[1],
+                              indent=2))
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
