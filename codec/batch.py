@@ -153,7 +153,7 @@ def _error_line(task: Task, e: BaseException) -> str:
     """One line that names the file (messages that already name it are kept)."""
     if isinstance(e, NcError):
         text = str(e)
-    elif isinstance(e, MemoryError):
+    elif isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and "alloc" in str(e)):
         text = "out of memory"
     elif isinstance(e, OSError):
         text = f"{e.strerror or e}"

@@ -35,6 +35,10 @@ def _guard(fn, *args, **kwargs):
         _fail(str(e))
     except MemoryError:
         _fail("out of memory")
+    except RuntimeError as e:
+        if "alloc" not in str(e):      # PyTorch's allocator failing is running out of memory
+            raise
+        _fail("out of memory")
     except KeyboardInterrupt:
         _fail("interrupted")
     except OSError as e:

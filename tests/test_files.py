@@ -174,8 +174,6 @@ def test_decode_file_writes_the_pictures_metadata(tmp_path, monkeypatch):
     assert back.metadata["icc_profile"] == ICC and back.metadata["text"] == {"Comment": "kept"}
 
 
-@pytest.mark.xfail(strict=True, reason="metadata travels through .nc files with the lead's "
-                                       "container rewrite; remove this mark when it does")
 def test_metadata_survives_encode_and_decode(tmp_path):
     src = tmp_path / "m.png"
     from PIL import PngImagePlugin
