@@ -7,13 +7,10 @@ existing file is only replaced when ``force=True``.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import container, image_codec, lossy, weights
 from .container import Codec
@@ -156,11 +153,6 @@ def decode(data: bytes, *, jobs: int | None = 1) -> Image.Image:
     metadata in ``info`` (16-bit colour has no Pillow mode: use
     ``decode_picture``)."""
     return decode_picture(data, jobs=jobs).to_pil()
-
-
-def decode_picture(data: bytes, *, jobs: int = 1) -> Picture:
-    """Decode .nc bytes to a Picture (cli branch stand-in: the Pillow image's picture)."""
-    return Picture.from_pil(decode(data, jobs=jobs))
 
 
 def info(data: bytes) -> dict:

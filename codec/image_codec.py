@@ -18,6 +18,7 @@ import torch
 from . import lossless, lossy, metadata, weights
 from .container import Codec, Container, Header, Mode, Segment, SegmentKind
 from .digest import tile_digest
+from .entropy import range_decoder, range_encoder, stream_bytes
 from .errors import FormatError, NcError
 from .parallel import map_tiles
 from .picture import Picture
@@ -102,7 +103,7 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
                  jobs: int | None = 1, strip: bool = False, tile_size: int | None = None) -> Encoded:
     mode = Mode.from_name(pic.mode)
     lossy.check_mode(mode)
-    code, quality = lossy.stored_quality(quality)
+    code, quality = lossy.stored_quality(quality)   # what the decoder will read
     grid = TileGrid.for_image(pic.width, pic.height, tile_size or LOSSY_TILE_SIZE)
     header = Header(Codec.LOSSY, mode, pic.width, pic.height, model_id, weights.digest(model_id),
                     codec_param=code, tile_width=grid.tile_width, tile_height=grid.tile_height,
@@ -121,40 +122,49 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
         tasks.append((model_id, np.ascontiguousarray(window), local, quality))
     y = _assemble_latents(windows, map_tiles(lossy.analyse_tile, tasks, jobs))
     # 2. the hyper-latents of the whole latent map: one side segment
-    side_stream, z = lossy.lossy_codec(model_id).encode_side(torch.from_numpy(y))
+    lc = lossy.lossy_codec(model_id)
+    side_stream, z = lc.encode_side(torch.from_numpy(y))
     segments = side + [Segment(SegmentKind.SIDE, side_stream)]
-    # 3. each tile's latents under the means and scales of its z window
-    tasks = []
-    for t in grid:
-        rows, cols = lossy.hyper_window(t, z.shape[2:])
-        alpha = np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) if mode.has_alpha else None
-        tasks.append((model_id, np.ascontiguousarray(lossy.tile_latents(y, t)),
-                      np.ascontiguousarray(z[:, :, rows, cols]),
-                      (rows.start, cols.start), alpha, t, quality, head))
-    for tile_segments in map_tiles(_encode_lossy_tile, tasks, jobs):
-        segments += tile_segments
+    # 3. the latents, slice by slice over the whole map, a stream per tile
+    tiles = list(grid)
+    streams = [range_encoder() for _ in tiles]
+    y16 = y.astype(np.float64) * 2**lc.spec.mean_frac
+    per_slice = lc.spec.m // lc.spec.slices
+
+    def code_tile(index, i, means, levels, where):
+        rows, cols = lossy.latent_rect(tiles[index])
+        y_part = y16[:, i * per_slice:(i + 1) * per_slice, rows, cols]
+        r = np.floor((y_part - means) / 2**lc.spec.mean_frac + 0.5).astype(np.int64)
+        lc.coder.encode(streams[index], r[where], levels[where])
+        return r
+
+    y_hat = lossy.walk_latents(lc, tiles, lc.hyper_features(z), code, code_tile)
+    alphas = [np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) for t in tiles] \
+        if mode.has_alpha else [None] * len(tiles)
+    alpha_segments = (map_tiles(lossy.encode_alpha, [(model_id, a, t.index) for t, a in
+                                                      zip(tiles, alphas)], jobs)
+                      if mode.has_alpha else [None] * len(tiles))
+    for t, stream, alpha, alpha_segment in zip(tiles, streams, alphas, alpha_segments):
+        rows, cols = lossy.latent_rect(t)
+        segments.append(Segment(SegmentKind.LATENT, stream_bytes(stream), t.index))
+        checked = [z, y_hat[:, :, rows, cols]]
+        if alpha is not None:
+            segments.append(alpha_segment)
+            checked.append(alpha)
+        segments.append(Segment(SegmentKind.DIGEST, tile_digest(head, t.index, *checked), t.index))
     return Encoded(Container(header, segments), 0.0)
-
-
-def _encode_lossy_tile(model_id, y, z_window, offset, alpha, tile, quality, head):
-    segments, checked = lossy.encode_tile(model_id, y, z_window, offset, alpha, tile, quality)
-    return segments + [Segment(SegmentKind.DIGEST, tile_digest(head, tile.index, *checked),
-                               tile.index)]
-
-
-def _decode_lossy_latents(model_id, mode, segments, z_window, offset, tile: Tile, quality, head):
-    try:
-        y_hat, alpha, checked = lossy.decode_tile_latents(model_id, mode, segments, z_window,
-                                                          offset, tile, quality)
-    except Exception as e:
-        raise _tile_error(tile, e) from None
-    _verify(head, tile, segments, *checked)
-    return y_hat, alpha
 
 
 def _synthesise(model_id, y_window, tile, quality, offset):
     try:
         return lossy.synthesise_tile(model_id, y_window, tile, quality, offset)
+    except Exception as e:
+        raise _tile_error(tile, e) from None
+
+
+def _decode_alpha(model_id, segment, tile):
+    try:
+        return lossy.decode_alpha(model_id, segment, tile)
     except Exception as e:
         raise _tile_error(tile, e) from None
 
@@ -241,19 +251,47 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
     lc = lossy.lossy_codec(h.model_id)
     s = lossy.LATENT_STRIDE
     hp, wp = lossy.padded_size(h.height) // s, lossy.padded_size(h.width) // s
+    tiles = list(grid)
+    for t in tiles:
+        for kind in (SegmentKind.LATENT, SegmentKind.ALPHA) if h.mode.has_alpha else (SegmentKind.LATENT,):
+            if kind not in per_tile[t.index]:
+                raise FormatError(f"{t}: missing {kind.name.lower()} segment")
     try:
         z = lc.decode_side(c.segment(SegmentKind.SIDE), hp, wp)
+        feats = lc.hyper_features(z)
+        streams = [range_decoder(per_tile[t.index][SegmentKind.LATENT].data) for t in tiles]
     except NcError:
         raise
     except Exception as e:
         raise FormatError(f"corrupt side segment ({type(e).__name__})") from None
-    tasks = []
-    for t in grid:
-        rows, cols = lossy.hyper_window(t, z.shape[2:])
-        tasks.append((h.model_id, h.mode, per_tile[t.index], np.ascontiguousarray(z[:, :, rows, cols]),
-                      (rows.start, cols.start), t, quality, head))
-    decoded = map_tiles(_decode_lossy_latents, tasks, jobs)
-    y_hat = _assemble_latents(grid, [y for y, _ in decoded])
+
+    failed = {}    # damage spreads to the neighbours' later slices: report every tile hit
+
+    def code_tile(index, i, means, levels, where):
+        r = np.zeros(means.shape, np.int64)
+        if index not in failed:
+            try:
+                r[where] = lc.coder.decode(streams[index], levels[where])
+            except Exception as e:
+                failed[index] = _tile_error(tiles[index], e)
+        return r
+
+    y_hat = lossy.walk_latents(lc, tiles, feats, lossy.quality_code(quality), code_tile)
+    alphas = (map_tiles(_decode_alpha, [(h.model_id, per_tile[t.index][SegmentKind.ALPHA], t)
+                                        for t in tiles], jobs)
+              if h.mode.has_alpha else [None] * len(tiles))
+    for t, alpha in zip(tiles, alphas):
+        rows, cols = lossy.latent_rect(t)
+        checked = [z, y_hat[:, :, rows, cols]] + ([alpha] if alpha is not None else [])
+        try:
+            if t.index not in failed:
+                _verify(head, t, per_tile[t.index], *checked)
+        except FormatError as e:
+            failed[t.index] = e
+    if failed:
+        first = failed[min(failed)]
+        more = f" (and {len(failed) - 1} more tiles)" if len(failed) > 1 else ""
+        raise type(first)(f"{first}{more}")
     windows = lossy.transform_windows(h.width, h.height)
     tasks = []
     for t in windows:
@@ -264,8 +302,7 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
     colour = lossy.to_mode(rgb, h.mode)
     if not h.mode.has_alpha:
         return colour
-    alpha = _assemble(grid, [a for _, a in decoded], 1, np.uint8)
-    return np.concatenate([colour, alpha], 2)
+    return np.concatenate([colour, _assemble(grid, alphas, 1, np.uint8)], 2)
 
 
 def _assemble(grid: TileGrid, tiles: list[np.ndarray], channels: int, dtype) -> np.ndarray:

@@ -9,11 +9,11 @@ Tiles and windows.  The image is padded to a multiple of 64 by edge
 replication.  The transforms run window by window (``WINDOW`` pixels
 square, which bounds their memory, whatever the tile size): the latents y
 of each window come from the window plus ``MARGIN`` pixels around it; the hyper-latents z of the whole y map are one side
-segment, decoded first, so every tile's means and scales come from h_s
-over a window of the whole z map (exactly what h_s gives the whole map),
-not from a z cut at the tile's edge, which costs rate and, at low rates,
-visible errors along borders.  Each tile's y is then coded on its own.
-Decoding rebuilds z, then every tile's y (in parallel), then synthesises
+segment, decoded first.  The latents are then coded slice by slice over the
+whole map (``walk_latents``), each tile's residuals in a stream of its own,
+with means and scales that read across tile borders: a tile cut into the
+networks' context would cost rate and, at low rates, visible errors along
+its borders.  Decoding rebuilds z, then the latents, then synthesises
 each window from the whole latent map reaching ``MARGIN`` / 16 latents
 beyond it, which covers g_s's receptive field: the pixels are those of one
 synthesis of the whole image (windows are not part of the format).
@@ -23,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from models.lossy.spec import QUALITY_SCALE, quality_code
+from models.lossy.network import anchor_mask
+from models.lossy.spec import QUALITY_SCALE, quality_code  # noqa: F401 (re-exported)
 
 from . import lossless, weights
 from .container import Codec, Mode, Segment, SegmentKind
@@ -34,8 +35,7 @@ PAD_MULTIPLE = 64
 MARGIN = 64          # pixels of context around a window, for analysis and synthesis
 WINDOW = 1024        # transform windows (pixels, a multiple of 64)
 LATENT_STRIDE = 16
-HYPER_STRIDE = 64
-HYPER_MARGIN = 3     # z positions of context for h_s around a tile (its receptive field: 2)
+NET_MARGIN = 4       # latents of context around a tile for the slice and context networks
 
 
 def lossy_codec(model_id: str):
@@ -111,62 +111,77 @@ def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) 
     return y[:, :, oy:oy + th, ox:ox + tw].numpy()
 
 
-def hyper_window(tile: Tile, z_shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns of the whole z map that a tile's hyper features read."""
-    th, tw = padded_size(tile.height) // HYPER_STRIDE, padded_size(tile.width) // HYPER_STRIDE
-    y0, y1 = _window(tile.y // HYPER_STRIDE, th, z_shape[0], HYPER_MARGIN)
-    x0, x1 = _window(tile.x // HYPER_STRIDE, tw, z_shape[1], HYPER_MARGIN)
-    return slice(y0, y1), slice(x0, x1)
+def latent_rect(tile: Tile) -> tuple[slice, slice]:
+    """The tile's rows and columns of the latent map."""
+    s = LATENT_STRIDE
+    th, tw = padded_size(tile.height) // s, padded_size(tile.width) // s
+    return slice(tile.y // s, tile.y // s + th), slice(tile.x // s, tile.x // s + tw)
 
 
-def _tile_features(lc, z_window: np.ndarray, tile: Tile, offset: tuple[int, int]):
-    """h_s's features for the tile's latents, from a window of z starting at
-    z position ``offset``: exactly those of the whole z map, as the window
-    holds their receptive field."""
-    feats = lc.hyper_features(z_window)
-    r = HYPER_STRIDE // LATENT_STRIDE
-    oy, ox = (tile.y // HYPER_STRIDE - offset[0]) * r, (tile.x // HYPER_STRIDE - offset[1]) * r
-    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
-    return feats[:, :, oy:oy + th, ox:ox + tw]
+def walk_latents(lc, tiles: list[Tile], feats, code: int, code_tile) -> np.ndarray:
+    """The whole latent map y_hat (1/16 units), slice by slice, each tile's
+    residuals in its own stream.  ``code_tile(index, slice, means, levels,
+    where)`` writes (or reads) tile ``index``'s residuals of one slice half
+    at ``where`` and returns them (the tile's shape, meaningful at
+    ``where``).  Means and scales are computed tile by tile in windows that
+    reach ``NET_MARGIN`` latents into the neighbours, which holds the slice
+    and context networks' receptive fields: they are exactly what the
+    networks give the whole map, so a tiled image is coded as it would be
+    in one piece (no seams) and only its streams are split."""
+    s = lc.spec
+    hp, wp = feats.shape[2:]
+    rects = [latent_rect(t) for t in tiles]
+    windows = [_grow(r, c, hp, wp) for r, c in rects]
+    previous: list[np.ndarray] = []
+
+    def params(i, context=None):
+        means = np.empty((1, s.m // s.slices, hp, wp), np.int64)
+        levels = np.empty_like(means)
+        for (r, c), (wr, wc) in zip(rects, windows):
+            ctx = None if context is None else lc.params.context_features(i, context[:, :, wr, wc])
+            m, lv = lc.params.slice_params(i, feats[:, :, wr, wc], [p[:, :, wr, wc] for p in previous],
+                                           code, ctx)
+            inner = (slice(None), slice(None), slice(r.start - wr.start, r.stop - wr.start),
+                     slice(c.start - wc.start, c.stop - wc.start))
+            means[:, :, r, c], levels[:, :, r, c] = m[inner], lv[inner]
+        return means, levels
+
+    def code_half(i, means, levels, where):
+        r_map = np.zeros(means.shape, np.int64)
+        for index, (r, c) in enumerate(rects):
+            w = ... if where is ... else where[:, :, r, c]
+            r_map[:, :, r, c] = code_tile(index, i, means[:, :, r, c], levels[:, :, r, c], w)
+        return r_map
+
+    for i in range(s.slices):
+        means, levels = params(i)
+        if not s.checkerboard_channels:
+            r = code_half(i, means, levels, ...)
+        else:
+            anchor = np.broadcast_to(anchor_mask(hp, wp).numpy() > 0, means.shape)
+            r = code_half(i, means, levels, anchor)
+            anchors = np.where(anchor, r * 2**s.mean_frac + means, 0)
+            means_n, levels_n = params(i, anchors)
+            r = np.where(anchor, r, code_half(i, means_n, levels_n, ~anchor))
+            means = np.where(anchor, means, means_n)
+        previous.append(r * 2**s.mean_frac + means)
+    return np.concatenate(previous, 1)
 
 
-def encode_tile(model_id: str, y: np.ndarray, z_window: np.ndarray, offset: tuple[int, int],
-                alpha: np.ndarray | None, tile: Tile, quality: float,
-                ) -> tuple[list[Segment], list[np.ndarray]]:
-    """The tile's segments (latent, alpha) and what its check value covers
-    (the z window it read, its latents, its alpha)."""
-    lc = lossy_codec(model_id)
-    feats = _tile_features(lc, z_window, tile, offset)
-    latent, y_hat = lc.encode_latents(torch.from_numpy(y), feats, quality)
-    segments = [Segment(SegmentKind.LATENT, latent, tile.index)]
-    checked = [z_window, y_hat]
-    if alpha is not None:
-        arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
-        method, data, _ = lossless.encode_group(arm, alpha)
-        segments.append(Segment(SegmentKind.ALPHA, data, tile.index, method))
-        checked.append(alpha)
-    return segments, checked
+def _grow(rows: slice, cols: slice, height: int, width: int) -> tuple[slice, slice]:
+    return (slice(max(0, rows.start - NET_MARGIN), min(height, rows.stop + NET_MARGIN)),
+            slice(max(0, cols.start - NET_MARGIN), min(width, cols.stop + NET_MARGIN)))
 
 
-def decode_tile_latents(model_id: str, mode: Mode, segments: dict, z_window: np.ndarray,
-                        offset: tuple[int, int], tile: Tile, quality: float,
-                        ) -> tuple[np.ndarray, np.ndarray | None, list[np.ndarray]]:
-    """(y_hat of the tile, its alpha or None, what its check value covers)."""
-    lc = lossy_codec(model_id)
-    if SegmentKind.LATENT not in segments:
-        raise FormatError("missing latent segment")
-    feats = _tile_features(lc, z_window, tile, offset)
-    y_hat = lc.decode_latents(segments[SegmentKind.LATENT].data, feats, quality)
-    checked = [z_window, y_hat]
-    alpha = None
-    if mode.has_alpha:
-        if SegmentKind.ALPHA not in segments:
-            raise FormatError("missing alpha segment")
-        alpha = lossless.decode_group(
-            lambda: lossless.plane_codec(Codec.ARM, alpha_model(model_id)),
-            segments[SegmentKind.ALPHA], (tile.height, tile.width, 1), 0)
-        checked.append(alpha)
-    return y_hat, alpha, checked
+def encode_alpha(model_id: str, alpha: np.ndarray, index: int) -> Segment:
+    arm = lossless.plane_codec(Codec.ARM, alpha_model(model_id))
+    method, data, _ = lossless.encode_group(arm, alpha)
+    return Segment(SegmentKind.ALPHA, data, index, method)
+
+
+def decode_alpha(model_id: str, segment: Segment, tile: Tile) -> np.ndarray:
+    return lossless.decode_group(lambda: lossless.plane_codec(Codec.ARM, alpha_model(model_id)),
+                                 segment, (tile.height, tile.width, 1), 0)
 
 
 def synthesise_tile(model_id: str, y_hat: np.ndarray, tile: Tile, quality: float,

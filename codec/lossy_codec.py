@@ -27,7 +27,6 @@ from models.lossy.spec import LossySpec, quality_code
 
 from . import weights
 from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
-from .errors import FormatError
 
 PAD_MULTIPLE = 64
 MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
