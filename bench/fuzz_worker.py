@@ -39,14 +39,22 @@ OK_OUTCOMES = (REJECTED, ACCEPTED_CORRECT)
 # than its output.
 
 
+def _as_pil(image):
+    """``decode_file`` returns a Picture, ``decode`` a Pillow image: compare
+    both as Pillow images (the fuzz seeds are all modes Pillow holds)."""
+    return image.to_pil() if hasattr(image, "to_pil") else image
+
+
 def image_digest(image) -> str:
     """What makes two decoded images equal: mode, size and pixels."""
+    image = _as_pil(image)
     h = hashlib.sha256(f"{image.mode} {image.size[0]}x{image.size[1]}\n".encode())
     h.update(image.tobytes())
     return h.hexdigest()
 
 
 def image_summary(image) -> str:
+    image = _as_pil(image)
     return f"{image.mode} {image.size[0]}x{image.size[1]}"
 
 
