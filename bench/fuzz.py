@@ -32,8 +32,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .fuzz_mutations import KINDS, Seed, mutate
-from .fuzz_worker import (ACCEPTED_CORRECT, ACCEPTED_CORRUPTED, CRASH, HANG, OK_OUTCOMES, OUTCOMES,
-                          REJECTED, TRACEBACK, DecodePool)
+from .fuzz_worker import (
+    ACCEPTED_CORRECT,
+    ACCEPTED_CORRUPTED,
+    CRASH,
+    HANG,
+    OK_OUTCOMES,
+    OUTCOMES,
+    REJECTED,
+    TRACEBACK,
+    DecodePool,
+)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "sample.png"
 CODECS = ("arm", "idf", "lossy")

@@ -115,7 +115,7 @@ def tiling_cost(work: Path, codecs: list[str], qualities=(1.0, 4.0, 8.0)) -> dic
     along tile borders against elsewhere, tiled and not."""
     import codec
     from codec import api
-    from codec.tiles import LOSSY_TILE_SIZE, TILE_SIZE
+    from codec.format.tiles import LOSSY_TILE_SIZE, TILE_SIZE
 
     out = {}
     for name in codecs:

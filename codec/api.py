@@ -12,10 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from . import container, image_codec, lossy, weights
-from .container import Codec
-from .errors import NcError, UnsupportedImage
-from .picture import Picture
+from codec import weights
+from codec.errors import NcError, UnsupportedImage
+from codec.format import container
+from codec.format.container import Codec
+from codec.picture import Picture
+from codec.pipeline import image as image_codec
+from codec.pipeline import lossy
 
 CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
 DEFAULT_LOSSLESS = "arm"
@@ -175,7 +178,7 @@ def info(data: bytes) -> dict:
         facts["tile_size"] = [h.tile_width, h.tile_height]
     meta = c.optional(container.SegmentKind.METADATA)
     if meta is not None:
-        from .metadata import unpack_metadata
+        from codec.format.metadata import unpack_metadata
         m, _ = unpack_metadata(meta.data)
         facts["metadata"] = sorted(m)
     if h.codec is Codec.LOSSY:
@@ -184,4 +187,4 @@ def info(data: bytes) -> dict:
 
 
 # -- files: moved to codec/files.py; re-exported so codec.encode_file etc. keep working
-from .files import decode_file, encode_file, read_bytes, read_image, write_atomic  # noqa: E402,F401
+from codec.files import decode_file, encode_file, read_bytes, read_image, write_atomic  # noqa: E402,F401

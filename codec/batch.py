@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from . import api, files
-from .errors import NcError
-from .options import EncodeOptions
+from codec import api, files
+from codec.errors import NcError
+from codec.options import EncodeOptions
 
 NC_SUFFIX = ".nc"
 TICK_S = 0.25         # how often a progress bar is redrawn while a file runs

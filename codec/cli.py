@@ -18,9 +18,15 @@ import sys
 
 import click
 
-from . import __version__, api, batch, files
-from .errors import NcError
-from .options import DEFAULT_EFFORT, MAX_EFFORT, MIN_EFFORT, EncodeOptions, OptionConflict
+from codec import __version__, api, batch, files
+from codec.errors import NcError
+from codec.options import (
+    DEFAULT_EFFORT,
+    MAX_EFFORT,
+    MIN_EFFORT,
+    EncodeOptions,
+    OptionConflict,
+)
 
 
 def _fail(message: str) -> None:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 from PIL import Image, PngImagePlugin, UnidentifiedImageError
 
-from . import api
-from .errors import NcError, UnsupportedImage
-from .picture import Picture, metadata_of
+from codec import api
+from codec.errors import NcError, UnsupportedImage
+from codec.picture import Picture, metadata_of
 
 STDIO = "-"
 DEFAULT_FORMAT = "PNG"       # what a decoded image becomes when no suffix says otherwise

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .errors import NcError
+from codec.errors import NcError
 
 MIN_EFFORT, MAX_EFFORT, DEFAULT_EFFORT = 1, 9, 7
 
@@ -32,7 +32,7 @@ class EncodeOptions:
     strip: bool = False               # drop ICC profile, EXIF, XMP, text
 
     def __post_init__(self):
-        from . import api
+        from codec import api
 
         lossy = self.quality is not None or self.target_bpp is not None
         if self.quality is not None and self.target_bpp is not None:
@@ -59,7 +59,7 @@ class EncodeOptions:
 
     def encode_kwargs(self) -> dict:
         """Keyword arguments for ``api.encode_image`` (``jobs`` apart)."""
-        from . import api
+        from codec import api
 
         kwargs = asdict(self)
         kwargs["codec"] = self.codec or api.DEFAULT_LOSSLESS

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from .errors import UnsupportedImage
+from codec.errors import UnsupportedImage
 
 MODE_CHANNELS = {"1": 1, "L": 1, "LA": 2, "RGB": 3, "RGBA": 4, "P": 1, "I;16": 1,
                  "RGB;16": 3, "RGBA;16": 4}

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from PIL import Image, ImageFile
 
-from . import api, container
-from .options import EncodeOptions, OptionConflict
+from codec import api
+from codec.format import container
+from codec.options import EncodeOptions, OptionConflict
 
 SAVE_OPTIONS = ("codec", "model", "quality", "target_bpp", "effort", "jobs", "strip")
 

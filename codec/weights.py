@@ -19,9 +19,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.numpy import load_file
 
+from codec.errors import NcError, WeightsMismatch
 from models import WEIGHTS_DIR
-
-from .errors import NcError, WeightsMismatch
 
 DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v6", "lossy": "lossy-v11"}
 # Models the lossless encoder chooses among, image by image, when none is

@@ -11,8 +11,17 @@ from pathlib import Path
 
 import torch
 
-from .data import (DEFAULT_PHOTOS_DIR, DEFAULT_TRAIN_DIR, PhotoSplit, RandomCrops, centre_crops,
-                   downscaled, noisy_crops, read_rgb, split_photos)
+from .data import (
+    DEFAULT_PHOTOS_DIR,
+    DEFAULT_TRAIN_DIR,
+    PhotoSplit,
+    RandomCrops,
+    centre_crops,
+    downscaled,
+    noisy_crops,
+    read_rgb,
+    split_photos,
+)
 from .distributed import World
 
 

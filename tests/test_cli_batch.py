@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec import batch, container
+from codec import batch
+from codec.format import container
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,16 @@ import zlib
 
 import pytest
 
-from codec import container
-from codec.container import Codec, Container, FormatError, Header, Mode, Segment, SegmentKind
+from codec.format import container
+from codec.format.container import (
+    Codec,
+    Container,
+    FormatError,
+    Header,
+    Mode,
+    Segment,
+    SegmentKind,
+)
 
 
 def make(width=5, height=3, segments=None) -> bytes:

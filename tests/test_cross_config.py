@@ -53,7 +53,7 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm_codec import LAYOUT_FEEDBACK, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, ARMPlaneCodec
 
     # the colour planes must exercise the richest layout (band table and error feedback)
     assert ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK

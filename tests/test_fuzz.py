@@ -13,8 +13,17 @@ from PIL import Image
 import codec
 from bench import fuzz
 from bench.fuzz_mutations import KINDS, ContainerLayout, Seed, mutate, reseal
-from bench.fuzz_worker import (ACCEPTED_CORRECT, ACCEPTED_CORRUPTED, CRASH, HANG, REJECTED, TRACEBACK,
-                               DecodePool, image_digest, judge)
+from bench.fuzz_worker import (
+    ACCEPTED_CORRECT,
+    ACCEPTED_CORRUPTED,
+    CRASH,
+    HANG,
+    REJECTED,
+    TRACEBACK,
+    DecodePool,
+    image_digest,
+    judge,
+)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "sample.png"
 

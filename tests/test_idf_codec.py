@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 import codec
-from codec import weights
 
 MODEL = "idf-test"
 
@@ -48,8 +47,9 @@ def test_idf_round_trips_exactly(idf_weights, photo, mode, size):
 
 
 def test_idf_shifts_are_not_trivial(idf_weights, photo):
-    from codec.idf_codec import IDFPlaneCodec
     import torch as t
+
+    from codec.idf.codec import IDFPlaneCodec
 
     flow = IDFPlaneCodec(MODEL).flow
     x = t.from_numpy(np.asarray(photo)[:40, :48].astype(np.float32)).permute(2, 0, 1)[None]
@@ -91,7 +91,7 @@ def test_idf_codec_codes_at_the_training_networks_rate(idf_weights, photo_large,
     when the prior is grouped, half by half when it is a checkerboard.  The
     network is a mildly perturbed fresh one, so its latents stay in the range
     where training's float form and the integer form round alike."""
-    from codec.idf_codec import PLAIN, IDFPlaneCodec
+    from codec.idf.codec import PLAIN, IDFPlaneCodec
     from models.idf.export import export
     from models.idf.network import IDF
     from models.idf.spec import IDFSpec
@@ -188,7 +188,7 @@ def test_checkerboard_prior_warm_starts_at_the_code_length_without_one(photo):
 def test_idf_corrected_layout_round_trips_exactly(idf_weights, photo_large):
     """The layout with per-image corrections (channel by channel, and half
     by half with a checkerboard prior) decodes exactly, colour and grey."""
-    from codec.idf_codec import FEEDBACK, IDFPlaneCodec
+    from codec.idf.codec import FEEDBACK, IDFPlaneCodec
 
     idf = IDFPlaneCodec(MODEL)
     pixels = np.asarray(photo_large)[:72, :104].copy()

@@ -1,4 +1,4 @@
-"""The IDF's per-image prior corrections (codec/idf_feedback.py) with the
+"""The IDF's per-image prior corrections (codec/idf/feedback.py) with the
 shipped flow, and the refusals of malformed IDF segments."""
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smalle
     whose prior codes the channels of a level independently; the default's
     prior already sees the earlier channel groups, so on a small image the
     correction's side information can cost more than it saves."""
-    from codec.idf_codec import FEEDBACK, PLAIN, IDFPlaneCodec
+    from codec.idf.codec import FEEDBACK, PLAIN, IDFPlaneCodec
 
     idf = IDFPlaneCodec(model_id)
     pixels = np.asarray(photo_large)
@@ -35,8 +35,8 @@ def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smalle
 
 def test_invalid_idf_segments_are_format_errors(photo_large):
     from codec.errors import FormatError
-    from codec.idf_codec import FEEDBACK, IDFPlaneCodec
-    from codec.idf_feedback import SCALE_SHIFTS, IDFFeedback
+    from codec.idf.codec import FEEDBACK, IDFPlaneCodec
+    from codec.idf.feedback import SCALE_SHIFTS, IDFFeedback
 
     idf = IDFPlaneCodec(weights.DEFAULT_MODELS["idf"])
     pixels = np.asarray(photo_large)[:64, :64]
@@ -55,8 +55,8 @@ def test_invalid_idf_segments_are_format_errors(photo_large):
 
 
 def test_a_codec_parameter_the_codec_does_not_use_is_refused(photo):
-    from codec import container
     from codec.errors import FormatError
+    from codec.format import container
 
     c = container.unpack(codec.encode(photo, codec="arm"))
     c.header.codec_param = 1
@@ -78,7 +78,7 @@ def test_feedback_layout_decodes_in_another_process_configuration(photo_large, t
     script = """
 import sys, numpy as np
 from codec import weights
-from codec.idf_codec import FEEDBACK, IDFPlaneCodec
+from codec.idf.codec import FEEDBACK, IDFPlaneCodec
 idf = IDFPlaneCodec(weights.DEFAULT_MODELS["idf"])
 op, a, b = sys.argv[1:4]
 if op == "encode":

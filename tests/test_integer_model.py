@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from codec.arm_codec import Wavefronts
+from codec.arm.codec import Wavefronts
 from models.arm.export import integer_layers, integer_skip
 from models.arm.integer import IntegerARM
 from models.arm.network import ARMNetwork, output_grids

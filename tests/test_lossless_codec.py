@@ -27,7 +27,7 @@ def test_photo_compresses_below_raw_size(photo):
 
 
 def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
-    from codec.arm_codec import ARMPlaneCodec
+    from codec.arm.codec import ARMPlaneCodec
 
     coded = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo))
     stream_bits = 8 * (len(coded.data) - coded.side_bytes)
@@ -35,8 +35,12 @@ def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
 
 
 def test_every_arm_layout_round_trips(photo, photo_large):
-    from codec.arm_codec import (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK, LAYOUT_SINGLE_OFFSET,
-                                 ARMPlaneCodec)
+    from codec.arm.codec import (
+        LAYOUT_CALIBRATION,
+        LAYOUT_FEEDBACK,
+        LAYOUT_SINGLE_OFFSET,
+        ARMPlaneCodec,
+    )
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     # the encoder's own choices: a single shift for a tiny crop, feedback for a photo
@@ -51,7 +55,7 @@ def test_every_arm_layout_round_trips(photo, photo_large):
 
 
 def test_error_feedback_saves_bits_on_a_photo(photo_large):
-    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_CALIBRATION, ARMPlaneCodec
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
@@ -71,7 +75,7 @@ def test_encoder_chooses_a_model_and_either_model_decodes(photo_large):
 
 def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
     """(The estimate leaves out error feedback: it ranks models, at 1/8 of the cost.)"""
-    from codec.arm_codec import LAYOUT_CALIBRATION, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_CALIBRATION, ARMPlaneCodec
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
@@ -80,7 +84,7 @@ def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
 
 
 def test_invalid_calibration_table_is_a_format_error(photo_large):
-    from codec.arm_codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm.codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
@@ -94,8 +98,8 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
 
 
 def test_invalid_feedback_table_is_a_format_error(photo_large):
-    from codec.arm_codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, ARMPlaneCodec
-    from codec.arm_feedback import SHIFT_RANGE, ErrorFeedback
+    from codec.arm.codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
@@ -114,7 +118,7 @@ def test_surprise_thresholds_are_far_from_rounding_boundaries():
     """The thresholds come from exp() in float64; they are the same on every
     machine only if no exact value lies near an integer (see arm_feedback)."""
     from codec import weights
-    from codec.arm_feedback import SURPRISE_EDGES
+    from codec.arm.feedback import SURPRISE_EDGES
     from models.arm.spec import ARMSpec
 
     for model_id in weights.CANDIDATE_MODELS["arm"]:
@@ -162,7 +166,7 @@ def test_unknown_codec_is_refused(photo):
 
 def test_weights_mismatch_is_refused(photo):
     data = bytearray(codec.encode(photo.crop((0, 0, 4, 4))))
-    from codec import container
+    from codec.format import container
     c = container.unpack(bytes(data))
     c.header.weights_digest = b"\0" * 8
     with pytest.raises(codec.WeightsMismatch):
@@ -186,7 +190,7 @@ def test_pillow_plugin_opens_and_saves_nc(photo, tmp_path):
 
 
 def test_images_beyond_the_size_limit_are_refused_before_coding():
-    from codec import container
+    from codec.format import container
     img = Image.new("L", (container.MAX_DIMENSION + 1, 1))
     with pytest.raises(UnsupportedImage, match="outside"):
         codec.encode(img)

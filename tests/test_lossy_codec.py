@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 import codec
-from codec import weights
 
 MODEL = "lossy-test"
 
@@ -33,7 +32,7 @@ def lossy_weights(request, tmp_path_factory, temp_weights_dir):
 
 
 def test_decoding_is_deterministic(lossy_weights, photo):
-    from codec.lossy import lossy_codec
+    from codec.pipeline.lossy import lossy_codec
 
     rgb = np.asarray(photo)
     lc = lossy_codec(MODEL)
@@ -48,7 +47,7 @@ def test_the_decoder_rebuilds_the_encoders_latents(lossy_weights, photo):
     """Encoder and decoder walk the slices (and checkerboard halves) in one
     order and derive the same means and levels: the decoder's y_hat is the
     encoder's, value for value."""
-    from codec.lossy import lossy_codec
+    from codec.pipeline.lossy import lossy_codec
 
     rgb = np.asarray(photo)
     lc = lossy_codec(MODEL)
@@ -71,7 +70,7 @@ def test_the_decoder_rebuilds_the_encoders_latents(lossy_weights, photo):
 
 def test_the_checkerboard_context_reads_the_anchors(lossy_weights):
     """A checkerboard model's second pass depends on the decoded anchors."""
-    from codec.lossy import lossy_codec
+    from codec.pipeline.lossy import lossy_codec
     from models.lossy.network import anchor_mask
 
     lc = lossy_codec(MODEL)
@@ -158,7 +157,7 @@ def test_quality_feature_is_the_same_in_training_and_in_the_codec():
 def test_quality_input_changes_the_entropy_parameters(lossy_weights, photo):
     """With a quality input the slice networks' means and levels follow the
     quality (the plain model's depend on the latents alone)."""
-    from codec.lossy import lossy_codec
+    from codec.pipeline.lossy import lossy_codec
 
     lc = lossy_codec(MODEL)
     z = np.zeros((1, lc.spec.hyper, 1, 1), np.int64)

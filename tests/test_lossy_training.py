@@ -8,7 +8,12 @@ import torch
 
 from models.lossy.network import LossyAutoencoder
 from models.lossy.spec import LossySpec
-from models.lossy.train import freeze_transforms, make_optimizer, rd_loss, train_synthesis_only
+from models.lossy.train import (
+    freeze_transforms,
+    make_optimizer,
+    rd_loss,
+    train_synthesis_only,
+)
 
 
 def one_step(freeze) -> tuple[dict, dict]:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 
 import codec
-from codec import metadata
+from codec.format import metadata
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "sample.png"
 EXIF = b"Exif\x00\x00II*\x00\x08\x00\x00\x00\x01\x00\x12\x01\x03\x00\x01\x00\x00\x00\x06\x00\x00\x00\x00\x00\x00\x00"

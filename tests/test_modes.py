@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 import codec
-from codec import api
 from codec.picture import Picture
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "sample.png"
@@ -72,7 +71,7 @@ def test_sixteen_bit_colour_is_exact_as_an_array(crop, channels):
 
 def test_low_bytes_that_are_noise_fall_back_to_deflate(crop):
     data = codec.encode(_sixteen_bit(crop, 3))
-    from codec import container
+    from codec.format import container
     methods = {s.kind.name: s.method.name for s in container.unpack(data).segments}
     assert methods["COLOUR"] == "MODEL"
     assert methods["COLOUR_LOW"].startswith("DEFLATE")

@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 import codec
-from codec import api, container
-from codec.tiles import TileGrid
+from codec import api
+from codec.format import container
+from codec.format.tiles import TileGrid
 
 SAMPLE = Path(__file__).resolve().parents[1] / "docs" / "sample.png"
 

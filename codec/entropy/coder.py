@@ -8,7 +8,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from ..errors import FormatError
+from codec.errors import FormatError
 
 _MODEL = constriction.stream.model.Categorical(perfect=False)
 

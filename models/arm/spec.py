@@ -3,7 +3,7 @@ the integer decoder.  Everything here is part of the model's definition: a
 weights file records the values it was trained with."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 # The causal neighbourhood, as (dy, dx) offsets from the current pixel.
 # Every offset is strictly before (0, 0) in raster order, and satisfies

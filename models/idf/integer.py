@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .network import anchor_mask, group_rows, squeeze, unsqueeze
 from ..quant import round_scaled, round_scaled_
+from .network import anchor_mask, group_rows, squeeze, unsqueeze
 from .spec import IDFSpec
 
 INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent

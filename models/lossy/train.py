@@ -16,9 +16,20 @@ import math
 import torch
 
 from ..distributed import join, unwrapped
-from ..training import (Run, RunningMean, TrainingBudget, add_photo_arguments, add_run_arguments,
-                        cosine_lr, on_device, optimizer_step, photo_sets, photo_split, resume_or_start,
-                        training_device)
+from ..training import (
+    Run,
+    RunningMean,
+    TrainingBudget,
+    add_photo_arguments,
+    add_run_arguments,
+    cosine_lr,
+    on_device,
+    optimizer_step,
+    photo_sets,
+    photo_split,
+    resume_or_start,
+    training_device,
+)
 from .network import LossyAutoencoder
 from .spec import LossySpec
 

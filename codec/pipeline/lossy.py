@@ -23,13 +23,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from codec import weights
+from codec.errors import FormatError, UnsupportedImage, WeightsMismatch
+from codec.format.container import Codec, Mode, Segment, SegmentKind
+from codec.format.tiles import Tile, TileGrid
+from codec.pipeline import lossless
 from models.lossy.network import anchor_mask
 from models.lossy.spec import QUALITY_SCALE, quality_code  # noqa: F401 (re-exported)
-
-from . import lossless, weights
-from .container import Codec, Mode, Segment, SegmentKind
-from .errors import FormatError, UnsupportedImage, WeightsMismatch
-from .tiles import Tile, TileGrid
 
 PAD_MULTIPLE = 64
 MARGIN = 64          # pixels of context around a window, for analysis and synthesis
@@ -39,7 +39,7 @@ NET_MARGIN = 4       # latents of context around a tile for the slice and contex
 
 
 def lossy_codec(model_id: str):
-    from .lossy_codec import LossyCodec
+    from codec.lossy.codec import LossyCodec
     return weights.codec_instance(LossyCodec, model_id)
 
 

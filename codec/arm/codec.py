@@ -23,7 +23,7 @@ prefix and costs under 0.001 bpp on a Kodak-sized image; the decoder applies
 the same shifts.  (Files from before the table have one shift per segment in
 the prefix; they decode as they always did.)
 
-Error feedback (``arm_feedback.py``).  On top of the table, the encoder fits
+Error feedback (``feedback.py``).  On top of the table, the encoder fits
 corrections from the residuals of already-coded neighbours: a linear bias of
 the means and a scale shift per local error-energy context.  They follow the
 table (layout 2) where they save more than they cost.
@@ -35,13 +35,13 @@ from dataclasses import dataclass
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from codec import weights
+from codec.arm import feedback as arm_feedback
+from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
+from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
+from codec.errors import FormatError
 from models.arm.integer import IntegerARM, MixtureParams, clip, shifted_means
 from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
-
-from . import arm_feedback, weights
-from .arm_feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
-from .entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
-from .errors import FormatError
 
 SCALE_OFFSETS = range(-3, 9)   # layout 0: the one shift of the scale level (1/8 log-scale)
 CALIBRATION_OFFSETS = range(-8, 14)  # layout 1: the shift of each band

@@ -8,7 +8,7 @@ given those.  They are not.  On the held-out photos (768x512 centre crops),
 a per-image linear fit of each channel's residual on the residuals of the
 channels before it, at the same position, saves 2-3 % of the bits on three
 photos and 18 % on the fourth, whose prior is far off.  Like the ARM's
-error feedback (``arm_feedback.py``) the encoder fits the corrections and
+error feedback (``codec/arm/feedback.py``) the encoder fits the corrections and
 writes them; residuals are taken against the prior's own means, so the
 decoder needs no more than the channels it has already decoded.
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import FormatError
+from codec.errors import FormatError
 
 PREVIOUS = 5                     # earlier channels a channel's bias reads
 COEFF_FRAC = 6

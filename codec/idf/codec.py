@@ -11,23 +11,22 @@ level, mean fraction) so each group is one constriction call.
 
 Files with codec parameter 1 (all this version writes) start each segment
 with a byte: 0, or 1 followed by the per-image corrections of the prior
-(``idf_feedback.py``), after which each level is coded channel by channel.
+(``codec/idf/feedback.py``), after which each level is coded channel by channel.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from codec import weights
+from codec.arm.codec import CodedPlanes
+from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
+from codec.errors import FormatError
+from codec.idf import feedback as idf_feedback
+from codec.idf.feedback import IDFFeedback
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
 from models.idf.network import anchor_mask
 from models.idf.spec import IDFSpec
-
-from . import idf_feedback, weights
-from .arm_codec import CodedPlanes
-from .errors import FormatError
-from .idf_feedback import IDFFeedback
-from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
-
 
 PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1
 

@@ -15,8 +15,8 @@ import zlib
 
 import numpy as np
 
-from .container import Method
-from .errors import FormatError
+from codec.errors import FormatError
+from codec.format.container import Method
 
 METHODS = (Method.DEFLATE, Method.DEFLATE_SUB, Method.DEFLATE_UP)
 

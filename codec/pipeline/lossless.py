@@ -15,9 +15,10 @@ from typing import Protocol
 
 import numpy as np
 
-from . import fallback, weights
-from .container import Codec, Method, Mode, Segment, SegmentKind
-from .errors import FormatError
+from codec import weights
+from codec.errors import FormatError
+from codec.format.container import Codec, Method, Mode, Segment, SegmentKind
+from codec.pipeline import fallback
 
 
 class PlaneCodec(Protocol):
@@ -62,9 +63,9 @@ def plane_groups(mode: Mode) -> list[PlaneGroup]:
 
 def plane_codec(codec: Codec, model_id: str) -> PlaneCodec:
     if codec is Codec.ARM:
-        from .arm_codec import ARMPlaneCodec as cls
+        from codec.arm.codec import ARMPlaneCodec as cls
     elif codec is Codec.IDF:
-        from .idf_codec import IDFPlaneCodec as cls
+        from codec.idf.codec import IDFPlaneCodec as cls
     else:
         raise FormatError(f"codec {codec.name.lower()} is not a lossless codec")
     return weights.codec_instance(cls, model_id)

@@ -5,7 +5,7 @@ fields are 0).  Larger ones are cut into squares in raster order, the last
 column and row narrower: 1024 pixels for the lossless codecs (``TILE_SIZE``;
 what an ARM tile costs in memory bounds it), 2048 for the lossy one
 (``LOSSY_TILE_SIZE``: its memory is bounded by transform windows instead,
-``codec/lossy.py``, and its tiles cost rate along their borders).  Every tile is coded on its own
+``codec/pipeline/lossy.py``, and its tiles cost rate along their borders).  Every tile is coded on its own
 (its own segments, its own check value), which is what lets tiles run on
 all cores, bounds memory by the tiles in flight rather than the image, and
 confines damage to one tile.  The size is a multiple of 64, the lossy

@@ -4,7 +4,7 @@ tiles (on all cores) and their check values.
     Picture --> header, METADATA, PALETTE --> per tile (parallel.map_tiles):
         lossless.encode_tile / lossy.encode_tile + DIGEST --> container.pack
 
-Decoding mirrors it and compares every tile's check value (digest.py)
+Decoding mirrors it and compares every tile's check value (``codec/format/digest.py``)
 before it returns anything, so what comes back is either the image that
 was encoded or an error naming the tile.
 """
@@ -15,14 +15,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import lossless, lossy, metadata, weights
-from .container import Codec, Container, Header, Mode, Segment, SegmentKind
-from .digest import tile_digest
-from .entropy import range_decoder, range_encoder, stream_bytes
-from .errors import FormatError, NcError
-from .parallel import map_tiles
-from .picture import Picture
-from .tiles import LOSSY_TILE_SIZE, TILE_SIZE, Tile, TileGrid
+from codec import weights
+from codec.entropy import range_decoder, range_encoder, stream_bytes
+from codec.errors import FormatError, NcError
+from codec.format import metadata
+from codec.format.container import Codec, Container, Header, Mode, Segment, SegmentKind
+from codec.format.digest import tile_digest
+from codec.format.tiles import LOSSY_TILE_SIZE, TILE_SIZE, Tile, TileGrid
+from codec.picture import Picture
+from codec.pipeline import lossless, lossy
+from codec.pipeline.parallel import map_tiles
 
 
 @dataclass

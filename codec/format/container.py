@@ -40,7 +40,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from .errors import FormatError
+from codec.errors import FormatError
 
 MAGIC = b"\x89NC\r\n\x1a\n\x00"[:8]
 FORMAT_VERSION = 2
@@ -116,7 +116,7 @@ class Method(enum.IntEnum):
     """How a segment's samples are coded (version 2; version 1 has only MODEL)."""
 
     MODEL = 0          # the header's codec
-    DEFLATE = 1        # zlib, samples as they are  (codec/fallback.py)
+    DEFLATE = 1        # zlib, samples as they are  (codec/pipeline/fallback.py)
     DEFLATE_SUB = 2    # zlib, each sample minus its left neighbour
     DEFLATE_UP = 3     # zlib, each sample minus the one above
 

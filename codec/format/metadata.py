@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import FormatError
+from codec.errors import FormatError
 
 # metadata record tags
 ICC, EXIF, XMP, TEXT, TRANSPARENCY = 1, 2, 3, 4, 5

@@ -28,10 +28,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.errors import FormatError
 from models.arm.integer import clip
 from models.arm.spec import ARMSpec
-
-from .errors import FormatError
 
 FEEDBACK_OFFSETS = ((0, -1), (-1, -1), (-1, 0), (-1, 1), (0, -2), (-2, 0),
                     (0, -3), (-1, -2), (-2, -1), (-2, 1))

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-from .errors import NcError
+from codec.errors import NcError
 
 
 def available_cores() -> int:
@@ -41,7 +41,7 @@ def _start_worker(weights_dir: str) -> None:
     import torch
     from threadpoolctl import threadpool_limits
 
-    from . import weights
+    from codec import weights
 
     weights.WEIGHTS_DIR = type(weights.WEIGHTS_DIR)(weights_dir)
     torch.set_num_threads(1)
@@ -53,7 +53,7 @@ def map_tiles(fn, tasks: list[tuple], jobs: int | None) -> list:
     jobs = min(resolve_jobs(jobs), len(tasks))
     if jobs <= 1:
         return [fn(*task) for task in tasks]
-    from . import weights
+    from codec import weights
 
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")

@@ -21,12 +21,11 @@ import json
 import numpy as np
 import torch
 
+from codec import weights
+from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from models.lossy.integer import IntegerConvStack, IntegerEntropyParameters
 from models.lossy.network import LossyAutoencoder, anchor_mask
 from models.lossy.spec import LossySpec, quality_code
-
-from . import weights
-from .entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 
 PAD_MULTIPLE = 64
 MIN_QUALITY, MAX_QUALITY = 1.0, 8.0
