@@ -78,8 +78,9 @@ def heldout(out, data, width, height, downscale):
 
 
 @main.command()
-@click.option("--what", type=click.Choice(["all", "tiling", "memory"]), default="all",
-              show_default=True, help="Tiling cost and seams, memory and speed, or both.")
+@click.option("--what", type=click.Choice(["all", "tiling", "memory", "oom"]), default="all",
+              show_default=True, help="Tiling cost and seams, memory and speed, running out of "
+                                      "memory, or all.")
 @click.option("--codec", "codecs", multiple=True, default=["arm", "idf", "lossy"],
               show_default=True, help="Codecs to measure.")
 @click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, show_default=True,

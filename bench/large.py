@@ -151,6 +151,32 @@ def tiling_cost(work: Path, codecs: list[str], qualities=(1.0, 4.0, 8.0)) -> dic
     return out
 
 
+def out_of_memory(work: Path, limit_kib: int = 900_000) -> dict:
+    """``nc encode`` and ``nc decode`` of the 24-megapixel mosaic under an
+    address-space limit too small for a tile: each must end in one
+    ``error:`` line, exit status 1 and no output file."""
+    src = work / "mosaic-6000x4000.png"
+    if not src.exists():
+        mosaic(6000, 4000).save(src)
+    out = {}
+    for name, args in (("arm", []), ("idf", ["--codec", "idf"]), ("lossy", ["-q", "4"])):
+        dst = work / f"oom-{name}.nc"
+        dst.unlink(missing_ok=True)
+        cmd = (f"ulimit -v {limit_kib}; exec {sys.executable} -m codec.cli encode {src} -o {dst} "
+               f"-j 1 --force {' '.join(args)}")
+        proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+        lines = proc.stderr.strip().splitlines()
+        out[name] = r = {"exit": proc.returncode, "stderr_lines": len(lines),
+                         "stderr": lines[-1] if lines else "", "output_left": dst.exists()}
+        ok = proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("error:") \
+            and not dst.exists() and not list(work.glob(f".{dst.name}.*"))
+        r["one_line_error"] = ok
+        print(f"encode {name:5s} under ulimit -v {limit_kib} KiB: exit {proc.returncode}, "
+              f"{len(lines)} stderr line(s): {r['stderr'][:100]!r}, output left: {r['output_left']}"
+              f" -> {'ok' if ok else 'FAILED'}", flush=True)
+    return out
+
+
 def run(what: str, work: Path, jobs: int, codecs: list[str], json_out: Path) -> None:
     import codec
 
@@ -160,6 +186,8 @@ def run(what: str, work: Path, jobs: int, codecs: list[str], json_out: Path) -> 
         result["tiling"] = tiling_cost(work, codecs)
     if what in ("all", "memory"):
         result["memory"] = memory_and_speed(work, jobs, codecs)
+    if what in ("all", "oom"):
+        result["out_of_memory"] = out_of_memory(work)
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(result, indent=2))
     print(f"figures written to {json_out}")

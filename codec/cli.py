@@ -164,7 +164,8 @@ def main():
               help="Lossy, at the best quality whose file is at most this many bits per pixel.")
 @click.option("-e", "--effort", type=click.IntRange(MIN_EFFORT, MAX_EFFORT),
               help=f"Encoder effort, {MIN_EFFORT} (fastest) to {MAX_EFFORT} (smallest files) "
-                   f"[default: {DEFAULT_EFFORT}].")
+                   f"[default: {DEFAULT_EFFORT}].  Recorded in the file; this version codes "
+                   f"alike at every effort (per-image adaptation is to come).")
 @click.option("--model", help="Pin the model weights by id (e.g. arm-v3) [default: the codec's].")
 @click.option("--strip", is_flag=True, help="Leave out the ICC profile, EXIF, XMP and text.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
@@ -177,8 +178,12 @@ def encode(inputs, output, recursive, codec_name, quality, target_bpp, effort, m
     """Encode images (anything Pillow reads: PNG, TIFF, BMP, …) to .nc.
 
     Lossless unless --quality or --target-bpp is given.  Modes RGB, RGBA, L,
-    LA and 1 decode to the same mode (lossless: the same pixels; lossy: alpha
-    stays lossless); other modes are refused with the mode named.
+    LA, 1, P (palette), I;16 and 16-bit RGB/RGBA decode to the same mode
+    (lossless: the same pixels; lossy, for RGB, RGBA, L and LA: alpha stays
+    lossless); other modes are refused with the mode named.  The ICC
+    profile, EXIF, XMP and text come back too (--strip leaves them out).
+    Images over 1024 pixels a side (lossy: 2048) are coded in tiles, on
+    all cores.
 
     \b
       nc encode photo.png                      # photo.nc
