@@ -115,3 +115,17 @@ def test_damage_in_a_lossy_tile_is_named(sample):
 def test_a_tile_size_that_is_not_a_multiple_of_64_is_refused(sample):
     with pytest.raises(codec.NcError, match="multiple of 64"):
         api.encode_image(sample, tile_size=100)
+
+
+def test_lossy_bytes_do_not_depend_on_the_blocks_the_entropy_networks_run_in(sample, monkeypatch):
+    """Means and scales (and the hyper features) are computed in windows
+    that hold the networks' receptive fields, so any block size gives the
+    same integers, hence the same bytes, as one pass over the whole map."""
+    from codec.pipeline import lossy
+
+    whole = api.encode_image(sample, quality=3, tile_size=64).data
+    monkeypatch.setattr(lossy, "NET_BLOCK", 4)
+    assert api.encode_image(sample, quality=3, tile_size=64).data == whole
+    monkeypatch.setattr(lossy, "NET_BLOCK", 3)
+    assert np.array_equal(np.asarray(codec.decode(whole, jobs=1)),
+                          np.asarray(codec.decode(api.encode_image(sample, quality=3).data, jobs=1)))

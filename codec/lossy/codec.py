@@ -89,8 +89,9 @@ class LossyCodec:
 
     def hyper_features(self, z: np.ndarray):
         """The integer features h_s gives z (exact: the same in any window
-        that holds a position's receptive field)."""
-        return self.params.hyper_features(z)
+        that holds a position's receptive field), stored as float32, which
+        holds their integers (0 .. act_max) exactly in half the memory."""
+        return self.params.hyper_features(z).float()
 
     def encode_latents(self, y: torch.Tensor, feats, quality: float) -> tuple[bytes, np.ndarray]:
         """(latent stream, y_hat) of latents y (1, M, h, w): slice by slice
@@ -139,7 +140,7 @@ class LossyCodec:
         """A whole image coded as one tile."""
         lat_h, lat_w = _padded(height) // 16, _padded(width) // 16
         z = self.decode_side(side, lat_h, lat_w)
-        y_hat = self.decode_latents(latent, self.hyper_features(z), quality)
+        y_hat = self.decode_latents(latent, self.params.hyper_features(z), quality)
         return self.synthesis(y_hat, quality)[:height, :width]
 
     def decode_side(self, side: bytes, lat_h: int, lat_w: int) -> np.ndarray:

@@ -123,6 +123,7 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
         local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
         tasks.append((model_id, np.ascontiguousarray(window), local, quality))
     y = _assemble_latents(windows, map_tiles(lossy.analyse_tile, tasks, jobs))
+    del padded, tasks                          # memory: the latents are all that is needed now
     # 2. the hyper-latents of the whole latent map: one side segment
     lc = lossy.lossy_codec(model_id)
     side_stream, z = lc.encode_side(torch.from_numpy(y))
@@ -130,17 +131,17 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
     # 3. the latents, slice by slice over the whole map, a stream per tile
     tiles = list(grid)
     streams = [range_encoder() for _ in tiles]
-    y16 = y.astype(np.float64) * 2**lc.spec.mean_frac
     per_slice = lc.spec.m // lc.spec.slices
 
     def code_tile(index, i, means, levels, where):
         rows, cols = lossy.latent_rect(tiles[index])
-        y_part = y16[:, i * per_slice:(i + 1) * per_slice, rows, cols]
+        y_part = y[:, i * per_slice:(i + 1) * per_slice, rows, cols].astype(np.float64) \
+            * 2**lc.spec.mean_frac
         r = np.floor((y_part - means) / 2**lc.spec.mean_frac + 0.5).astype(np.int64)
         lc.coder.encode(streams[index], r[where], levels[where])
         return r
 
-    y_hat = lossy.walk_latents(lc, tiles, lc.hyper_features(z), code, code_tile)
+    y_hat = lossy.walk_latents(lc, tiles, z, code, code_tile)
     alphas = [np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) for t in tiles] \
         if mode.has_alpha else [None] * len(tiles)
     alpha_segments = (map_tiles(lossy.encode_alpha, [(model_id, a, t.index) for t, a in
@@ -260,7 +261,6 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
                 raise FormatError(f"{t}: missing {kind.name.lower()} segment")
     try:
         z = lc.decode_side(c.segment(SegmentKind.SIDE), hp, wp)
-        feats = lc.hyper_features(z)
         streams = [range_decoder(per_tile[t.index][SegmentKind.LATENT].data) for t in tiles]
     except NcError:
         raise
@@ -278,7 +278,7 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
                 failed[index] = _tile_error(tiles[index], e)
         return r
 
-    y_hat = lossy.walk_latents(lc, tiles, feats, lossy.quality_code(quality), code_tile)
+    y_hat = lossy.walk_latents(lc, tiles, z, lossy.quality_code(quality), code_tile)
     alphas = (map_tiles(_decode_alpha, [(h.model_id, per_tile[t.index][SegmentKind.ALPHA], t)
                                         for t in tiles], jobs)
               if h.mode.has_alpha else [None] * len(tiles))

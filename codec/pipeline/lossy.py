@@ -36,6 +36,8 @@ MARGIN = 64          # pixels of context around a window, for analysis and synth
 WINDOW = 1024        # transform windows (pixels, a multiple of 64)
 LATENT_STRIDE = 16
 NET_MARGIN = 4       # latents of context around a tile for the slice and context networks
+HYPER_MARGIN = 3     # hyper-latents of context for h_s (its receptive field: 2)
+NET_BLOCK = 64       # latents: the blocks the entropy networks run in (not part of the format)
 
 
 def lossy_codec(model_id: str):
@@ -118,28 +120,34 @@ def latent_rect(tile: Tile) -> tuple[slice, slice]:
     return slice(tile.y // s, tile.y // s + th), slice(tile.x // s, tile.x // s + tw)
 
 
-def walk_latents(lc, tiles: list[Tile], feats, code: int, code_tile) -> np.ndarray:
+def walk_latents(lc, tiles: list[Tile], z: np.ndarray, code: int, code_tile) -> np.ndarray:
     """The whole latent map y_hat (1/16 units), slice by slice, each tile's
     residuals in its own stream.  ``code_tile(index, slice, means, levels,
     where)`` writes (or reads) tile ``index``'s residuals of one slice half
     at ``where`` and returns them (the tile's shape, meaningful at
-    ``where``).  Means and scales are computed tile by tile in windows that
-    reach ``NET_MARGIN`` latents into the neighbours, which holds the slice
-    and context networks' receptive fields: they are exactly what the
-    networks give the whole map, so a tiled image is coded as it would be
-    in one piece (no seams) and only its streams are split."""
+    ``where``).  Means and scales are computed block by block (``NET_BLOCK``
+    latents square, whatever the tiles) in windows that reach
+    ``NET_MARGIN`` latents into the neighbours, which holds the slice and
+    context networks' receptive fields: they are exactly what the networks
+    give the whole map, so a tiled image is coded as it would be in one
+    piece (no seams) and only its streams are split, and the networks'
+    memory is bounded by a block's.  The hyper features h_s(z) are likewise
+    computed block by block (z reaching ``HYPER_MARGIN`` positions further)."""
     s = lc.spec
-    hp, wp = feats.shape[2:]
-    rects = [latent_rect(t) for t in tiles]
+    hp, wp = z.shape[2] * 4, z.shape[3] * 4
+    tile_rects = [latent_rect(t) for t in tiles]
+    blocks = TileGrid.for_image(wp, hp, NET_BLOCK)
+    rects = [(slice(b.y, b.y + b.height), slice(b.x, b.x + b.width)) for b in blocks]
     windows = [_grow(r, c, hp, wp) for r, c in rects]
+    feats = [_window_features(lc, z, wr, wc) for wr, wc in windows]
     previous: list[np.ndarray] = []
 
     def params(i, context=None):
         means = np.empty((1, s.m // s.slices, hp, wp), np.int64)
         levels = np.empty_like(means)
-        for (r, c), (wr, wc) in zip(rects, windows):
+        for (r, c), (wr, wc), f in zip(rects, windows, feats):
             ctx = None if context is None else lc.params.context_features(i, context[:, :, wr, wc])
-            m, lv = lc.params.slice_params(i, feats[:, :, wr, wc], [p[:, :, wr, wc] for p in previous],
+            m, lv = lc.params.slice_params(i, f.double(), [p[:, :, wr, wc] for p in previous],
                                            code, ctx)
             inner = (slice(None), slice(None), slice(r.start - wr.start, r.stop - wr.start),
                      slice(c.start - wc.start, c.stop - wc.start))
@@ -148,7 +156,7 @@ def walk_latents(lc, tiles: list[Tile], feats, code: int, code_tile) -> np.ndarr
 
     def code_half(i, means, levels, where):
         r_map = np.zeros(means.shape, np.int64)
-        for index, (r, c) in enumerate(rects):
+        for index, (r, c) in enumerate(tile_rects):
             w = ... if where is ... else where[:, :, r, c]
             r_map[:, :, r, c] = code_tile(index, i, means[:, :, r, c], levels[:, :, r, c], w)
         return r_map
@@ -166,6 +174,16 @@ def walk_latents(lc, tiles: list[Tile], feats, code: int, code_tile) -> np.ndarr
             means = np.where(anchor, means, means_n)
         previous.append(r * 2**s.mean_frac + means)
     return np.concatenate(previous, 1)
+
+
+def _window_features(lc, z: np.ndarray, rows: slice, cols: slice):
+    """h_s(z) at latent rows and columns ``rows``, ``cols``, from a window of
+    z that holds their receptive field: exactly the whole map's values."""
+    zr = slice(max(0, rows.start // 4 - HYPER_MARGIN), min(z.shape[2], -(-rows.stop // 4) + HYPER_MARGIN))
+    zc = slice(max(0, cols.start // 4 - HYPER_MARGIN), min(z.shape[3], -(-cols.stop // 4) + HYPER_MARGIN))
+    f = lc.hyper_features(z[:, :, zr, zc])
+    return f[:, :, rows.start - 4 * zr.start:rows.stop - 4 * zr.start,
+             cols.start - 4 * zc.start:cols.stop - 4 * zc.start].clone()
 
 
 def _grow(rows: slice, cols: slice, height: int, width: int) -> tuple[slice, slice]:
