@@ -13,16 +13,8 @@ import argparse
 import torch
 
 from ..distributed import join
-from ..training import (
-    Run,
-    add_photo_arguments,
-    add_run_arguments,
-    fit_bits,
-    photo_data,
-    photo_split,
-    resume_or_start,
-    training_device,
-)
+from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
+                        resume_or_start, training_device)
 from .network import IDF, group_rows
 from .spec import IDFSpec
 
