@@ -97,10 +97,10 @@ def _png_size(img: Image.Image) -> int:
     lambda c: c.quantize(colors=4).resize((32, 32)),
 ], ids=["1x1-rgb", "1x1-grey", "icon-rgba", "bilevel", "96x64-rgba", "palette-icon"])
 @pytest.mark.parametrize("name", ["arm", "idf"])
-def test_small_images_cost_at_most_their_png_plus_a_few_dozen_bytes(crop, make, name):
+def test_small_images_cost_at_most_their_png_plus_four_dozen_bytes(crop, make, name):
     img = make(crop)
     data = codec.encode(img, name)
-    assert len(data) <= _png_size(img) + 60, (len(data), _png_size(img))
+    assert len(data) <= _png_size(img) + 48, (len(data), _png_size(img))   # measured: at most +43
     assert np.array_equal(np.asarray(codec.decode(data)), np.asarray(img))
 
 
