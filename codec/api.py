@@ -16,6 +16,7 @@ from codec import weights
 from codec.errors import NcError, UnsupportedImage
 from codec.format import container
 from codec.format.container import Codec
+from codec.format.tiles import TileGrid
 from codec.picture import Picture
 from codec.pipeline import image as image_codec
 from codec.pipeline import lossy
@@ -167,7 +168,7 @@ def info(data: bytes) -> dict:
              "weights_digest": h.weights_digest.hex(), "format_version": h.version,
              "width": h.width, "height": h.height, "mode": h.mode.pil, "bit_depth": h.bit_depth,
              "bytes": len(data), "bpp": 8 * len(data) / px,
-             "tiles": len({s.tile for s in c.segments}) or 1,
+             "tiles": len(TileGrid(h.width, h.height, h.tile_width, h.tile_height)),
              "segments": {}}
     for s in c.segments:
         name = s.kind.name.lower()

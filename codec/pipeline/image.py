@@ -44,11 +44,6 @@ def _side_segments(pic: Picture, strip: bool) -> list[Segment]:
     return segments
 
 
-def _with_header(header: Header, side: list[Segment], grid: TileGrid, per_tile: int):
-    count = len(side) + len(grid) * per_tile
-    return header.pack(count)
-
-
 # -- lossless -------------------------------------------------------------------
 def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort: int = 0,
                     jobs: int | None = 1, strip: bool = False,
@@ -62,7 +57,7 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
                     codec_param=pc.codec_param, bit_depth=mode.bit_depth,
                     tile_width=grid.tile_width, tile_height=grid.tile_height, effort=effort)
     side = _side_segments(pic, strip)
-    head = _with_header(header, side, grid, len(lossless.plane_groups(mode)) + 1)
+    head = header.pack(len(side) + len(grid) * (len(lossless.plane_groups(mode)) + 1))
     tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head)
              for t in grid]
     segments, ideal = list(side), 0.0
@@ -178,7 +173,7 @@ def _assemble_latents(grid: TileGrid, tiles: list[np.ndarray]) -> np.ndarray:
     hp, wp = lossy.padded_size(grid.height) // s, lossy.padded_size(grid.width) // s
     out = np.zeros((1, tiles[0].shape[1], hp, wp), tiles[0].dtype)
     for t, y in zip(grid, tiles):
-        out[:, :, t.y // s:t.y // s + y.shape[2], t.x // s:t.x // s + y.shape[3]] = y
+        out[(slice(None), slice(None), *lossy.latent_rect(t))] = y
     return out
 
 

@@ -77,10 +77,6 @@ def padded_size(n: int) -> int:
     return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
-def _window(start: int, size: int, total: int, margin: int) -> tuple[int, int]:
-    return max(0, start - margin), min(total, start + size + margin)
-
-
 def padded_rgb(colour: np.ndarray) -> np.ndarray:
     """(Hp, Wp, 3) uint8: grey as three channels, edges replicated to a
     multiple of 64."""
@@ -96,9 +92,8 @@ def transform_windows(width: int, height: int) -> TileGrid:
 
 def tile_latents(y: np.ndarray, tile: Tile) -> np.ndarray:
     """The tile's part of the whole latent map."""
-    s = LATENT_STRIDE
-    th, tw = padded_size(tile.height) // s, padded_size(tile.width) // s
-    return y[:, :, tile.y // s:tile.y // s + th, tile.x // s:tile.x // s + tw]
+    rows, cols = latent_rect(tile)
+    return y[:, :, rows, cols]
 
 
 def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) -> np.ndarray:
@@ -107,10 +102,7 @@ def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) 
     (``tile`` positioned relative to the window)."""
     lc = lossy_codec(model_id)
     x = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)[None].float() / 255
-    y = lc.analysis(x, quality)
-    oy, ox = tile.y // LATENT_STRIDE, tile.x // LATENT_STRIDE
-    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
-    return y[:, :, oy:oy + th, ox:ox + tw].numpy()
+    return np.ascontiguousarray(tile_latents(lc.analysis(x, quality).numpy(), tile))
 
 
 def latent_rect(tile: Tile) -> tuple[slice, slice]:
@@ -138,7 +130,7 @@ def walk_latents(lc, tiles: list[Tile], z: np.ndarray, code: int, code_tile) -> 
     tile_rects = [latent_rect(t) for t in tiles]
     blocks = TileGrid.for_image(wp, hp, NET_BLOCK)
     rects = [(slice(b.y, b.y + b.height), slice(b.x, b.x + b.width)) for b in blocks]
-    windows = [_grow(r, c, hp, wp) for r, c in rects]
+    windows = [_grow(r, c, hp, wp, NET_MARGIN) for r, c in rects]
     feats = [_window_features(lc, z, wr, wc) for wr, wc in windows]
     previous: list[np.ndarray] = []
 
@@ -186,9 +178,10 @@ def _window_features(lc, z: np.ndarray, rows: slice, cols: slice):
              cols.start - 4 * zc.start:cols.stop - 4 * zc.start].clone()
 
 
-def _grow(rows: slice, cols: slice, height: int, width: int) -> tuple[slice, slice]:
-    return (slice(max(0, rows.start - NET_MARGIN), min(height, rows.stop + NET_MARGIN)),
-            slice(max(0, cols.start - NET_MARGIN), min(width, cols.stop + NET_MARGIN)))
+def _grow(rows: slice, cols: slice, height: int, width: int, margin: int) -> tuple[slice, slice]:
+    """``rows``, ``cols`` reaching ``margin`` further, within height x width."""
+    return (slice(max(0, rows.start - margin), min(height, rows.stop + margin)),
+            slice(max(0, cols.start - margin), min(width, cols.stop + margin)))
 
 
 def encode_alpha(model_id: str, alpha: np.ndarray, index: int) -> Segment:
@@ -202,29 +195,22 @@ def decode_alpha(model_id: str, segment: Segment, tile: Tile) -> np.ndarray:
                                  segment, (tile.height, tile.width, 1), 0)
 
 
-def synthesise_tile(model_id: str, y_hat: np.ndarray, tile: Tile, quality: float,
-                    offset: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The tile's (h, w, 3) pixels from ``y_hat``, a window of the whole
-    latent map that starts at latent ``offset`` (row, column) and holds the
-    tile's latents plus MARGIN / 16 latents around them where they exist."""
-    lc = lossy_codec(model_id)
-    m = MARGIN // LATENT_STRIDE
-    ty, tx = tile.y // LATENT_STRIDE - offset[0], tile.x // LATENT_STRIDE - offset[1]
-    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
-    y0, y1 = _window(ty, th, y_hat.shape[2], m)
-    x0, x1 = _window(tx, tw, y_hat.shape[3], m)
-    pixels = lc.synthesis(y_hat[:, :, y0:y1, x0:x1], quality)
-    py, px = (ty - y0) * LATENT_STRIDE, (tx - x0) * LATENT_STRIDE
+def synthesise_tile(model_id: str, y_window: np.ndarray, tile: Tile, quality: float,
+                    offset: tuple[int, int]) -> np.ndarray:
+    """The tile's (h, w, 3) pixels from ``y_window``, the part of the whole
+    latent map that ``latent_window`` gives, which starts at latent
+    ``offset`` (row, column)."""
+    pixels = lossy_codec(model_id).synthesis(y_window, quality)
+    py = (tile.y // LATENT_STRIDE - offset[0]) * LATENT_STRIDE
+    px = (tile.x // LATENT_STRIDE - offset[1]) * LATENT_STRIDE
     return pixels[py:py + tile.height, px:px + tile.width]
 
 
 def latent_window(tile: Tile, latent_shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Rows and columns of the whole latent map that ``synthesise_tile`` reads."""
-    m = MARGIN // LATENT_STRIDE
-    th, tw = padded_size(tile.height) // LATENT_STRIDE, padded_size(tile.width) // LATENT_STRIDE
-    y0, y1 = _window(tile.y // LATENT_STRIDE, th, latent_shape[0], m)
-    x0, x1 = _window(tile.x // LATENT_STRIDE, tw, latent_shape[1], m)
-    return slice(y0, y1), slice(x0, x1)
+    """Rows and columns of the whole latent map that the tile's synthesis
+    reads: its latents and MARGIN / 16 more around them (g_s's receptive
+    field)."""
+    return _grow(*latent_rect(tile), *latent_shape, MARGIN // LATENT_STRIDE)
 
 
 def to_mode(rgb: np.ndarray, mode: Mode) -> np.ndarray:
