@@ -43,7 +43,15 @@ def lossless(folder, codecs, no_reference, limit, json_out, per_image):
               help="Write the RD plot here [default: bench/results/lossy-FOLDER.png].")
 @click.option("--model", "models", multiple=True,
               help="Lossy weights to measure (repeat to compare several) [default: the codec's].")
-def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, models):
+@click.option("--effort", "efforts", multiple=True, type=click.IntRange(1, 9),
+              help="nc's encode effort (repeat to compare several, each its own curve) "
+                   "[default: the codec's].")
+@click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Only every Nth image (1st, N+1th, ...), after --limit.")
+@click.option("--process-images", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Time whole nc encode/decode processes on this many images, every quality.")
+def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, models, efforts,
+          every, process_images):
     """Rate-distortion (PSNR, MS-SSIM) and BD-rate against JPEG on every PNG in FOLDER."""
     from .lossy import run
 
@@ -53,7 +61,7 @@ def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, mo
     chosen = () if no_reference else (set(references) | {"JPEG"} if references else None)
     run(folder, not no_nc, chosen, limit,
         json_out or results / f"lossy-{folder.name}.json",
-        plot_out or results / f"lossy-{folder.name}.png", models)
+        plot_out or results / f"lossy-{folder.name}.png", models, efforts, every, process_images)
 
 
 @main.command()
@@ -65,7 +73,11 @@ def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, mo
 @click.option("--downscale", type=click.FloatRange(min=1), default=1.0, show_default=True,
               help="Make the photographs this many times smaller (Lanczos) before cropping: "
                    "at 2 they have about Kodak's detail per pixel.")
-def heldout(out, data, width, height, downscale):
+@click.option("--photos", type=click.Path(file_okay=False, path_type=Path),
+              help="The further photographs, whose every 10th is held out too "
+                   "[default: $NC_SHARED_DIR/data/photos, else ../shared/data/photos, if it "
+                   "exists; 'none': the training folder's alone].")
+def heldout(out, data, width, height, downscale, photos):
     """Write centre crops of the held-out training photographs to OUT, as PNG.
 
     Models are chosen on these (never on Kodak): `python -m bench heldout
@@ -73,7 +85,13 @@ def heldout(out, data, width, height, downscale):
     --model CANDIDATE` beside the shipped model."""
     from .heldout import write_crops
 
-    for path in write_crops(out, data, width, height, downscale):
+    from models.data import DEFAULT_PHOTOS_DIR
+
+    if photos is None:
+        photos = DEFAULT_PHOTOS_DIR if DEFAULT_PHOTOS_DIR.is_dir() else None
+    elif str(photos) == "none":
+        photos = None
+    for path in write_crops(out, data, width, height, downscale, photos):
         click.echo(path)
 
 

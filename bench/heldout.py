@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.data import DEFAULT_TRAIN_DIR, centre_crop, downscaled, held_out_paths
+from models.data import DEFAULT_TRAIN_DIR, centre_crop, downscaled, split_photos
 
 
 def write_crops(out: Path, data: Path | None = None, width: int = 768, height: int = 512,
-                downscale: float = 1.0) -> list[Path]:
+                downscale: float = 1.0, photos: Path | None = None) -> list[Path]:
     """Centre ``width`` x ``height`` crops (all of a shorter side) of the
-    held-out photographs, made ``downscale`` times smaller first."""
+    held-out photographs (of ``data`` and, if given, of ``photos``, by the
+    trainers' fixed rule), made ``downscale`` times smaller first.  Names:
+    the photograph's path under its folder, '/' as '-'."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for src in held_out_paths(data or DEFAULT_TRAIN_DIR):
+    split = split_photos(data or DEFAULT_TRAIN_DIR, photos)
+    for src, name in zip(split.held_out, split.held_out_names):
         im = downscaled([np.asarray(Image.open(src).convert("RGB"))], downscale)[0]
-        path = out / f"{src.stem}.png"
+        path = out / f"{Path(name.replace('/', '-')).stem}.png"
         Image.fromarray(centre_crop(im, height, width)).save(path)
         written.append(path)
     return written

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Collection
@@ -75,16 +77,21 @@ def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) 
 
 
 def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: int | None,
-        json_out: Path, plot_out: Path | None, models: tuple[str, ...] = ()) -> dict:
+        json_out: Path, plot_out: Path | None, models: tuple[str, ...] = (),
+        efforts: tuple[int, ...] = (), every: int = 1, process_images: int = 2) -> dict:
     """``references``: the names of the classic codecs to measure (None:
-    all); ``models``: lossy weights to measure
-    (default: the codec's default), each its own curve, ``nc`` or
-    ``nc:MODEL`` when several are compared."""
-    paths = sorted(Path(folder).glob("*.png"))[:limit]
+    all); ``models`` and ``efforts``: lossy weights and encode efforts to
+    measure (default: the codec's), each pair its own curve, ``nc``, or
+    ``nc:MODEL`` and ``nc eN`` when several are compared; ``every``: only
+    every Nth image; ``process_images``: time whole ``nc encode`` and ``nc
+    decode`` processes (start-up included) on this many of the images, at
+    every quality."""
+    paths = sorted(Path(folder).glob("*.png"))[:limit][::every]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
     images = [(p, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
     curves: dict[str, list[dict]] = {}
+    processes: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
         work = Path(tmp)
         def nc_decode(out):
@@ -92,14 +99,18 @@ def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: 
             api.decode_file(out, back, force=True)
             return np.asarray(Image.open(back).convert("RGB"))
 
-        for model in (models or (None,)) if with_nc else ():
-            def nc_encode(pixels, q, path, out, model=model):
-                api.encode_file(path, out, force=True, quality=float(q), model=model)
+        runs = [(m, e) for m in (models or (None,)) for e in (efforts or (None,))] if with_nc else []
+        for model, effort in runs:
+            def nc_encode(pixels, q, path, out, model=model, effort=effort):
+                api.encode_file(path, out, force=True, quality=float(q), model=model, effort=effort)
 
-            name = f"nc:{model}" if len(models) > 1 else "nc"
+            name = "nc" + (f":{model}" if len(models) > 1 else "") + \
+                (f" e{effort}" if len(efforts) > 1 or effort not in (None, api.DEFAULT_EFFORT) else "")
             curves[name] = [_measure(images, work, name, q, nc_encode, nc_decode, ".nc")
                             for q in NC_QUALITIES]
             _progress(name, curves[name])
+            if process_images:
+                processes[name] = _process_seconds(paths[:process_images], work, model, effort)
         for rc in [rc for rc in lossy_codecs() if references is None or rc.name in references]:
             def ref_encode(pixels, point, path, out, rc=rc):
                 out.write_bytes(rc.encode(pixels, point))
@@ -117,11 +128,13 @@ def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: 
                          if jpeg else None}
     if with_nc:
         ref = reference_autoencoder_seconds()
-        for name in [n for n in curves if n == "nc" or n.startswith("nc:")]:
+        for name in [n for n in curves if n == "nc" or n.startswith(("nc:", "nc "))]:
             enc = statistics.mean(c["encode_s"] for c in curves[name])
             dec = statistics.mean(c["decode_s"] for c in curves[name])
             summary[name].update(reference_autoencoder_s=ref, encode_s=enc, decode_s=dec,
                                  encode_over_reference=enc / ref, decode_over_reference=dec / ref)
+            if name in processes:
+                summary[name]["process"] = processes[name]
     _print(curves, summary, len(paths), folder)
     result = {"folder": str(folder), "images": [p.name for p in paths], "curves": curves,
               "summary": summary, "nc_version": codec.__version__}
@@ -132,6 +145,29 @@ def run(folder: Path, with_nc: bool, references: Collection[str] | None, limit: 
         _plot(curves, summary, plot_out)
         print(f"wrote {plot_out}")
     return result
+
+
+def _process_seconds(paths: list[Path], work: Path, model: str | None, effort: int | None) -> dict:
+    """Mean and largest seconds of whole ``nc encode`` and ``nc decode``
+    processes (Python start-up, imports and weights included) over
+    ``paths`` at every quality."""
+    enc, dec = [], []
+    for path in paths:
+        for q in NC_QUALITIES:
+            out = work / f"{path.stem}.process.nc"
+            args = [sys.executable, "-m", "codec.cli", "encode", str(path), "-o", str(out),
+                    "--force", "-q", str(q)]
+            args += ["--model", model] if model else []
+            args += ["--effort", str(effort)] if effort else []
+            for cmd, times in ((args, enc), ([sys.executable, "-m", "codec.cli", "decode", str(out),
+                                             "-o", str(out.with_suffix(".png")), "--force"], dec)):
+                t = time.perf_counter()
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                times.append(time.perf_counter() - t)
+                if proc.returncode:
+                    raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}")
+    return {"images": [p.name for p in paths], "encode_s": statistics.mean(enc),
+            "encode_max_s": max(enc), "decode_s": statistics.mean(dec), "decode_max_s": max(dec)}
 
 
 def _progress(name: str, curve: list[dict]) -> None:
@@ -155,6 +191,11 @@ def _print(curves, summary, n, folder):
         print(f"{name} encode {s['encode_s']:.2f} s, decode {s['decode_s']:.2f} s per image; plain "
               f"autoencoder pass {s['reference_autoencoder_s']:.2f} s (ratios "
               f"{s['encode_over_reference']:.2f}, {s['decode_over_reference']:.2f}; limit 2)")
+        if "process" in s:
+            p = s["process"]
+            print(f"{name} whole processes ({len(p['images'])} images x {len(NC_QUALITIES)} "
+                  f"qualities): encode {p['encode_s']:.2f} s (largest {p['encode_max_s']:.2f}), "
+                  f"decode {p['decode_s']:.2f} s (largest {p['decode_max_s']:.2f})")
 
 
 def _plot(curves, summary, path: Path):

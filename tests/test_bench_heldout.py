@@ -56,3 +56,24 @@ def test_the_data_sets_folder_follows_nc_shared_dir(tmp_path):
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          check=True, timeout=120, cwd=root).stdout.strip()
     assert out.endswith(os.path.join("shared", "data", "train")) and out != str(tmp_path / "data" / "train")
+
+
+def test_every_tenth_of_the_further_photographs_is_cropped_too(tmp_path):
+    """With a photographs folder, the crops are those of every photograph
+    the trainers hold out: the training folder's last four and every 10th
+    of the sub-folders' (named by their path, '/' as '-')."""
+    rng = np.random.default_rng(2)
+    data, photos = tmp_path / "train", tmp_path / "photos"
+    data.mkdir()
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(data / f"{i:03}.png")
+    for sub in ("a", "b"):
+        (photos / sub).mkdir(parents=True)
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)).save(
+                photos / sub / f"{i:02}.png")
+    written = write_crops(tmp_path / "held", data, width=8, height=8, photos=photos)
+    assert [p.name for p in written] == ["001.png", "002.png", "003.png", "004.png",
+                                         "a-09.png", "b-09.png"]
+    assert np.array_equal(np.asarray(Image.open(written[-1])),
+                          np.asarray(Image.open(photos / "b" / "09.png"))[2:10, 2:10])

@@ -58,6 +58,15 @@ class LossyCodec:
         flat = tensors["entropy.gaussian"]
         tables = np.split(flat, np.cumsum(sizes)[:-1])
         self.coder = ResidualCoder(tables)
+        self._tensors, self._refiner = tensors, None
+
+    def refiner(self):
+        """The differentiable copy of this model that refines latents (built
+        on first use: decoding never needs it)."""
+        if self._refiner is None:
+            from codec.lossy.refine import LatentRefiner
+            self._refiner = LatentRefiner(self._tensors, self.spec, self.net)
+        return self._refiner
 
     def _gain(self, quality: float) -> torch.Tensor:
         return self.net.gains(torch.tensor([quality], dtype=torch.float32))
@@ -77,11 +86,12 @@ class LossyCodec:
         with torch.no_grad():
             return self.net.g_a(x) * self._gain(quality)
 
-    def encode_side(self, y: torch.Tensor) -> tuple[bytes, np.ndarray]:
+    def encode_side(self, y: torch.Tensor, z: torch.Tensor | None = None) -> tuple[bytes, np.ndarray]:
         """(side stream, z) of latents y (1, M, h, w), h and w multiples of
-        4: the hyper-latents z = round(h_a(y)) under their fixed tables."""
+        4: the hyper-latents z = round(h_a(y)) (or round(``z``), refined
+        ones) under their fixed tables."""
         with torch.no_grad():
-            z_hat = torch.round(self.net.h_a(y)).to(torch.float64).numpy()
+            z_hat = torch.round(self.net.h_a(y) if z is None else z).to(torch.float64).numpy()
         z_int = z_hat.astype(np.int64)
         side = range_encoder()
         self.coder.encode(side, z_int, np.broadcast_to(self.z_levels[None, :, None, None], z_int.shape))

@@ -22,6 +22,7 @@ from codec.format import metadata
 from codec.format.container import Codec, Container, Header, Mode, Segment, SegmentKind
 from codec.format.digest import tile_digest
 from codec.format.tiles import LOSSY_TILE_SIZE, TILE_SIZE, Tile, TileGrid
+from codec.lossy import refine
 from codec.picture import Picture
 from codec.pipeline import lossless, lossy
 from codec.pipeline.parallel import map_tiles
@@ -108,7 +109,9 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
     side = _side_segments(pic, strip)
     head = header.pack(len(side) + 1 + len(grid) * (2 + mode.has_alpha))
     padded = lossy.padded_rgb(pic.samples[:, :, :mode.colour_channels])
-    # 1. the latents, window by window (each with its context, positions relative to it)
+    # 1. the latents, window by window (each with its context, positions relative
+    #    to it), refined to this image at efforts that spend time on it
+    steps = refine.steps_for_effort(effort)
     windows = lossy.transform_windows(pic.width, pic.height)
     tasks = []
     for t in windows:
@@ -116,12 +119,16 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
         window = padded[y0:t.y + lossy.padded_size(t.height) + lossy.MARGIN,
                         x0:t.x + lossy.padded_size(t.width) + lossy.MARGIN]
         local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
-        tasks.append((model_id, np.ascontiguousarray(window), local, quality))
-    y = _assemble_latents(windows, map_tiles(lossy.analyse_tile, tasks, jobs))
-    del padded, tasks                          # memory: the latents are all that is needed now
+        valid = (pic.height - y0, pic.width - x0)      # the image's pixels, not padding
+        tasks.append((model_id, np.ascontiguousarray(window), local, quality, steps, valid))
+    analysed = map_tiles(lossy.analyse_tile, tasks, jobs)
+    y = _assemble_latents(windows, [y for y, _ in analysed])
+    z_refined = (None if steps == 0 else
+                 torch.from_numpy(_assemble_latents(windows, [z for _, z in analysed], 4)))
+    del padded, tasks, analysed                # memory: the latents are all that is needed now
     # 2. the hyper-latents of the whole latent map: one side segment
     lc = lossy.lossy_codec(model_id)
-    side_stream, z = lc.encode_side(torch.from_numpy(y))
+    side_stream, z = lc.encode_side(torch.from_numpy(y), z_refined)
     segments = side + [Segment(SegmentKind.SIDE, side_stream)]
     # 3. the latents, slice by slice over the whole map, a stream per tile
     tiles = list(grid)
@@ -167,13 +174,15 @@ def _decode_alpha(model_id, segment, tile):
         raise _tile_error(tile, e) from None
 
 
-def _assemble_latents(grid: TileGrid, tiles: list[np.ndarray]) -> np.ndarray:
-    """The whole latent map (1, M, Hp/16, Wp/16) from the tiles' parts."""
+def _assemble_latents(grid: TileGrid, tiles: list[np.ndarray], down: int = 1) -> np.ndarray:
+    """The whole latent map (1, M, Hp/16, Wp/16) from the tiles' parts (with
+    ``down`` 4: the hyper-latent map, Hp/64 x Wp/64)."""
     s = lossy.LATENT_STRIDE
     hp, wp = lossy.padded_size(grid.height) // s, lossy.padded_size(grid.width) // s
-    out = np.zeros((1, tiles[0].shape[1], hp, wp), tiles[0].dtype)
+    out = np.zeros((1, tiles[0].shape[1], hp // down, wp // down), tiles[0].dtype)
     for t, y in zip(grid, tiles):
-        out[(slice(None), slice(None), *lossy.latent_rect(t))] = y
+        rows, cols = lossy.latent_rect(t)
+        out[:, :, rows.start // down:rows.stop // down, cols.start // down:cols.stop // down] = y
     return out
 
 

@@ -96,13 +96,30 @@ def tile_latents(y: np.ndarray, tile: Tile) -> np.ndarray:
     return y[:, :, rows, cols]
 
 
-def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float) -> np.ndarray:
+def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float,
+                 refine_steps: int = 0, valid: tuple[int, int] | None = None
+                 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The tile's latents y (1, M, h, w) from ``window``, a part of the padded
     image that holds the tile and MARGIN pixels around it where they exist
-    (``tile`` positioned relative to the window)."""
+    (``tile`` positioned relative to the window), and its hyper-latents z
+    (1, hyper, h/4, w/4) when ``refine_steps`` > 0: then y and z are
+    refined over the whole window (``codec/lossy/refine.py``), counting the
+    distortion of its first ``valid`` (rows, columns) only, the image's
+    pixels (the rest is padding); else z is None, for h_a to derive."""
     lc = lossy_codec(model_id)
     x = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)[None].float() / 255
-    return np.ascontiguousarray(tile_latents(lc.analysis(x, quality).numpy(), tile))
+    y = lc.analysis(x, quality)
+    if refine_steps <= 0:
+        return np.ascontiguousarray(tile_latents(y.numpy(), tile)), None
+    mask = torch.zeros((1, 1, *x.shape[2:]))
+    rows, cols = valid if valid is not None else x.shape[2:]
+    mask[:, :, :rows, :cols] = 1
+    y, z = lc.refiner().refine(x, mask, y, quality, refine_steps)
+    lat_rows, lat_cols = latent_rect(tile)
+    z_rows = slice(lat_rows.start // 4, lat_rows.stop // 4)
+    z_cols = slice(lat_cols.start // 4, lat_cols.stop // 4)
+    return (np.ascontiguousarray(tile_latents(y.numpy(), tile)),
+            np.ascontiguousarray(z.numpy()[:, :, z_rows, z_cols]))
 
 
 def latent_rect(tile: Tile) -> tuple[slice, slice]:
