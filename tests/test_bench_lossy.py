@@ -36,3 +36,17 @@ def test_reference_and_no_reference_exclude_each_other(tmp_path):
                                        "--reference", "AVIF"])
     assert result.exit_code == 2
     assert "exclude each other" in result.output
+
+
+def test_each_effort_is_its_own_curve_on_every_nth_image(tmp_path):
+    folder = _folder(tmp_path)
+    Image.open(folder / "ramp.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "sramp.png")
+    out = tmp_path / "e.json"
+    result = CliRunner().invoke(main, ["lossy", str(folder), "--no-reference", "--effort", "4",
+                                       "--effort", "5", "--every", "2", "--process-images", "0",
+                                       "--json", str(out), "--plot", str(tmp_path / "e.png")])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["images"] == ["ramp.png"]
+    assert set(figures["curves"]) == {"nc e4", "nc e5"}
+    assert "process" not in figures["summary"]["nc e4"]
