@@ -73,7 +73,7 @@ def lossy(folder, no_nc, no_reference, references, limit, json_out, plot_out, mo
 @click.option("--downscale", type=click.FloatRange(min=1), default=1.0, show_default=True,
               help="Make the photographs this many times smaller (Lanczos) before cropping: "
                    "at 2 they have about Kodak's detail per pixel.")
-@click.option("--photos", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--photos", metavar="DIR|none",
               help="The further photographs, whose every 10th is held out too "
                    "[default: $NC_SHARED_DIR/data/photos, else ../shared/data/photos, if it "
                    "exists; 'none': the training folder's alone].")
@@ -86,11 +86,12 @@ def heldout(out, data, width, height, downscale, photos):
     from .heldout import write_crops
 
     from models.data import DEFAULT_PHOTOS_DIR
+    from models.training import photos_folder
 
     if photos is None:
         photos = DEFAULT_PHOTOS_DIR if DEFAULT_PHOTOS_DIR.is_dir() else None
-    elif str(photos) == "none":
-        photos = None
+    else:
+        photos = photos_folder(photos)
     for path in write_crops(out, data, width, height, downscale, photos):
         click.echo(path)
 

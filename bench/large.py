@@ -14,12 +14,12 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from .process import timed_command
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
 KODAK = Path(__file__).resolve().parents[2] / "shared" / "data" / "kodak"
@@ -44,18 +44,6 @@ def mosaic(width: int, height: int, grey: bool = False, row_height: int = 1000) 
     return canvas.convert("L") if grey else canvas
 
 
-def _timed(args: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS of any one process in MB) of a command."""
-    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
-        t = time.perf_counter()
-        proc = subprocess.run(["/usr/bin/time", "-o", tf.name, "-f", "%M", *args],
-                              capture_output=True, text=True)
-        seconds = time.perf_counter() - t
-        if proc.returncode:
-            raise SystemExit(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
-        return seconds, int(tf.read().split()[-1]) / 1024
-
-
 def _code(src: Path, work: Path, codec: str, quality: float | None, jobs: int) -> dict:
     """Encode and decode ``src`` in two processes; sizes, times, memory, exactness."""
     nc_file, back = work / f"{src.stem}-{codec}.nc", work / f"{src.stem}-{codec}.png"
@@ -63,8 +51,8 @@ def _code(src: Path, work: Path, codec: str, quality: float | None, jobs: int) -
     enc = (f"import codec; codec.encode_file({str(src)!r}, {str(nc_file)!r}, {codec!r}, "
            f"force=True, jobs={jobs}{lossy})")
     dec = f"import codec; codec.decode_file({str(nc_file)!r}, {str(back)!r}, force=True, jobs={jobs})"
-    enc_s, enc_mb = _timed([sys.executable, "-c", enc])
-    dec_s, dec_mb = _timed([sys.executable, "-c", dec])
+    enc_s, enc_mb = timed_command([sys.executable, "-c", enc])
+    dec_s, dec_mb = timed_command([sys.executable, "-c", dec])
     with Image.open(src) as a, Image.open(back) as b:
         exact = bool(np.array_equal(np.asarray(a), np.asarray(b)))
         subpixels = a.width * a.height * len(a.getbands())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +24,7 @@ import codec
 from codec import api
 
 from .metrics import bd_rate, ms_ssim, psnr
+from .process import timed_command
 from .reference import lossy_codecs
 
 NC_QUALITIES = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -159,13 +159,9 @@ def _process_seconds(paths: list[Path], work: Path, model: str | None, effort: i
                     "--force", "-q", str(q)]
             args += ["--model", model] if model else []
             args += ["--effort", str(effort)] if effort else []
-            for cmd, times in ((args, enc), ([sys.executable, "-m", "codec.cli", "decode", str(out),
-                                             "-o", str(out.with_suffix(".png")), "--force"], dec)):
-                t = time.perf_counter()
-                proc = subprocess.run(cmd, capture_output=True, text=True)
-                times.append(time.perf_counter() - t)
-                if proc.returncode:
-                    raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip()[-300:]}")
+            enc.append(timed_command(args)[0])
+            dec.append(timed_command([sys.executable, "-m", "codec.cli", "decode", str(out),
+                                      "-o", str(out.with_suffix(".png")), "--force"])[0])
     return {"images": [p.name for p in paths], "encode_s": statistics.mean(enc),
             "encode_max_s": max(enc), "decode_s": statistics.mean(dec), "decode_max_s": max(dec)}
 

@@ -277,12 +277,13 @@ def export_main(export, doc: str, argv=None) -> None:
 
 # Shipped weights hold integer networks; these modules' ``float_state`` turns
 # them back into training state.  Snapshots (no "kind") are float already.
-FLOAT_STATE_OF_SHIPPED = {"arm": "models.arm.export", "idf": "models.idf.export"}
+FLOAT_STATE_OF_SHIPPED = {"arm": "models.arm.export", "idf": "models.idf.export",
+                          "lossy": "models.lossy.export"}
 
 
 def load_safetensors(path: Path) -> tuple[dict, dict, dict]:
     """(model state dict, spec dict, metadata) of a committed snapshot
-    (``models/checkpoints``) or of shipped ARM or IDF weights, in one read."""
+    (``models/checkpoints``) or of shipped ARM, IDF or lossy weights, in one read."""
     import importlib
     import json
 
@@ -299,7 +300,7 @@ def load_safetensors(path: Path) -> tuple[dict, dict, dict]:
 
 def load_state(path: Path) -> tuple[dict, dict]:
     """(model state dict, spec dict) of a training checkpoint (.pt), a
-    committed snapshot or shipped ARM or IDF weights (.safetensors)."""
+    committed snapshot or shipped ARM, IDF or lossy weights (.safetensors)."""
     path = Path(path)
     if path.suffix == ".safetensors":
         state, spec, _ = load_safetensors(path)

@@ -24,7 +24,7 @@ def rd_cost(rgb: np.ndarray, data: bytes, quality: float) -> float:
     pixel + lambda * 255^2 * MSE of the decoded image."""
     back = np.asarray(codec.decode(data)).astype(np.float64)
     mse = ((back - rgb) ** 2).mean() / 255**2
-    lam = lossy.lossy_codec(MODEL).refiner().lam(quality)
+    lam = lossy.lossy_codec(MODEL).spec.lam(quality)
     return 8 * len(data) / (rgb.shape[0] * rgb.shape[1]) + lam * 255**2 * mse
 
 
@@ -80,3 +80,24 @@ def test_refinement_in_windows_assembles_the_hyper_latents(crop, monkeypatch):
     refined = codec.encode(rgb, "lossy", quality=4.0, effort=7)
     assert np.asarray(codec.decode(refined)).shape == rgb.shape
     assert rd_cost(rgb, refined, 4.0) < rd_cost(rgb, plain, 4.0)
+
+
+def test_the_float_network_behind_shipped_weights_rounds_back_to_them():
+    """``float_state`` inverts the export: its integer networks round back
+    to the shipped integers, and its z prior to the shipped scale levels
+    (which is also what lets a training run start from shipped weights)."""
+    from models.lossy.export import float_state, integer_stacks, layer_fracs
+    from models.lossy.network import LossyAutoencoder
+
+    w = weights.load(MODEL, "lossy")
+    lc = lossy.lossy_codec(MODEL)
+    net = LossyAutoencoder(lc.spec)
+    net.load_state_dict(float_state(w.tensors, w.spec))
+    s = lc.spec
+    for prefix, stack, in_frac in integer_stacks(net):
+        for i, layer, frac in layer_fracs(stack, s, in_frac):
+            np.testing.assert_array_equal(torch.round(layer.weight.detach().double() * 2**s.weight_frac).numpy(),
+                                          w.tensors[f"{prefix}.{i}.weight"])
+            np.testing.assert_array_equal(torch.round(layer.bias.detach().double() * 2**(s.weight_frac + frac)).numpy(),
+                                          w.tensors[f"{prefix}.{i}.bias"])
+    np.testing.assert_array_equal(net.z_levels().detach().numpy(), w.tensors["z_levels"])

@@ -26,9 +26,27 @@ from .network import LossyAutoencoder
 from .spec import LossySpec
 
 
+def integer_stacks(net: LossyAutoencoder):
+    """(prefix in the weights, stack, input scale exponent) of each integer network."""
+    spec = net.spec
+    yield "h_s", net.h_s, 0
+    for i, sn in enumerate(net.slice_nets):
+        yield f"slice{i}", sn, spec.act_frac
+    for i, cn in enumerate(getattr(net, "context_nets", [])):
+        yield f"context{i}", cn, spec.act_frac
+
+
+def layer_fracs(stack, spec: LossySpec, in_frac: int):
+    """(index, layer, its input's scale exponent) of a stack's layers."""
+    frac = in_frac
+    for i, layer in enumerate(stack.layers):
+        yield i, layer, frac
+        frac = spec.act_frac
+
+
 def integer_stack(prefix: str, net, spec: LossySpec, in_frac: int, tensors: dict) -> list[dict]:
-    meta, frac = [], in_frac
-    for i, layer in enumerate(net.layers):
+    meta = []
+    for i, layer, frac in layer_fracs(net, spec, in_frac):
         w = torch.clamp(torch.round(layer.weight * 2**spec.weight_frac), -2**15 + 1, 2**15 - 1)
         b = torch.round(layer.bias * 2**(spec.weight_frac + frac))
         tensors[f"{prefix}.{i}.weight"] = w.detach().numpy().astype(np.int32)
@@ -37,8 +55,30 @@ def integer_stack(prefix: str, net, spec: LossySpec, in_frac: int, tensors: dict
         if isinstance(layer, nn.ConvTranspose2d):
             entry["output_padding"] = layer.output_padding[0]
         meta.append(entry)
-        frac = spec.act_frac
     return meta
+
+
+def float_state(tensors: dict, spec_dict: dict) -> dict:
+    """The network state dict behind shipped lossy weights (NumPy arrays or
+    tensors): the inverse of :func:`export`, exact on the grids it rounded
+    to.  The codec's latent refinement runs this network; a training run
+    can continue from shipped weights (``models.training.load_state``)."""
+    spec = LossySpec.from_dict(spec_dict)
+    net = LossyAutoencoder(spec)
+
+    def t(name):
+        return torch.as_tensor(np.asarray(tensors[name])).double()
+
+    state = {k: t(k).float() for k in tensors if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain")}
+    net.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        for prefix, stack, in_frac in integer_stacks(net):
+            for i, layer, frac in layer_fracs(stack, spec, in_frac):
+                layer.weight.copy_(t(f"{prefix}.{i}.weight") / 2**spec.weight_frac)
+                layer.bias.copy_(t(f"{prefix}.{i}.bias") / 2**(spec.weight_frac + frac))
+        # z_levels = round((z_log_scale - min) * 2^frac): this value rounds back to them
+        net.z_log_scale.copy_(t("z_levels") / 2**spec.log_scale_frac + spec.log_scale_min)
+    return net.state_dict()
 
 
 def export(checkpoint: Path, out: Path, model_id: str) -> None:
@@ -49,11 +89,8 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
     for name, t in net.state_dict().items():
         if name.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain"):
             tensors[name] = t.numpy().astype(np.float16)
-    layout = {"h_s": integer_stack("h_s", net.h_s, spec, 0, tensors)}
-    for i, sn in enumerate(net.slice_nets):
-        layout[f"slice{i}"] = integer_stack(f"slice{i}", sn, spec, spec.act_frac, tensors)
-    for i, cn in enumerate(getattr(net, "context_nets", [])):
-        layout[f"context{i}"] = integer_stack(f"context{i}", cn, spec, spec.act_frac, tensors)
+    layout = {prefix: integer_stack(prefix, stack, spec, in_frac, tensors)
+              for prefix, stack, in_frac in integer_stacks(net)}
     with torch.no_grad():
         tensors["z_levels"] = net.z_levels().numpy().astype(np.int32)
     scales = np.exp(spec.log_scale_min + np.arange(spec.scale_levels) / 2**spec.log_scale_frac)

@@ -240,9 +240,7 @@ class LossyAutoencoder(nn.Module):
         codec always runs float32."""
         if not (self.training and self.transform_bfloat16):
             return net(v)
-        with torch.autocast(v.device.type, dtype=torch.bfloat16):
-            inner = net[:-1](v)
-        return net[-1](inner.float())
+        return inner_bfloat16(net, v)
 
     def _noisy(self, v):
         """Training: v plus uniform noise, the differentiable proxy of rounding
@@ -252,6 +250,16 @@ class LossyAutoencoder(nn.Module):
         if self.training and not self.hard_rate:
             return v + torch.empty_like(v).uniform_(-0.5, 0.5)
         return round_ste(v)
+
+
+def inner_bfloat16(net: nn.Sequential, v):
+    """``net(v)`` with every layer but the last under bfloat16 autocast: the
+    last stays float32, so what it gives (latents to round, pixels to
+    measure) carries full precision.  Training's transforms
+    (``transform_bfloat16``) and the codec's latent refinement use it."""
+    with torch.autocast(v.device.type, dtype=torch.bfloat16):
+        inner = net[:-1](v)
+    return net[-1](inner.float())
 
 
 class LearnedCodebook(nn.Module):

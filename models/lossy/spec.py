@@ -1,6 +1,7 @@
 """Shape, rate points and fixed-point formats of the lossy model."""
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 # Qualities travel as integers, quality x QUALITY_SCALE (the file header's
@@ -54,6 +55,14 @@ class LossySpec:
         (ints or integer tensors), so encoder, decoder and training agree."""
         lo, span = QUALITY_SCALE, QUALITY_SCALE * (self.qualities - 1)
         return ((quality_code - lo) * 2**self.act_frac * 2 + span) // (2 * span)
+
+    def lam(self, quality: float) -> float:
+        """The rate-distortion trade-off of a (fractional) quality 1..Q: the
+        lambdas interpolated geometrically, as the network's gains are."""
+        q = min(max(quality - 1, 0.0), self.qualities - 1)
+        lo = min(math.floor(q), self.qualities - 2)
+        t = q - lo
+        return math.exp(math.log(self.lambdas[lo]) * (1 - t) + math.log(self.lambdas[lo + 1]) * t)
 
     @property
     def qualities(self) -> int:
