@@ -110,6 +110,7 @@ class SegmentKind(enum.IntEnum):
     PALETTE = 7     # mode P: the palette and its transparency (whole image)
     METADATA = 8    # ICC profile, EXIF, XMP, text (whole image)
     DIGEST = 9      # a tile's check value, compared before anything is written
+    FILTER = 10     # lossy: the post-filter fitted to this image (whole image; nc 0.14)
 
 
 class Method(enum.IntEnum):

@@ -172,11 +172,20 @@ class LossyCodec:
 
     def synthesis(self, y_hat: np.ndarray, quality: float) -> np.ndarray:
         """(16h, 16w, 3) uint8 pixels of integer latents y_hat (1, M, h, w), 1/16 units."""
+        return to_pixels(self.synthesis_float(y_hat, quality))
+
+    def synthesis_float(self, y_hat: np.ndarray, quality: float) -> np.ndarray:
+        """(3, 16h, 16w) float32: g_s of y_hat in pixel units (0..255 and a
+        little beyond), before rounding; what a post-filter reads."""
         y = torch.from_numpy(y_hat / 2**self.spec.mean_frac).float()
         with torch.no_grad():
-            x_hat = self.net.g_s(y / self._gain(quality))
-        out = torch.clamp(torch.round(x_hat[0] * 255), 0, 255)
-        return out.permute(1, 2, 0).to(torch.uint8).numpy()
+            return (self.net.g_s(y / self._gain(quality))[0] * 255).numpy()
+
+
+def to_pixels(x: np.ndarray) -> np.ndarray:
+    """(h, w, 3) uint8 of a (3, h, w) synthesis in pixel units: rounded
+    (half to even) and clipped."""
+    return np.clip(np.rint(x), 0, 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 def _padded(n: int) -> int:

@@ -23,6 +23,7 @@ from codec.format.container import Codec, Container, Header, Mode, Segment, Segm
 from codec.format.digest import tile_digest
 from codec.format.tiles import LOSSY_TILE_SIZE, TILE_SIZE, Tile, TileGrid
 from codec.lossy import refine
+from codec.lossy.postfilter import FilterFit, PostFilter, radius_for_effort
 from codec.picture import Picture
 from codec.pipeline import lossless, lossy
 from codec.pipeline.parallel import map_tiles
@@ -107,7 +108,6 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
                     codec_param=code, tile_width=grid.tile_width, tile_height=grid.tile_height,
                     effort=effort)
     side = _side_segments(pic, strip)
-    head = header.pack(len(side) + 1 + len(grid) * (2 + mode.has_alpha))
     padded = lossy.padded_rgb(pic.samples[:, :, :mode.colour_channels])
     # 1. the latents, window by window (each with its context, positions relative
     #    to it), refined to this image at efforts that spend time on it
@@ -129,7 +129,7 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
     # 2. the hyper-latents of the whole latent map: one side segment
     lc = lossy.lossy_codec(model_id)
     side_stream, z = lc.encode_side(torch.from_numpy(y), z_refined)
-    segments = side + [Segment(SegmentKind.SIDE, side_stream)]
+    side.append(Segment(SegmentKind.SIDE, side_stream))
     # 3. the latents, slice by slice over the whole map, a stream per tile
     tiles = list(grid)
     streams = [range_encoder() for _ in tiles]
@@ -144,6 +144,12 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
         return r
 
     y_hat = lossy.walk_latents(lc, tiles, z, code, code_tile)
+    # 4. the post-filter of the synthesis the decoder will compute, if it pays
+    fitted = _fit_postfilter(pic, model_id, y_hat, quality, effort, jobs)
+    if fitted is not None:
+        side.append(Segment(SegmentKind.FILTER, fitted.pack(lc.coder)))
+    head = header.pack(len(side) + len(grid) * (2 + mode.has_alpha))
+    segments = list(side)
     alphas = [np.ascontiguousarray(t.crop(pic.samples)[:, :, -1:]) for t in tiles] \
         if mode.has_alpha else [None] * len(tiles)
     alpha_segments = (map_tiles(lossy.encode_alpha, [(model_id, a, t.index) for t, a in
@@ -160,9 +166,34 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
     return Encoded(Container(header, segments), 0.0)
 
 
-def _synthesise(model_id, y_window, tile, quality, offset):
+def _fit_postfilter(pic: Picture, model_id: str, y_hat: np.ndarray, quality: float,
+                    effort: int, jobs) -> PostFilter | None:
+    """The post-filter that pays most at this quality's lambda
+    (``codec/lossy/postfilter.py``), fitted window by window to the
+    synthesis the decoder will compute; None at low efforts or if none pays."""
+    radius = radius_for_effort(effort)
+    if radius == 0:
+        return None
+    rgb = lossy.as_rgb(pic.samples[:, :, :Mode.from_name(pic.mode).colour_channels])
+    tasks = [task + (rgb[t.y:t.y + t.height, t.x:t.x + t.width], radius)
+             for t, task in _synthesis_tasks(model_id, y_hat, quality, pic.width, pic.height)]
+    fit = sum(map_tiles(lossy.filter_statistics, tasks, jobs), FilterFit(radius))
+    lc = lossy.lossy_codec(model_id)
+    return fit.choose(lc.spec.lam(quality), lc.coder)
+
+
+def _synthesis_tasks(model_id: str, y_hat: np.ndarray, quality: float, width: int, height: int):
+    """(window, (model id, latent window, window, quality, latent offset))
+    for each window the synthesis runs in."""
+    for t in lossy.transform_windows(width, height):
+        rows, cols = lossy.latent_window(t, y_hat.shape[2:])
+        yield t, (model_id, np.ascontiguousarray(y_hat[:, :, rows, cols]), t, quality,
+                  (rows.start, cols.start))
+
+
+def _synthesise(model_id, y_window, tile, quality, offset, postfilter=None):
     try:
-        return lossy.synthesise_tile(model_id, y_window, tile, quality, offset)
+        return lossy.synthesise_tile(model_id, y_window, tile, quality, offset, postfilter)
     except Exception as e:
         raise _tile_error(tile, e) from None
 
@@ -205,7 +236,7 @@ def _tile_segments(c: Container, grid: TileGrid) -> list[dict]:
     if h.mode is Mode.P:
         whole.add(SegmentKind.PALETTE)
     if h.codec is Codec.LOSSY:
-        whole.add(SegmentKind.SIDE)
+        whole |= {SegmentKind.SIDE, SegmentKind.FILTER}
         per = {SegmentKind.LATENT, SegmentKind.DIGEST} | ({SegmentKind.ALPHA} if h.mode.has_alpha
                                                             else set())
     else:
@@ -263,6 +294,9 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
         for kind in (SegmentKind.LATENT, SegmentKind.ALPHA) if h.mode.has_alpha else (SegmentKind.LATENT,):
             if kind not in per_tile[t.index]:
                 raise FormatError(f"{t}: missing {kind.name.lower()} segment")
+    filter_segment = c.optional(SegmentKind.FILTER)
+    postfilter = (None if filter_segment is None
+                  else PostFilter.unpack(filter_segment.data, lc.coder))
     try:
         z = lc.decode_side(c.segment(SegmentKind.SIDE), hp, wp)
         streams = [range_decoder(per_tile[t.index][SegmentKind.LATENT].data) for t in tiles]
@@ -298,13 +332,10 @@ def _decode_lossy(c: Container, grid: TileGrid, per_tile: list[dict], head, jobs
         first = failed[min(failed)]
         more = f" (and {len(failed) - 1} more tiles)" if len(failed) > 1 else ""
         raise type(first)(f"{first}{more}")
-    windows = lossy.transform_windows(h.width, h.height)
-    tasks = []
-    for t in windows:
-        rows, cols = lossy.latent_window(t, (hp, wp))
-        tasks.append((h.model_id, np.ascontiguousarray(y_hat[:, :, rows, cols]), t, quality,
-                      (rows.start, cols.start)))
-    rgb = _assemble(windows, map_tiles(_synthesise, tasks, jobs), 3, np.uint8)
+    tasks = [task + (postfilter,) for _, task in
+             _synthesis_tasks(h.model_id, y_hat, quality, h.width, h.height)]
+    rgb = _assemble(lossy.transform_windows(h.width, h.height),
+                    map_tiles(_synthesise, tasks, jobs), 3, np.uint8)
     colour = lossy.to_mode(rgb, h.mode)
     if not h.mode.has_alpha:
         return colour

@@ -27,6 +27,8 @@ from codec import weights
 from codec.errors import FormatError, UnsupportedImage, WeightsMismatch
 from codec.format.container import Codec, Mode, Segment, SegmentKind
 from codec.format.tiles import Tile, TileGrid
+from codec.lossy.codec import to_pixels
+from codec.lossy.postfilter import FilterFit, PostFilter
 from codec.pipeline import lossless
 from models.lossy.network import anchor_mask
 from models.lossy.spec import QUALITY_SCALE, quality_code  # noqa: F401 (re-exported)
@@ -77,10 +79,15 @@ def padded_size(n: int) -> int:
     return -(-n // PAD_MULTIPLE) * PAD_MULTIPLE
 
 
+def as_rgb(colour: np.ndarray) -> np.ndarray:
+    """(H, W, 3) colour planes: grey as three equal channels."""
+    return colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+
+
 def padded_rgb(colour: np.ndarray) -> np.ndarray:
     """(Hp, Wp, 3) uint8: grey as three channels, edges replicated to a
     multiple of 64."""
-    rgb = colour if colour.shape[2] == 3 else np.repeat(colour, 3, axis=2)
+    rgb = as_rgb(colour)
     h, w = rgb.shape[:2]
     return np.pad(rgb, ((0, padded_size(h) - h), (0, padded_size(w) - w), (0, 0)), mode="edge")
 
@@ -213,14 +220,39 @@ def decode_alpha(model_id: str, segment: Segment, tile: Tile) -> np.ndarray:
 
 
 def synthesise_tile(model_id: str, y_window: np.ndarray, tile: Tile, quality: float,
-                    offset: tuple[int, int]) -> np.ndarray:
+                    offset: tuple[int, int], postfilter: PostFilter | None = None) -> np.ndarray:
     """The tile's (h, w, 3) pixels from ``y_window``, the part of the whole
     latent map that ``latent_window`` gives, which starts at latent
-    ``offset`` (row, column)."""
-    pixels = lossy_codec(model_id).synthesis(y_window, quality)
+    ``offset`` (row, column); filtered by the image's ``postfilter``, if it
+    has one."""
+    border = postfilter.radius if postfilter is not None else 0
+    region = synthesis_region(model_id, y_window, tile, quality, offset, border)
+    return to_pixels(region if postfilter is None else postfilter.apply(region))
+
+
+def synthesis_region(model_id: str, y_window: np.ndarray, tile: Tile, quality: float,
+                     offset: tuple[int, int], border: int) -> np.ndarray:
+    """(3, h + 2 border, w + 2 border) float synthesis (pixel units, not
+    rounded) of the tile and ``border`` pixels around it, edge-replicated
+    beyond the padded canvas.  The window reaches MARGIN pixels past the
+    tile wherever the canvas goes on, so replication only ever stands in
+    for pixels beyond the canvas."""
+    pixels = lossy_codec(model_id).synthesis_float(y_window, quality)
+    if border:
+        pixels = np.pad(pixels, ((0, 0), (border, border), (border, border)), mode="edge")
     py = (tile.y // LATENT_STRIDE - offset[0]) * LATENT_STRIDE
     px = (tile.x // LATENT_STRIDE - offset[1]) * LATENT_STRIDE
-    return pixels[py:py + tile.height, px:px + tile.width]
+    return pixels[:, py:py + tile.height + 2 * border, px:px + tile.width + 2 * border]
+
+
+def filter_statistics(model_id: str, y_window: np.ndarray, tile: Tile, quality: float,
+                      offset: tuple[int, int], original: np.ndarray, radius: int) -> FilterFit:
+    """The post-filter's least-squares statistics over one window: its
+    synthesis (as the decoder will compute it) against ``original``, the
+    window's (h, w, 3) pixels of the image."""
+    fit = FilterFit(radius)
+    fit.add(synthesis_region(model_id, y_window, tile, quality, offset, radius), original)
+    return fit
 
 
 def latent_window(tile: Tile, latent_shape: tuple[int, int]) -> tuple[slice, slice]:

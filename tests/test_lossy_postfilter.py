@@ -1,0 +1,148 @@
+"""The lossy decoder's post-filter (codec/lossy/postfilter.py): its
+statistics, its choice, its bytes, and its place in files."""
+
+import numpy as np
+import pytest
+
+import codec
+from codec import api, weights
+from codec.format import container
+from codec.lossy.postfilter import FilterFit, PostFilter, features_per_channel, offsets, radius_for_effort
+from codec.pipeline import lossy
+
+MODEL = weights.DEFAULT_MODELS["lossy"]
+rng = np.random.default_rng(7)
+
+
+def coder():
+    return lossy.lossy_codec(MODEL).coder
+
+
+def random_filter(radius, symmetric, shift=8, scale=20):
+    n = features_per_channel(radius, symmetric)
+    return PostFilter(radius, symmetric, shift, rng.integers(-scale, scale + 1, (3, n)))
+
+
+def by_definition(f: PostFilter, pixels: np.ndarray) -> np.ndarray:
+    """The filter as docs/FORMAT.md §7.1 writes it, term by term."""
+    r = f.radius
+    h, w = pixels.shape[1] - 2 * r, pixels.shape[2] - 2 * r
+    x = pixels[:, r:r + h, r:r + w]
+    at = lambda dy, dx: pixels[:, r + dy:r + dy + h, r + dx:r + dx + w]   # noqa: E731
+    coef = f.coefficients / 2**f.shift
+    out = x.copy()
+    for j, (dy, dx) in enumerate(offsets(r, f.symmetric)):
+        diff = at(dy, dx) - x
+        if f.symmetric:
+            diff = diff + at(-dy, -dx) - x
+        for c in range(3):
+            for src in range(3):
+                out[c] += coef[c, 3 * j + src] * diff[src]
+    for c in range(3):
+        out[c] += coef[c, -3] * (x[1] - x[0]) + coef[c, -2] * (x[2] - x[0]) + coef[c, -1]
+    return out
+
+
+@pytest.mark.parametrize("radius,symmetric", [(1, True), (2, False), (3, True)])
+def test_the_convolution_is_the_filter_as_defined(radius, symmetric):
+    f = random_filter(radius, symmetric)
+    pixels = rng.uniform(0, 255, (3, 20 + 2 * radius, 17 + 2 * radius))
+    np.testing.assert_allclose(f.apply(pixels), by_definition(f, pixels), atol=1e-9)
+
+
+def test_all_zero_coefficients_leave_the_synthesis_as_it_is():
+    f = PostFilter(2, False, 8, np.zeros((3, features_per_channel(2, False)), np.int64))
+    pixels = rng.uniform(0, 255, (3, 14, 15))
+    np.testing.assert_allclose(f.apply(pixels), pixels[:, 2:-2, 2:-2], atol=1e-12)
+
+
+@pytest.mark.parametrize("radius,symmetric,scale", [(1, False, 3), (2, True, 200), (3, False, 5000)])
+def test_filters_come_back_from_their_bytes(radius, symmetric, scale):
+    f = random_filter(radius, symmetric, shift=11, scale=scale)
+    g = PostFilter.unpack(f.pack(coder()), coder())
+    assert (g.radius, g.symmetric, g.shift) == (radius, symmetric, 11)
+    np.testing.assert_array_equal(g.coefficients, f.coefficients)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x04\x00\x08\x00\x00", b"\x01\x02\x08\x00\x00",
+                                  b"\x01\x00\x08\x40\x00", b"\x01\x00\x08\x00\x00\x01\x02"])
+def test_a_malformed_filter_segment_is_a_format_error(data):
+    with pytest.raises(codec.FormatError):
+        PostFilter.unpack(data, coder())
+
+
+def test_the_fit_recovers_a_filter_and_pays_only_when_it_helps():
+    """A target made by a known filter is found again (to its quantization),
+    statistics gathered in two parts sum to those of the whole, and a
+    target the synthesis already matches gets no filter."""
+    truth = random_filter(1, False, shift=6, scale=4)
+    pixels = rng.uniform(0, 255, (3, 64 + 4, 48 + 4))
+    target = truth.apply(pixels[:, 1:-1, 1:-1]).transpose(1, 2, 0)
+    whole, top, bottom = FilterFit(2), FilterFit(2), FilterFit(2)
+    whole.add(pixels, target)
+    top.add(pixels[:, :34 + 4], target[:34])
+    bottom.add(pixels[:, 34:], target[34:])
+    both = top + bottom
+    np.testing.assert_allclose(both.gram, whole.gram, rtol=1e-9)
+    np.testing.assert_allclose(both.cross, whole.cross, rtol=1e-9, atol=1e-6)
+    found = whole.choose(lam=0.01, coder=coder())
+    assert found is not None and found.radius == 1 and not found.symmetric
+    np.testing.assert_allclose(found.coefficients / 2**found.shift, truth.coefficients / 2**truth.shift,
+                               atol=2**-found.shift)
+    same = FilterFit(2)
+    same.add(pixels, pixels[:, 2:-2, 2:-2].transpose(1, 2, 0))
+    assert same.choose(lam=0.01, coder=coder()) is None
+
+
+def test_efforts_one_and_two_fit_no_filter_and_eight_up_the_widest():
+    assert [radius_for_effort(e) for e in range(1, 10)] == [0, 0, 2, 2, 2, 2, 2, 3, 3]
+
+
+def filter_segments(data: bytes):
+    return [s for s in container.unpack(data).segments if s.kind == container.SegmentKind.FILTER]
+
+
+@pytest.fixture(scope="module")
+def crop(photo_large) -> np.ndarray:
+    return np.ascontiguousarray(np.asarray(photo_large)[:96, :160])
+
+
+def test_a_filtered_file_decodes_to_the_filtered_synthesis_and_costs_less(crop):
+    """The encoder sends a filter when it lowers bits + lambda x distortion
+    on the decoded file; efforts below 3 send none and decode as before."""
+    quality = 6.0
+    plain = codec.encode(crop, "lossy", quality=quality, effort=2)
+    filtered = codec.encode(crop, "lossy", quality=quality, effort=4)
+    assert not filter_segments(plain) and len(filter_segments(filtered)) == 1
+
+    def cost(data):
+        back = np.asarray(codec.decode(data)).astype(np.float64)
+        mse = ((back - crop) ** 2).mean()
+        return 8 * len(data) + lossy.lossy_codec(MODEL).spec.lam(quality) * mse * crop[..., 0].size
+
+    assert cost(filtered) < cost(plain)
+
+
+def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(crop, monkeypatch):
+    """The filter reads its neighbours across window and tile borders from
+    the one synthesis of the whole image: smaller windows or tiles change
+    no pixel by more than float rounding."""
+    data = api.encode_image(crop, quality=6.0, effort=4).data
+    assert filter_segments(data)
+    whole = np.asarray(codec.decode(data, jobs=1)).astype(int)
+    monkeypatch.setattr(lossy, "WINDOW", 64)
+    windowed = np.asarray(codec.decode(data, jobs=1)).astype(int)
+    assert np.abs(windowed - whole).max() <= 1 and np.mean(windowed == whole) > 0.999
+    tiled = api.encode_image(crop, quality=6.0, effort=4, tile_size=64).data
+    assert filter_segments(tiled)[0].data == filter_segments(api.encode_image(
+        crop, quality=6.0, effort=4).data)[0].data
+
+
+def test_a_filter_segment_outside_a_lossy_file_or_twice_is_refused(crop, photo):
+    lossless = bytearray(codec.encode(photo))
+    lossy_file = codec.encode(crop, "lossy", quality=6.0, effort=4)
+    segment = filter_segments(lossy_file)[0]
+    for c in (container.unpack(bytes(lossless)), container.unpack(lossy_file)):
+        c.segments.insert(0, segment)
+        with pytest.raises(codec.FormatError, match="filter segment"):
+            codec.decode(container.pack(c))
