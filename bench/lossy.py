@@ -62,7 +62,7 @@ def _measure(images, work: Path, name: str, point, encode, decode, suffix: str) 
     for path, pixels in images:
         out = work / f"{path.stem}.{name.replace(' ', '_')}.{point}{suffix}"
         t = time.perf_counter()
-        data = encode(pixels, point, path, out)
+        encode(pixels, point, path, out)
         enc_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         back = decode(out)

@@ -65,7 +65,7 @@ class LossyCodec:
         on first use: decoding never needs it)."""
         if self._refiner is None:
             from codec.lossy.refine import LatentRefiner
-            self._refiner = LatentRefiner(self._tensors, self.spec)
+            self._refiner = LatentRefiner(self._tensors, self.spec, self.coder)
         return self._refiner
 
     def _gain(self, quality: float) -> torch.Tensor:

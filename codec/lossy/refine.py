@@ -16,6 +16,15 @@ ends on the rounded values the codec will code.  The step size falls
 linearly too.  If the refined latents' loss (rounded) is not below the
 starting one, the encoder keeps the start.
 
+The decoder will post-filter the synthesis (``codec/lossy/postfilter.py``)
+when the encoder sends a filter, so the distortion the search lowers is the
+filtered one: a guide filter, fitted to the starting latents' synthesis
+(on a quarter of its rows: it only steers), sits fixed after g_s in the
+loss.  Without it the search spends itself on what the filter does anyway
+(sharpening): on held-out crops its gain over effort 4 fell from 1.8 to 0.8
+BD-rate points once the filter came.  The file's own filter is fitted
+afterwards, to the refined latents.
+
 Only the encoder runs this: the file holds the refined y and z coded as
 usual, so the decoder and its cost are unchanged and files written with
 or without refinement decode alike.  The number of steps is the effort's
@@ -27,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from codec.lossy.postfilter import FilterFit, PostFilter
 from models.lossy.export import float_state
 from models.lossy.network import (
     LossyAutoencoder,
@@ -54,8 +64,8 @@ class LatentRefiner:
     scales are the codec's up to float32 rounding, which matters only for
     the search, never for the file."""
 
-    def __init__(self, weights_tensors: dict, spec):
-        self.spec = spec
+    def __init__(self, weights_tensors: dict, spec, coder):
+        self.spec, self.coder = spec, coder
         net = self.net = LossyAutoencoder(spec).eval()
         net.load_state_dict(float_state(weights_tensors, spec.to_dict()))
         for p in net.parameters():
@@ -66,10 +76,13 @@ class LatentRefiner:
         with torch.no_grad():
             self.z_scales = net.scales(net.z_levels())[None, :, None, None]
 
-    def loss(self, x, valid, y, z, quality: float, rounding):
+    def loss(self, x, valid, y, z, quality: float, rounding, guide: PostFilter | None = None,
+             synthesis: list | None = None):
         """The loss of latents y and z for image x (1, 3, H, W) in 0..1,
         ``valid`` (1, 1, H, W) marking the pixels that are the image's (not
-        padding); ``rounding`` maps residuals to (soft-)rounded ones."""
+        padding); ``rounding`` maps residuals to (soft-)rounded ones;
+        ``guide`` filters the synthesis before its distortion is measured.
+        The synthesis (unfiltered) is appended to ``synthesis`` if given."""
         net, s = self.net, self.spec
         q = torch.tensor([quality], dtype=torch.float32)
         z_bits = _gaussian_bits(rounding(z), torch.zeros_like(z), self.z_scales).sum()
@@ -91,16 +104,26 @@ class LatentRefiner:
         # the synthesis' inner layers in bfloat16: about 7 % faster a step
         # here, for gradients that only guide the search
         x_hat = inner_bfloat16(net.g_s, y_hat.contiguous(memory_format=torch.channels_last))
+        if synthesis is not None:
+            synthesis.append(x_hat)
+        if guide is not None:
+            x_hat = _filtered(guide, x_hat)
         pixels = valid.sum()
         mse = (((x_hat - x) ** 2) * valid).sum() / (3 * pixels)
         return (y_bits + z_bits) / pixels + s.lam(quality) * 255**2 * mse
 
     def refine(self, x: torch.Tensor, valid: torch.Tensor, y: torch.Tensor, quality: float,
-               steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(y, z) for image x from g_a's latents ``y`` after ``steps`` steps."""
+               steps: int, guide_radius: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """(y, z) for image x from g_a's latents ``y`` after ``steps`` steps,
+        the distortion measured through a guide filter of at most
+        ``guide_radius`` (0: none)."""
         with torch.no_grad():
             z = self.net.h_a(y)
-            start_loss = self.loss(x, valid, y, z, quality, torch.round)
+            start = []
+            start_loss = self.loss(x, valid, y, z, quality, torch.round, synthesis=start)
+            guide = self._guide(x, valid, start[0], quality, guide_radius)
+            if guide is not None:
+                start_loss = self.loss(x, valid, y, z, quality, torch.round, guide)
         y_var = y.clone().requires_grad_(True)
         z_var = z.clone().requires_grad_(True)
         opt = torch.optim.Adam([y_var, z_var], lr=LEARNING_RATE)
@@ -111,15 +134,34 @@ class LatentRefiner:
                 group["lr"] = LEARNING_RATE * left
             tau = TEMPERATURE * left + 1e-3
             loss = self.loss(x, valid, y_var, z_var, quality,
-                             lambda v, tau=tau: soft_round(v, tau, gen))
+                             lambda v, tau=tau: soft_round(v, tau, gen), guide)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
         with torch.no_grad():
-            end_loss = self.loss(x, valid, y_var, z_var, quality, torch.round)
+            end_loss = self.loss(x, valid, y_var, z_var, quality, torch.round, guide)
         if end_loss >= start_loss:
             return y, z
         return y_var.detach(), z_var.detach()
+
+    def _guide(self, x, valid, x_hat, quality: float, radius: int) -> PostFilter | None:
+        """The post-filter of the starting synthesis ``x_hat`` (1, 3, H, W,
+        0..1), fitted on every fourth band of rows of the image's pixels."""
+        if radius == 0:
+            return None
+        rows, cols = (int(valid[0, 0, :, 0].sum()), int(valid[0, 0, 0, :].sum()))
+        fit = FilterFit(radius)
+        pixels = F.pad(x_hat.float() * 255, (fit.border,) * 4, mode="replicate")[0].double().numpy()
+        original = (x[0, :, :rows, :cols] * 255).round().permute(1, 2, 0).to(torch.uint8).numpy()
+        fit.add(pixels, original, every=4)
+        return fit.choose(self.spec.lam(quality), self.coder, max_classes=1)
+
+
+def _filtered(f: PostFilter, x_hat: torch.Tensor) -> torch.Tensor:
+    """``f`` applied to a synthesis in 0..1, differentiably, in float32."""
+    weight, bias = f.kernel()
+    padded = F.pad(x_hat.float() * 255, (f.radius,) * 4, mode="replicate")
+    return F.conv2d(padded, weight.float(), bias.float()) / 255
 
 
 def soft_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:

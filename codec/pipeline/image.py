@@ -120,7 +120,8 @@ def encode_lossy(pic: Picture, quality: float, model_id: str, *, effort: int = 0
                         x0:t.x + lossy.padded_size(t.width) + lossy.MARGIN]
         local = Tile(t.index, t.x - x0, t.y - y0, t.width, t.height)
         valid = (pic.height - y0, pic.width - x0)      # the image's pixels, not padding
-        tasks.append((model_id, np.ascontiguousarray(window), local, quality, steps, valid))
+        tasks.append((model_id, np.ascontiguousarray(window), local, quality, steps, valid,
+                      radius_for_effort(effort)))
     analysed = map_tiles(lossy.analyse_tile, tasks, jobs)
     y = _assemble_latents(windows, [y for y, _ in analysed])
     z_refined = (None if steps == 0 else

@@ -104,15 +104,16 @@ def tile_latents(y: np.ndarray, tile: Tile) -> np.ndarray:
 
 
 def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float,
-                 refine_steps: int = 0, valid: tuple[int, int] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray | None]:
+                 refine_steps: int = 0, valid: tuple[int, int] | None = None,
+                 guide_radius: int = 0) -> tuple[np.ndarray, np.ndarray | None]:
     """The tile's latents y (1, M, h, w) from ``window``, a part of the padded
     image that holds the tile and MARGIN pixels around it where they exist
     (``tile`` positioned relative to the window), and its hyper-latents z
     (1, hyper, h/4, w/4) when ``refine_steps`` > 0: then y and z are
     refined over the whole window (``codec/lossy/refine.py``), counting the
     distortion of its first ``valid`` (rows, columns) only, the image's
-    pixels (the rest is padding); else z is None, for h_a to derive."""
+    pixels (the rest is padding), through a guide post-filter of radius up
+    to ``guide_radius`` (0: none); else z is None, for h_a to derive."""
     lc = lossy_codec(model_id)
     x = torch.from_numpy(np.ascontiguousarray(window)).permute(2, 0, 1)[None].float() / 255
     y = lc.analysis(x, quality)
@@ -121,7 +122,7 @@ def analyse_tile(model_id: str, window: np.ndarray, tile: Tile, quality: float,
     mask = torch.zeros((1, 1, *x.shape[2:]))
     rows, cols = valid if valid is not None else x.shape[2:]
     mask[:, :, :rows, :cols] = 1
-    y, z = lc.refiner().refine(x, mask, y, quality, refine_steps)
+    y, z = lc.refiner().refine(x, mask, y, quality, refine_steps, guide_radius)
     lat_rows, lat_cols = latent_rect(tile)
     z_rows = slice(lat_rows.start // 4, lat_rows.stop // 4)
     z_cols = slice(lat_cols.start // 4, lat_cols.stop // 4)
@@ -225,7 +226,7 @@ def synthesise_tile(model_id: str, y_window: np.ndarray, tile: Tile, quality: fl
     latent map that ``latent_window`` gives, which starts at latent
     ``offset`` (row, column); filtered by the image's ``postfilter``, if it
     has one."""
-    border = postfilter.radius if postfilter is not None else 0
+    border = postfilter.border if postfilter is not None else 0
     region = synthesis_region(model_id, y_window, tile, quality, offset, border)
     return to_pixels(region if postfilter is None else postfilter.apply(region))
 
@@ -251,7 +252,7 @@ def filter_statistics(model_id: str, y_window: np.ndarray, tile: Tile, quality: 
     synthesis (as the decoder will compute it) against ``original``, the
     window's (h, w, 3) pixels of the image."""
     fit = FilterFit(radius)
-    fit.add(synthesis_region(model_id, y_window, tile, quality, offset, radius), original)
+    fit.add(synthesis_region(model_id, y_window, tile, quality, offset, fit.border), original)
     return fit
 
 
