@@ -20,12 +20,14 @@ def main():
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the figures here [default: bench/results/lossless-FOLDER.json].")
 @click.option("--per-image", is_flag=True, help="Print each image's bpp as it is measured.")
-def lossless(folder, codecs, no_reference, limit, json_out, per_image):
+@click.option("--process-images", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Time whole nc decode processes (start-up included) on this many images.")
+def lossless(folder, codecs, no_reference, limit, json_out, per_image, process_images):
     """Lossless bpp, bpsp and speed on every PNG in FOLDER, through real files."""
     from .lossless import run
 
     json_out = json_out or Path(__file__).parent / "results" / f"lossless-{folder.name}.json"
-    run(folder, list(codecs), not no_reference, limit, json_out, per_image)
+    run(folder, list(codecs), not no_reference, limit, json_out, per_image, process_images)
 
 
 @main.command()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -19,11 +20,13 @@ from PIL import Image
 import codec
 from codec import api
 
+from .process import timed_command
 from .reference import lossless_codecs
 
 
-def _measure_nc(path: Path, work: Path, codec_spec: str) -> dict:
-    """``codec_spec`` is a codec name, or ``codec:model`` to pin the model."""
+def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False) -> dict:
+    """``codec_spec`` is a codec name, or ``codec:model`` to pin the model;
+    ``process``: also time a whole ``nc decode`` process of the file."""
     codec_name, _, model = codec_spec.partition(":")
     slug = codec_spec.replace(":", "-")
     out = work / f"{path.stem}.{slug}.nc"
@@ -37,9 +40,13 @@ def _measure_nc(path: Path, work: Path, codec_spec: str) -> dict:
     original = Image.open(path)
     exact = np.array_equal(np.asarray(Image.open(back)), np.asarray(original))
     size = out.stat().st_size
-    return {"bytes": size, "encode_s": enc, "decode_s": dec, "exact": exact,
-            "ideal_bits": r.ideal_bits, "actual_bits": 8 * size,
-            "model": api.info(out.read_bytes())["model"]}
+    row = {"bytes": size, "encode_s": enc, "decode_s": dec, "exact": exact,
+           "ideal_bits": r.ideal_bits, "actual_bits": 8 * size,
+           "model": api.info(out.read_bytes())["model"]}
+    if process:
+        row["decode_process_s"] = timed_command([sys.executable, "-m", "codec.cli", "decode",
+                                                 str(out), "-o", str(back), "--force"])[0]
+    return row
 
 
 def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
@@ -58,7 +65,9 @@ def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
 
 
 def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
-        json_out: Path | None, per_image: bool) -> dict:
+        json_out: Path | None, per_image: bool, process_images: int = 2) -> dict:
+    """``process_images``: time whole ``nc decode`` processes (start-up
+    included) on this many of the images."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
@@ -67,12 +76,12 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
     rows.update({rc.name: [] for rc in refs})
     with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
         work = Path(tmp)
-        for path in paths:
+        for i, path in enumerate(paths):
             img = Image.open(path)
             pixels = np.asarray(img)
             npx = img.width * img.height
             for c in nc_codecs:
-                m = _measure_nc(path, work, c)
+                m = _measure_nc(path, work, c, process=i < process_images)
                 rows[f"nc {c}"].append({"image": path.name, "pixels": npx, **m})
             for rc in refs:
                 m = _measure_reference(rc, pixels, path.stem, work)
@@ -100,10 +109,20 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
         print(f"nc {c}: images per model " + ", ".join(f"{m} {k}" for m, k in per_model.items()))
     jxl = summary.get("JPEG XL e9")
     for c in nc_codecs:
+        timed = [r for r in rows[f"nc {c}"] if "decode_process_s" in r]
+        if timed:
+            summary[f"nc {c}"]["decode_process_s"] = statistics.mean(r["decode_process_s"] for r in timed)
         if jxl:
             ratio = summary[f"nc {c}"]["decode_s"] / jxl["encode_s"]
             summary[f"nc {c}"]["decode_over_jxl_e9_encode"] = ratio
-            print(f"nc {c}: decode time / JPEG XL e9 encode time = {ratio:.2f}")
+            print(f"nc {c}: decode time / JPEG XL e9 encode time = {ratio:.2f} (in-process, means)")
+            if timed:
+                # image by image: the whole decode process against JPEG XL e9 encoding the same image
+                jxl_s = {r["image"]: r["encode_s"] for r in rows["JPEG XL e9"]}
+                ratios = [r["decode_process_s"] / jxl_s[r["image"]] for r in timed]
+                summary[f"nc {c}"]["decode_process_over_jxl_e9_encode_max"] = max(ratios)
+                print(f"nc {c}: whole nc decode process / JPEG XL e9 encode, image by image "
+                      f"({len(timed)} images): " + ", ".join(f"{x:.2f}" for x in ratios))
     result = {"folder": str(folder), "images": [p.name for p in paths], "summary": summary,
               "per_image": rows, "nc_version": codec.__version__}
     if json_out:

@@ -19,7 +19,7 @@ from codec.format.container import Codec
 from codec.format.tiles import TileGrid
 from codec.picture import Picture
 from codec.pipeline import image as image_codec
-from codec.pipeline import lossy
+from models.lossy.spec import QUALITY_SCALE
 
 CODEC_NAMES = {"arm": Codec.ARM, "idf": Codec.IDF}
 DEFAULT_LOSSLESS = "arm"
@@ -105,7 +105,8 @@ def encode_image(image, codec: str = DEFAULT_LOSSLESS, *, model: str | None = No
 
 
 def _encode_lossy(pic: Picture, quality: float, model_id: str, options: dict) -> EncodeResult:
-    encoded = image_codec.encode_lossy(pic, quality, model_id, **options)
+    from codec.pipeline import lossy, lossy_image   # PyTorch: only lossy coding needs it
+    encoded = lossy_image.encode_lossy(pic, quality, model_id, **options)
     stored = lossy.header_quality(encoded.container.header.codec_param)
     return EncodeResult(container.pack(encoded.container), 0.0, pic.width * pic.height, stored)
 
@@ -183,7 +184,11 @@ def info(data: bytes) -> dict:
         m, _ = unpack_metadata(meta.data)
         facts["metadata"] = sorted(m)
     if h.codec is Codec.LOSSY:
-        facts["quality"] = h.codec_param / lossy.QUALITY_SCALE
+        facts["quality"] = h.codec_param / QUALITY_SCALE
+        post_filter = c.optional(container.SegmentKind.FILTER)
+        if post_filter is not None:
+            from codec.lossy.postfilter import describe
+            facts["post_filter"] = describe(post_filter.data)
     return facts
 
 

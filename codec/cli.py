@@ -164,8 +164,9 @@ def main():
               help="Lossy, at the best quality whose file is at most this many bits per pixel.")
 @click.option("-e", "--effort", type=click.IntRange(MIN_EFFORT, MAX_EFFORT),
               help=f"Encoder effort, {MIN_EFFORT} (fastest) to {MAX_EFFORT} (smallest files) "
-                   f"[default: {DEFAULT_EFFORT}].  Lossy: efforts 5 and up refine the "
-                   f"latents to the image (effort 9 about 18x effort 7's time); lossless "
+                   f"[default: {DEFAULT_EFFORT}].  Lossy: efforts 3 and up fit a "
+                   f"post-filter to the image, 5 and up also refine the latents to it "
+                   f"(effort 9 about 18x effort 7's time); lossless "
                    f"codes alike at every effort for now.  Decoding costs the same whatever "
                    f"the effort.")
 @click.option("--model", help="Pin the model weights by id (e.g. arm-v3) [default: the codec's].")
@@ -234,7 +235,7 @@ def decode(inputs, output, recursive, format_name, jobs, force, verbose, quiet):
 
 
 # what `nc info` prints, in this order, after the first two lines; other keys follow
-INFO_EXTRAS = ("quality", "effort", "tiles", "metadata")
+INFO_EXTRAS = ("quality", "effort", "post_filter", "tiles", "metadata")
 
 
 def _show(value) -> str:

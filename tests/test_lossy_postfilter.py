@@ -150,6 +150,8 @@ def test_a_filtered_file_decodes_to_the_filtered_synthesis_and_costs_less(crop):
         return 8 * len(data) + lossy.lossy_codec(MODEL).spec.lam(quality) * mse * crop[..., 0].size
 
     assert cost(filtered) < cost(plain)
+    assert "post_filter" not in codec.info(plain)
+    assert codec.info(filtered)["post_filter"].endswith(f"{len(filter_segments(filtered)[0].data)} bytes")
 
 
 def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(crop, monkeypatch):

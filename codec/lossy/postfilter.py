@@ -186,6 +186,16 @@ class PostFilter:
         return cls(radius, bool(symmetric), shift, np.concatenate([taps, extras], -1), boundaries)
 
 
+def describe(data: bytes) -> str:
+    """What a filter segment holds, from its head alone (``nc info``)."""
+    if len(data) < _HEAD.size:
+        raise FormatError("truncated filter segment")
+    radius, symmetric, _, _, _, classes = _HEAD.unpack_from(data)
+    size = 2 * radius + 1
+    return (f"{size}x{size}{' symmetric' if symmetric else ''}, {classes} "
+            f"class{'es' if classes > 1 else ''}, {len(data)} bytes")
+
+
 def _best_level(coder, values: np.ndarray) -> int:
     bits = [coder.bits(values, np.full(values.shape, g)) for g in range(coder.groups)]
     return int(np.argmin(bits))

@@ -1,0 +1,33 @@
+"""What a process pays before it codes: the lossless ARM path never
+imports PyTorch (about 1.4 s of a decode process here); lossy and IDF
+files bring it in when they need it."""
+
+import subprocess
+import sys
+
+import codec
+
+
+def _modules_after(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_arm_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
+    path = tmp_path / "photo.nc"
+    path.write_bytes(codec.encode(photo))
+    out = _modules_after(
+        "import sys, codec, codec.cli\n"
+        f"data = open({str(path)!r}, 'rb').read()\n"
+        "codec.decode(data)\n"
+        "print('torch' in sys.modules)")
+    assert out == "False"
+
+
+def test_lossy_files_still_find_pytorch(photo, tmp_path):
+    path = tmp_path / "photo.nc"
+    path.write_bytes(codec.encode(photo, "lossy", quality=3.0))
+    out = _modules_after(
+        "import sys, codec\n"
+        f"print(codec.decode(open({str(path)!r}, 'rb').read()).size, 'torch' in sys.modules)")
+    assert out == f"{photo.size} True"
