@@ -196,6 +196,14 @@ def describe(data: bytes) -> str:
             f"class{'es' if classes > 1 else ''}, {len(data)} bytes")
 
 
+def _least_squares(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
+    """The coefficients minimising the squared error, from the normal
+    equations; a whisker of ridge keeps a class with few (or flat) pixels
+    solvable without moving a well-posed one."""
+    ridge = 1e-9 * (np.trace(gram) / len(gram) + 1)
+    return np.linalg.solve(gram + ridge * np.eye(len(gram)), cross)
+
+
 def _best_level(coder, values: np.ndarray) -> int:
     bits = [coder.bits(values, np.full(values.shape, g)) for g in range(coder.groups)]
     return int(np.argmin(bits))
@@ -302,9 +310,7 @@ class FilterFit:
                 for symmetric in (True, False):
                     t = self._restrict(radius, symmetric)
                     g_k, c_k = t.T @ gram @ t, t.T @ cross
-                    eye = np.eye(g_k.shape[1])
-                    exact = np.stack([np.linalg.solve(g + 1e-9 * np.trace(g) / len(g) * eye + 1e-9 * eye, c)
-                                      for g, c in zip(g_k, c_k)])       # (classes, n, 3)
+                    exact = np.stack([_least_squares(g, c) for g, c in zip(g_k, c_k)])  # (classes, n, 3)
                     for shift in SHIFTS:
                         ints = np.round(exact * 2**shift)
                         w = ints / 2**shift
