@@ -124,6 +124,14 @@ class PostFilter:
         kern[:, 0, r, r] -= u[:, 0] + u[:, 1]
         return torch.from_numpy(kern), torch.from_numpy(u[:, 2].copy())
 
+    def convolve(self, x: torch.Tensor) -> torch.Tensor:
+        """Every class's filter of (1, 3, h + 2r, w + 2r) pixels, float32
+        (differentiable, for the refinement's guide): (1, 3 x classes, h, w)."""
+        kernels = [self.kernel(k) for k in range(self.classes)]
+        weight = torch.cat([w for w, _ in kernels]).float()
+        bias = torch.cat([c for _, c in kernels]).float()
+        return F.conv2d(x, weight, bias)
+
     def classes_of(self, pixels: np.ndarray) -> np.ndarray:
         """(h, w) class of each pixel of a region given with ``border``."""
         b = self.border - ACTIVITY_BORDER
@@ -138,11 +146,8 @@ class PostFilter:
         b, r = self.border, self.radius
         x = torch.from_numpy(np.ascontiguousarray(
             pixels[:, b - r:pixels.shape[1] - b + r, b - r:pixels.shape[2] - b + r], np.float32))
-        kernels = [self.kernel(k) for k in range(self.classes)]
-        weight = torch.cat([w for w, _ in kernels]).float()
-        bias = torch.cat([c for _, c in kernels]).float()
         with torch.no_grad():
-            out = F.conv2d(x[None], weight, bias)[0].numpy()
+            out = self.convolve(x[None])[0].numpy()
         if self.classes == 1:
             return out
         out = out.reshape(self.classes, 3, *out.shape[1:])

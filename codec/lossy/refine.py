@@ -158,10 +158,9 @@ class LatentRefiner:
 
 
 def _filtered(f: PostFilter, x_hat: torch.Tensor) -> torch.Tensor:
-    """``f`` applied to a synthesis in 0..1, differentiably, in float32."""
-    weight, bias = f.kernel()
+    """``f`` (one class: the guide) applied to a synthesis in 0..1, differentiably, in float32."""
     padded = F.pad(x_hat.float() * 255, (f.radius,) * 4, mode="replicate")
-    return F.conv2d(padded, weight.float(), bias.float()) / 255
+    return f.convolve(padded) / 255
 
 
 def soft_round(v: torch.Tensor, tau: float, gen: torch.Generator) -> torch.Tensor:
