@@ -26,6 +26,22 @@ def random_params(rng, n, k=2):
     return means, levels, logits
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_compiled_rows_equal_the_numpy_definition(tables, k):
+    """The compiled kernel is what the decoder runs; the NumPy form is the
+    definition (and what files before the kernel were coded with)."""
+    rng = np.random.default_rng(k)
+    means, levels, logits = random_params(rng, 3000, k)
+    means[0], means[1] = SPEC.mean_min, SPEC.mean_max
+    levels[0], levels[1] = 0, SPEC.log_scale_levels - 1
+    w = tables.weights(logits)
+    np.testing.assert_array_equal(tables.frequencies(means, levels, w),
+                                  tables.frequencies_reference(means, levels, w))
+    # a wavefront's arrays are views of wider buffers
+    np.testing.assert_array_equal(tables.frequencies(means[::2], levels[::2], w[::2]),
+                                  tables.frequencies_reference(means[::2], levels[::2], w[::2]))
+
+
 def test_every_symbol_has_nonzero_frequency_and_rows_sum_to_total(tables):
     rng = np.random.default_rng(1)
     means, levels, logits = random_params(rng, 4000)

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 
 from codec import weights
 from codec.arm import feedback as arm_feedback
+from codec.arm import kernels
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
 from codec.errors import FormatError
@@ -258,41 +259,59 @@ class ARMPlaneCodec:
             return self._decode(data, height, width, channels)
 
     def _decode(self, data: bytes, height: int, width: int, channels: int) -> np.ndarray:
+        """Wavefront by wavefront: the network over its pixels (BLAS), then
+        per channel the compiled kernels (``kernels.py``) derive the mixture
+        and its frequency rows, the range coder decodes the values, and the
+        error feedback records what they tell the next wavefronts."""
         calibration, feedback, body = self._read_prefix(data, channels)
+        spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
-        tables = self.tables
         model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
                  if feedback is not None else None)
+        k, top = spec.mixtures, spec.log_scale_levels - 1
+        widest = int(np.diff(geo.bounds).max())
+        context = np.empty((widest, len(geo.offsets) * 3))
+        means, levels, mix = (np.empty((widest, k), np.int64) for _ in range(3))
+        dominant = np.empty(widest, np.int64)
+        decoded = np.zeros((widest, 3), np.int64)
+        if model is not None:
+            acc, energy, residual, surprise = (np.empty((widest, channels), np.int64)
+                                               for _ in range(4))
+            memo = np.empty((widest, 4), np.int64)
+            nf = len(arm_feedback.FEEDBACK_OFFSETS)
+            earlier = [np.ascontiguousarray(c[nf:]) for c in feedback.coeffs]
+            neighbour_coeffs = np.ascontiguousarray(model.neighbour_coeffs)
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
+            n = b - a
             flat = geo.flat[a:b]
-            p = self.net(geo.context(buf, flat))
-            r = g = None
+            kernels.gather_context(buf, flat, geo.offsets, context)
+            p = self.net(context[:n])
             if model is not None:
-                acc, energy = model.neighbours(flat)
-                residual = np.empty((len(flat), channels), np.int64)
-                surprise = np.empty((len(flat), channels), np.int64)
+                kernels.feedback_neighbours(model.buffer, flat, model.offsets, neighbour_coeffs,
+                                            channels, arm_feedback.ENERGY_NEIGHBOURS, acc, energy)
             for ch in range(channels):
-                m, l, wt = self._channel_model(p, ch, r, g)
+                kernels.channel_mixture(ch, p.logits, p.means, p.levels, p.coeffs, decoded,
+                                        tables.mix_weights, spec.coeff_frac, spec.mean_frac,
+                                        spec.mean_min, spec.mean_max, means, levels, mix, dominant)
+                m, l = means[:n], levels[:n]
                 if model is None:
-                    l = self._calibrate(l[:, None], wt[:, None], calibration[ch:ch + 1])[:, 0]
+                    kernels.calibrate(l, dominant, calibration[ch], BAND_SHIFT, top)
                 else:
-                    m, l, memo = model.correct(ch, m, l, wt, acc, energy, residual, surprise)
-                v = dec.decode(tables.frequencies(m, l, wt))
+                    kernels.feedback_correct(
+                        ch, m, l, dominant, calibration[ch], BAND_SHIFT, acc, energy, residual,
+                        surprise, earlier[ch], model.fb.context_shift[ch], arm_feedback.SURPRISES,
+                        arm_feedback.COEFF_FRAC, spec.mean_min, spec.mean_max, top, memo)
+                v = dec.decode(tables.frequencies(m, l, mix[:n]))
+                decoded[:n, ch] = v
                 if model is not None:
-                    residual[:, ch], surprise[:, ch] = model.observe(v, *memo)
-                if channels == 1:
-                    buf[flat] = v[:, None]
-                else:
-                    buf[flat, ch] = v
-                if ch == 0:
-                    r = v
-                elif ch == 1:
-                    g = v
+                    kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,
+                                             residual, surprise)
+            buf[flat] = decoded[:n] if channels == 3 else decoded[:n, :1]
             if model is not None:
-                model.store_residuals(flat, residual)
-                model.store_surprises(flat, surprise)
+                model.store_residuals(flat, residual[:n])
+                model.store_surprises(flat, surprise[:n])
         out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
         return out[:, :, :channels].astype(np.uint8)
 

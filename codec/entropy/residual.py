@@ -104,6 +104,12 @@ class ResidualCoder:
         return (float(self._neg_log2[self._offsets[g] + sym].sum())
                 + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
 
+    def best_group(self, residuals: np.ndarray) -> int:
+        """The one table that codes all of ``residuals`` smallest (what the
+        per-image parameters a lossy file sends are coded under)."""
+        return int(np.argmin([self.bits(residuals, np.full(residuals.shape, g))
+                              for g in range(self.groups)]))
+
     def decode(self, decoder, groups: np.ndarray) -> np.ndarray:
         out = np.zeros(groups.size, np.int64)
         for g, idx in self._by_group(groups):

@@ -160,7 +160,7 @@ class PostFilter:
         lossy model's) for the taps and one for the extras, each the table
         that codes them smallest."""
         taps, extras = self.coefficients[..., :-EXTRAS], self.coefficients[..., -EXTRAS:]
-        tap_level, extra_level = _best_level(coder, taps), _best_level(coder, extras)
+        tap_level, extra_level = coder.best_group(taps), coder.best_group(extras)
         enc = range_encoder()
         coder.encode(enc, taps, np.full(taps.shape, tap_level))
         coder.encode(enc, extras, np.full(extras.shape, extra_level))
@@ -207,11 +207,6 @@ def _least_squares(gram: np.ndarray, cross: np.ndarray) -> np.ndarray:
     solvable without moving a well-posed one."""
     ridge = 1e-9 * (np.trace(gram) / len(gram) + 1)
     return np.linalg.solve(gram + ridge * np.eye(len(gram)), cross)
-
-
-def _best_level(coder, values: np.ndarray) -> int:
-    bits = [coder.bits(values, np.full(values.shape, g)) for g in range(coder.groups)]
-    return int(np.argmin(bits))
 
 
 class FilterFit:
@@ -324,7 +319,7 @@ class FilterFit:
                         ints = ints.transpose(0, 2, 1).astype(np.int64)     # (classes, 3, n)
                         bits = 8 * (_HEAD.size + len(boundaries) + 4)
                         for part in (ints[..., :-EXTRAS], ints[..., -EXTRAS:]):
-                            bits += coder.bits(part, np.full(part.shape, _best_level(coder, part)))
+                            bits += coder.bits(part, np.full(part.shape, coder.best_group(part)))
                         cost = bits + lam * error / 3
                         if cost < best_cost:
                             best = PostFilter(radius, symmetric, shift, ints, boundaries)
