@@ -22,12 +22,16 @@ def main():
 @click.option("--per-image", is_flag=True, help="Print each image's bpp as it is measured.")
 @click.option("--process-images", type=click.IntRange(min=0), default=2, show_default=True,
               help="Time whole nc decode processes (start-up included) on this many images.")
-def lossless(folder, codecs, no_reference, limit, json_out, per_image, process_images):
+@click.option("--effort", "efforts", multiple=True, type=click.IntRange(1, 9),
+              help="nc's encode effort (repeat to compare several, each its own row) "
+                   "[default: nc's default].")
+def lossless(folder, codecs, no_reference, limit, json_out, per_image, process_images, efforts):
     """Lossless bpp, bpsp and speed on every PNG in FOLDER, through real files."""
     from .lossless import run
 
     json_out = json_out or Path(__file__).parent / "results" / f"lossless-{folder.name}.json"
-    run(folder, list(codecs), not no_reference, limit, json_out, per_image, process_images)
+    run(folder, list(codecs), not no_reference, limit, json_out, per_image, process_images,
+        tuple(efforts))
 
 
 @main.command()

@@ -24,15 +24,17 @@ from .process import timed_command
 from .reference import lossless_codecs
 
 
-def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False) -> dict:
+def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
+                effort: int | None = None) -> dict:
     """``codec_spec`` is a codec name, or ``codec:model`` to pin the model;
-    ``process``: also time a whole ``nc decode`` process of the file."""
+    ``process``: also time a whole ``nc decode`` process of the file;
+    ``effort``: nc's encode effort (None: its default)."""
     codec_name, _, model = codec_spec.partition(":")
-    slug = codec_spec.replace(":", "-")
+    slug = codec_spec.replace(":", "-") + (f"-e{effort}" if effort else "")
     out = work / f"{path.stem}.{slug}.nc"
     back = work / f"{path.stem}.{slug}.png"
     t = time.perf_counter()
-    r = api.encode_file(path, out, codec_name, force=True, model=model or None)
+    r = api.encode_file(path, out, codec_name, force=True, model=model or None, effort=effort)
     enc = time.perf_counter() - t
     t = time.perf_counter()
     api.decode_file(out, back, force=True)
@@ -65,14 +67,17 @@ def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
 
 
 def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
-        json_out: Path | None, per_image: bool, process_images: int = 2) -> dict:
+        json_out: Path | None, per_image: bool, process_images: int = 2,
+        efforts: tuple[int, ...] = ()) -> dict:
     """``process_images``: time whole ``nc decode`` processes (start-up
-    included) on this many of the images."""
+    included) on this many of the images; ``efforts``: nc's encode efforts,
+    each its own row (none: the default effort, rows named by codec alone)."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
     refs = lossless_codecs() if references else []
-    rows: dict[str, list[dict]] = {f"nc {c}": [] for c in nc_codecs}
+    runs = [(c, e, f"nc {c} e{e}" if e else f"nc {c}") for c in nc_codecs for e in (efforts or (None,))]
+    rows: dict[str, list[dict]] = {name: [] for _, _, name in runs}
     rows.update({rc.name: [] for rc in refs})
     with tempfile.TemporaryDirectory(prefix="nc-bench-") as tmp:
         work = Path(tmp)
@@ -80,9 +85,9 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
             img = Image.open(path)
             pixels = np.asarray(img)
             npx = img.width * img.height
-            for c in nc_codecs:
-                m = _measure_nc(path, work, c, process=i < process_images)
-                rows[f"nc {c}"].append({"image": path.name, "pixels": npx, **m})
+            for c, effort, name in runs:
+                m = _measure_nc(path, work, c, process=i < process_images, effort=effort)
+                rows[name].append({"image": path.name, "pixels": npx, **m})
             for rc in refs:
                 m = _measure_reference(rc, pixels, path.stem, work)
                 rows[rc.name].append({"image": path.name, "pixels": npx, **m})
@@ -104,24 +109,24 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
                                        / sum(r["ideal_bits"] for r in rs) - 1)
         summary[name] = s
     _print_table(summary, len(paths), folder)
-    for c in nc_codecs:
-        per_model = summary[f"nc {c}"]["images_per_model"]
-        print(f"nc {c}: images per model " + ", ".join(f"{m} {k}" for m, k in per_model.items()))
+    for _, _, name in runs:
+        per_model = summary[name]["images_per_model"]
+        print(f"{name}: images per model " + ", ".join(f"{m} {k}" for m, k in per_model.items()))
     jxl = summary.get("JPEG XL e9")
-    for c in nc_codecs:
-        timed = [r for r in rows[f"nc {c}"] if "decode_process_s" in r]
+    for _, _, name in runs:
+        timed = [r for r in rows[name] if "decode_process_s" in r]
         if timed:
-            summary[f"nc {c}"]["decode_process_s"] = statistics.mean(r["decode_process_s"] for r in timed)
+            summary[name]["decode_process_s"] = statistics.mean(r["decode_process_s"] for r in timed)
         if jxl:
-            ratio = summary[f"nc {c}"]["decode_s"] / jxl["encode_s"]
-            summary[f"nc {c}"]["decode_over_jxl_e9_encode"] = ratio
-            print(f"nc {c}: decode time / JPEG XL e9 encode time = {ratio:.2f} (in-process, means)")
+            ratio = summary[name]["decode_s"] / jxl["encode_s"]
+            summary[name]["decode_over_jxl_e9_encode"] = ratio
+            print(f"{name}: decode time / JPEG XL e9 encode time = {ratio:.2f} (in-process, means)")
             if timed:
                 # image by image: the whole decode process against JPEG XL e9 encoding the same image
                 jxl_s = {r["image"]: r["encode_s"] for r in rows["JPEG XL e9"]}
                 ratios = [r["decode_process_s"] / jxl_s[r["image"]] for r in timed]
-                summary[f"nc {c}"]["decode_process_over_jxl_e9_encode_max"] = max(ratios)
-                print(f"nc {c}: whole nc decode process / JPEG XL e9 encode, image by image "
+                summary[name]["decode_process_over_jxl_e9_encode_max"] = max(ratios)
+                print(f"{name}: whole nc decode process / JPEG XL e9 encode, image by image "
                       f"({len(timed)} images): " + ", ".join(f"{x:.2f}" for x in ratios))
     result = {"folder": str(folder), "images": [p.name for p in paths], "summary": summary,
               "per_image": rows, "nc_version": codec.__version__}

@@ -36,6 +36,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from codec import weights
+from codec.arm import adaptation
 from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
@@ -52,6 +53,20 @@ LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK = 0, 1, 2
 PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-sized)
 SYMBOL_BATCH = 1 << 12   # symbols per frequency-table build and coder call
+
+
+@dataclass
+class _Plan:
+    """What the encoder settled on for one plane group (``ARMPlaneCodec._plan``)."""
+
+    layout: int
+    calibration: np.ndarray
+    feedback: ErrorFeedback | None
+    change: adaptation.HeadChange | None
+    means: np.ndarray
+    levels: np.ndarray
+    mix: np.ndarray
+    bits: float          # estimated: the symbols and all side information
 
 
 @dataclass
@@ -115,24 +130,39 @@ class ARMPlaneCodec:
         return means, p.levels[:, channel], self.tables.weights(p.logits[:, channel])
 
     # -- encode ---------------------------------------------------------------
-    def encode(self, pixels: np.ndarray, layout: int | None = None) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
         """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
         forces a segment layout (tests, measurements); by default the encoder
-        writes the one with the fewest estimated bits."""
+        writes the one with the fewest estimated bits.  At efforts 7 and up
+        the head is adapted to RGB planes (``adaptation.py``) where that pays."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._encode(pixels, layout)
+            return self._encode(pixels, layout, effort)
 
-    def _encode(self, pixels: np.ndarray, layout: int | None) -> CodedPlanes:
+    def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0) -> CodedPlanes:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
-        n = len(geo.flat)
-        means, levels, mix = self._parameters(geo, buf, values, np.arange(n), c)
+        plan = self._plan(geo, buf, values, c, layout)
+        steps = adaptation.steps_for_effort(effort)
+        if c == 3 and steps:
+            change = self._fit_head(geo, buf, values, steps)
+            if change is not None:
+                adapted = self._plan(geo, buf, values, c, layout, change)
+                if adapted.bits < plan.bits:
+                    plan = adapted
+        return self._write(geo, values, c, plan)
+
+    def _plan(self, geo: Wavefronts, buf, values, c: int, layout: int | None,
+              change: adaptation.HeadChange | None = None) -> "_Plan":
+        """How to code the image under the model (changed by ``change``):
+        every pixel's mixture, the layout with the fewest estimated bits
+        (or ``layout``) and its side information."""
+        net = self.net if change is None else change.apply(self.net)
+        means, levels, mix = self._parameters(geo, buf, values, np.arange(len(geo.flat)), c, net)
         options = self._fit_calibration(values[:, :c], means, levels, mix)
         feedback = None
-        # error feedback builds on the table; fitted where the table pays or when asked for
-        if layout == LAYOUT_FEEDBACK or (layout is None and options[LAYOUT_CALIBRATION][1]
-                                         < options[LAYOUT_SINGLE_OFFSET][1]):
+        # error feedback builds on the table
+        if layout in (None, LAYOUT_FEEDBACK):
             model = FeedbackModel(ErrorFeedback.zero(c), options[LAYOUT_CALIBRATION][0], self.spec,
                                   geo, c)
             feedback, fb_means, fb_levels, fb_bits = arm_feedback.fit(
@@ -141,12 +171,21 @@ class ARMPlaneCodec:
             options[LAYOUT_FEEDBACK] = (options[LAYOUT_CALIBRATION][0], fb_bits + side)
         if layout is None:
             layout = min(options, key=lambda k: options[k][1])
-        calibration = options[layout][0]
+        calibration, bits = options[layout]
         if layout == LAYOUT_FEEDBACK:
             means, levels = fb_means, fb_levels
         else:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
+        if change is not None:
+            bits += change.bits(self.tables)
+        return _Plan(layout, calibration, feedback, change, means, levels, mix, bits)
+
+    def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
+        """The segment: prefix, tables, then the stream (the head change first)."""
+        layout, calibration, feedback, change = plan.layout, plan.calibration, plan.feedback, plan.change
+        means, levels, mix = plan.means, plan.levels, plan.mix
+        n = len(geo.flat)
         # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
         step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
         pix = np.repeat(np.arange(n), c)
@@ -155,6 +194,11 @@ class ARMPlaneCodec:
         pix, chan = pix[order], chan[order]
         enc = SymbolEncoder()
         ideal = 0.0
+        head_byte = 0
+        if change is not None:     # first in the stream; its bits count as side information
+            head_level = change.best_level(self.tables)
+            change.encode(enc, self.tables, head_level)
+            head_byte = head_level + 1
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
             m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
@@ -162,11 +206,12 @@ class ARMPlaneCodec:
             enc.encode(sym, self.tables.frequencies(m, l, wt))
             ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            side = np.array([0, layout, 0, 0], np.int8).tobytes() + calibration.astype(np.int8).tobytes()
+            side = (np.array([0, layout, head_byte, 0], np.int8).tobytes()
+                    + calibration.astype(np.int8).tobytes())
             if feedback is not None:
                 side += feedback.to_bytes()
         else:
-            side = np.array([calibration[0, 0], layout, 0, 0], np.int8).tobytes()
+            side = np.array([calibration[0, 0], layout, head_byte, 0], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
 
     def estimate_bits(self, pixels: np.ndarray, sample: int = 8) -> float:
@@ -174,12 +219,24 @@ class ARMPlaneCodec:
         pixel (in coding order) with its calibration: what an encoder choosing
         between models needs, at 1/sample of the network's cost."""
         with threadpool_limits(limits=1, user_api="blas"):
-            c = pixels.shape[2]
             geo, buf, values = self._layout(pixels)
-            index = np.arange(0, len(geo.flat), sample)
-            means, levels, mix = self._parameters(geo, buf, values, index, c)
-            options = self._fit_calibration(values[index, :c], means, levels, mix)
-            return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
+            return self._estimated_bits(geo, buf, values, pixels.shape[2], self.net, sample)
+
+    def _estimated_bits(self, geo, buf, values, c: int, net: IntegerARM, sample: int = 8) -> float:
+        index = np.arange(0, len(geo.flat), sample)
+        means, levels, mix = self._parameters(geo, buf, values, index, c, net)
+        options = self._fit_calibration(values[index, :c], means, levels, mix)
+        return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
+
+    def _fit_head(self, geo: Wavefronts, buf, values, steps: int):
+        """The head change fitted to this image (``adaptation.fit``, on a
+        seeded sample of its pixels), or None if it changes nothing."""
+        n = len(geo.flat)
+        rng = np.random.default_rng(adaptation.SEED)
+        sample = np.sort(rng.choice(n, min(n, adaptation.FEATURE_PIXELS), replace=False))
+        change = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
+                                steps, n)
+        return change if change.weights.any() else None
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -191,14 +248,17 @@ class ARMPlaneCodec:
         buf[(geo.ys + geo.top) * geo.stride + geo.xs + geo.left] = full[geo.ys, geo.xs]
         return geo, buf, buf[geo.flat]
 
-    def _parameters(self, geo: Wavefronts, buf, values, index: np.ndarray, c: int):
+    def _parameters(self, geo: Wavefronts, buf, values, index: np.ndarray, c: int,
+                    net: IntegerARM | None = None):
         """Means, levels and mixture weights, each (len(index), c, K), of the
-        pixels ``index`` (in coding order), all of whose contexts are known."""
+        pixels ``index`` (in coding order), all of whose contexts are known,
+        under ``net`` (the model's, by default)."""
+        net = self.net if net is None else net
         shape = (len(index), c, self.spec.mixtures)
         means, levels, mix = (np.empty(shape, np.int64) for _ in range(3))
         for a in range(0, len(index), NETWORK_BATCH):
             sl = slice(a, min(len(index), a + NETWORK_BATCH))
-            p = self.net(geo.context(buf, geo.flat[index[sl]]))
+            p = net(geo.context(buf, geo.flat[index[sl]]))
             r, g = values[index[sl], 0], values[index[sl], 1]
             for ch in range(c):
                 means[sl, ch], levels[sl, ch], mix[sl, ch] = self._channel_model(p, ch, r, g)
@@ -263,11 +323,17 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, body = self._read_prefix(data, channels)
+        calibration, feedback, head_level, body = self._read_prefix(data, channels)
         spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
+        net = self.net
+        if head_level is not None:
+            try:
+                net = adaptation.HeadChange.decode(dec, tables, head_level, net).apply(net)
+            except ValueError:
+                raise FormatError("ARM segment has an invalid head change") from None
         model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
                  if feedback is not None else None)
         k, top = spec.mixtures, spec.log_scale_levels - 1
@@ -287,7 +353,7 @@ class ARMPlaneCodec:
             n = b - a
             flat = geo.flat[a:b]
             kernels.gather_context(buf, flat, geo.offsets, context)
-            p = self.net(context[:n])
+            p = net(context[:n])
             if model is not None:
                 kernels.feedback_neighbours(model.buffer, flat, model.offsets, neighbour_coeffs,
                                             channels, arm_feedback.ENERGY_NEIGHBOURS, acc, energy)
@@ -316,15 +382,18 @@ class ARMPlaneCodec:
         return out[:, :, :channels].astype(np.uint8)
 
     def _read_prefix(self, data: bytes, channels: int):
-        """(calibration table (C, bands), error feedback or None, range-coder
-        stream) of a segment."""
+        """(calibration table (C, bands), error feedback or None, the head
+        change's scale level or None, range-coder stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
-        if data[2:SEGMENT_PREFIX] != b"\0\0":
+        head_byte = data[2]
+        if data[3] != 0 or head_byte > self.tables.cdf.shape[0] or (head_byte and channels != 3):
             raise FormatError("ARM segment has an invalid prefix")
+        head_level = head_byte - 1 if head_byte else None
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
-            return np.full((channels, self.bands), offset, np.int64), None, data[SEGMENT_PREFIX:]
+            return (np.full((channels, self.bands), offset, np.int64), None, head_level,
+                    data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
@@ -337,4 +406,4 @@ class ARMPlaneCodec:
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return table.reshape(channels, self.bands), feedback, data[end:]
+        return table.reshape(channels, self.bands), feedback, head_level, data[end:]

@@ -79,9 +79,10 @@ class IDFPlaneCodec:
         f = self.spec.mean_frac
         return means >> f, levels * (1 << f) + (means & ((1 << f) - 1))
 
-    def encode(self, pixels: np.ndarray, layout: int | None = None) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
         """``layout`` forces PLAIN or FEEDBACK (tests, measurements); by
-        default the one with the fewer estimated bits."""
+        default the one with the fewer estimated bits.  ``effort`` changes
+        nothing yet: the flow has no per-image adaptation."""
         h, w, c = pixels.shape
         rgb = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
         hp, wp = -(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple

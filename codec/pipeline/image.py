@@ -58,8 +58,8 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
                     tile_width=grid.tile_width, tile_height=grid.tile_height, effort=effort)
     side = side_segments(pic, strip)
     head = header.pack(len(side) + len(grid) * (len(lossless.plane_groups(mode)) + 1))
-    tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head)
-             for t in grid]
+    tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head,
+              effort) for t in grid]
     segments, ideal = list(side), 0.0
     for tile_segments, bits in map_tiles(_encode_lossless_tile, tasks, jobs):
         segments += tile_segments
@@ -67,8 +67,8 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
     return Encoded(Container(header, segments), ideal)
 
 
-def _encode_lossless_tile(codec, model_id, mode, samples, index, head):
-    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index)
+def _encode_lossless_tile(codec, model_id, mode, samples, index, head, effort):
+    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index, effort=effort)
     digest = tile_digest(head, index, samples)
     return segments + [Segment(SegmentKind.DIGEST, digest, index)], bits
 

@@ -25,7 +25,7 @@ class PlaneCodec(Protocol):
     model_id: str
     codec_param: int   # what the header's codec parameter holds for files it writes
 
-    def encode(self, pixels: np.ndarray): ...
+    def encode(self, pixels: np.ndarray, effort: int = 0): ...
     def estimate_bits(self, pixels: np.ndarray) -> float: ...
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray: ...
@@ -85,27 +85,27 @@ def choose_model(colour: np.ndarray, codec: Codec, model_ids: list[str]) -> str:
 
 
 def encode_group(pc: PlaneCodec | None, planes: np.ndarray, bilevel: bool = False,
-                 ) -> tuple[Method, bytes, float]:
+                 effort: int = 0) -> tuple[Method, bytes, float]:
     """(method, bytes, ideal bits) of one plane group: the model's code or
     the deflate fallback, whichever is smaller (the fallback alone when
     ``pc`` is None)."""
     method, data = fallback.encode(planes, bilevel)
     best = (method, data, 8.0 * len(data))
     if pc is not None:
-        coded = pc.encode(planes)
+        coded = pc.encode(planes, effort=effort)
         if len(coded.data) <= len(data):
             best = (Method.MODEL, coded.data, coded.ideal_bits)
     return best
 
 
 def encode_tile(codec: Codec, model_id: str, mode: Mode, samples: np.ndarray, tile: int,
-                use_model: bool = True) -> tuple[list[Segment], float]:
+                use_model: bool = True, effort: int = 0) -> tuple[list[Segment], float]:
     """The segments of one tile's samples (H, W, C) and their ideal bits."""
     pc = plane_codec(codec, model_id) if use_model else None
     segments, ideal = [], 0.0
     for group in plane_groups(mode):
         planes = group.take(samples)
-        method, data, bits = encode_group(pc, planes, mode is Mode.BILEVEL)
+        method, data, bits = encode_group(pc, planes, mode is Mode.BILEVEL, effort)
         segments.append(Segment(group.kind, data, tile, method))
         ideal += bits
     return segments, ideal

@@ -44,6 +44,7 @@ class IntegerARM:
         skip: (context, out) integer weights of the linear context-to-head path."""
         self.spec = spec
         self.layers = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in layers]
+        self._skip_weights = np.asarray(skip, np.float64)
         # the skip accumulates at scale 2^-(weight_frac + input_frac); the head at
         # 2^-(weight_frac + act_frac): pre-multiply by the (exact) power of two
         self.skip = np.asarray(skip, np.float64) * float(2 ** (spec.act_frac - spec.input_frac))
@@ -85,6 +86,29 @@ class IntegerARM:
         out += self._out_offset
         out = clip(out, self._out_lo, self._out_hi, out=out).astype(np.int64)
         return MixtureParams(out[:, 0:3], out[:, 3:6], out[:, 6:9], out[:, 9:12])
+
+    def hidden_features(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(last hidden layer's integer activations (n, hidden), the skip
+        path's integer contribution to the head's accumulator (n, outputs))
+        of ``context`` (as ``__call__``): what the head reads, for an
+        encoder that fits the head alone."""
+        context = context.astype(np.float64)
+        h = context
+        for i, ((w, _), b) in enumerate(zip(self.layers[:-1], self._biases)):
+            h = np.floor((h @ w + b) * self._hidden_scales[i])
+            clip(h, 0, self.spec.act_max, out=h)
+        return h, context @ self.skip
+
+    def with_head_change(self, delta: np.ndarray) -> "IntegerARM":
+        """This network with ``delta`` (hidden, outputs) integers added to
+        the head's weights (a per-image adaptation); raises ValueError if
+        that leaves the exact range."""
+        layers = [(w, b) for w, b in self.layers]
+        w, b = layers[-1]
+        if delta.shape != w.shape:
+            raise ValueError("head change of the wrong shape")
+        layers[-1] = (w + delta, b)
+        return IntegerARM(self.spec, layers, self._skip_weights)
 
     def _rounding_biases(self) -> None:
         """Biases with the rounding's 1/2 folded in.  Every layer rescales
