@@ -1,5 +1,6 @@
-"""What a process pays before it codes: the lossless ARM path never
-imports PyTorch (about 1.4 s of a decode process here); lossy and IDF
+"""What a process pays before it codes: decoding an ARM file never imports
+PyTorch (about 1.4 s of a decode process here), nor does encoding one below
+effort 7 (from 7 the encoder fits the model's head with it); lossy and IDF
 files bring it in when they need it."""
 
 import subprocess
@@ -14,12 +15,15 @@ def _modules_after(code: str) -> str:
 
 
 def test_arm_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
+    png = tmp_path / "photo.png"
+    photo.save(png)
     path = tmp_path / "photo.nc"
     path.write_bytes(codec.encode(photo))
     out = _modules_after(
         "import sys, codec, codec.cli\n"
         f"data = open({str(path)!r}, 'rb').read()\n"
         "codec.decode(data)\n"
+        f"codec.encode(codec.read_image({str(png)!r}), effort=6)\n"
         "print('torch' in sys.modules)")
     assert out == "False"
 
