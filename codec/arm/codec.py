@@ -143,8 +143,7 @@ class ARMPlaneCodec:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout)
-        steps = adaptation.steps_for_effort(effort)
-        if c == 3 and steps:
+        for steps in adaptation.steps_for_effort(effort) if c == 3 else ():
             change = self._fit_head(geo, buf, values, steps)
             if change is not None:
                 adapted = self._plan(geo, buf, values, c, layout, change)
