@@ -57,9 +57,12 @@ def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     assert after < 0.99 * before
 
 
-def test_small_images_keep_the_shipped_head(arm, photo):
+@pytest.mark.parametrize("min_pixels", [None, 0])
+def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels):
     """On 48x40 pixels no change pays for its bytes: the file is the one
-    effort 6 writes."""
+    effort 6 writes, whether or not the encoder tries one (min_pixels 0)."""
+    if min_pixels is not None:
+        monkeypatch.setattr(adaptation, "MIN_PIXELS", min_pixels)
     pixels = np.asarray(photo)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 

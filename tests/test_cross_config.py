@@ -5,8 +5,10 @@ derive identical probabilities under any thread count and instruction set.
 Each test encodes in one process and decodes in another started with a
 different configuration: PyTorch and oneDNN limited to their oldest kernels,
 OpenBLAS forced to an SSE-only core type, NumPy's SIMD dispatch narrowed,
-numba compiling for a generic CPU, one thread; and the reverse.  Encoding in both configurations must also give
-the same bytes.
+numba compiling for a generic CPU, one thread; and the reverse.  Below effort 7 encoding in both configurations
+must also give the same bytes (from 7 the ARM encoder fits its head in
+float, which may end on other integers elsewhere: both files decode
+everywhere).
 """
 import os
 import subprocess
@@ -17,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from codec.format.container import SegmentKind, unpack
 from codec.weights import DEFAULT_MODELS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,11 +42,14 @@ from PIL import Image
 op, src, dst = sys.argv[1:4]
 if op == "encode":
     open(dst, "wb").write(codec.encode(Image.open(src)))
+elif op == "encode-e6":
+    open(dst, "wb").write(codec.encode(Image.open(src), effort=6))
 elif op == "encode-adapted":
     # the ARM head change (codec/arm/adaptation.py), taken whatever its bytes cost:
     # a small test image would not pay for one
     from codec.arm import adaptation
     adaptation.HeadChange.bits = lambda self, tables: 0.0
+    adaptation.MIN_PIXELS = 0
     open(dst, "wb").write(codec.encode(Image.open(src).convert("RGB"), effort=7))
 else:
     codec.decode(open(src, "rb").read()).save(dst)
@@ -74,32 +80,25 @@ def sample(tmp_path_factory, photo_large):
 
 @pytest.mark.parametrize("enc_env, dec_env", [(WIDE_ENV, NARROW_ENV), (NARROW_ENV, WIDE_ENV)],
                          ids=["default-to-narrow", "narrow-to-default"])
-def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env):
+@pytest.mark.parametrize("op", ["encode", "encode-adapted"])
+def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env, op):
+    """(encode-adapted: RGB whose ARM segment carries a head change.)"""
     d, src = sample
-    nc, back = d / f"{id(enc_env)}.nc", d / f"{id(enc_env)}.png"
-    run("encode", src, nc, enc_env)
+    nc, back = d / f"{op}-{id(enc_env)}.nc", d / f"{op}-{id(enc_env)}.png"
+    run(op, src, nc, enc_env)
+    expected = Image.open(src)
+    if op == "encode-adapted":
+        assert unpack(nc.read_bytes()).segment(SegmentKind.COLOUR)[2] > 0
+        expected = expected.convert("RGB")
     run("decode", nc, back, dec_env)
-    np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(Image.open(src)))
+    np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(expected))
 
 
 def test_both_configurations_write_identical_files(sample):
+    """Below effort 7, where no float fit (the ARM head's) is involved."""
     d, src = sample
     a, b = d / "a.nc", d / "b.nc"
-    run("encode", src, a, WIDE_ENV)
-    run("encode", src, b, NARROW_ENV)
+    run("encode-e6", src, a, WIDE_ENV)
+    run("encode-e6", src, b, NARROW_ENV)
     assert a.read_bytes() == b.read_bytes()
 
-
-@pytest.mark.parametrize("enc_env, dec_env", [(WIDE_ENV, NARROW_ENV), (NARROW_ENV, WIDE_ENV)],
-                         ids=["default-to-narrow", "narrow-to-default"])
-def test_a_head_change_decodes_in_another_configuration(sample, enc_env, dec_env):
-    from codec.format.container import SegmentKind, unpack
-
-    d, src = sample
-    nc, back = d / f"adapted-{id(enc_env)}.nc", d / f"adapted-{id(enc_env)}.png"
-    run("encode-adapted", src, nc, enc_env)
-    colour = unpack(nc.read_bytes()).segment(SegmentKind.COLOUR)
-    assert colour[2] > 0                       # the segment carries a head change
-    run("decode", nc, back, dec_env)
-    np.testing.assert_array_equal(np.asarray(Image.open(back)),
-                                  np.asarray(Image.open(src).convert("RGB")))

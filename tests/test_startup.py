@@ -23,7 +23,7 @@ def test_arm_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
         "import sys, codec, codec.cli\n"
         f"data = open({str(path)!r}, 'rb').read()\n"
         "codec.decode(data)\n"
-        f"codec.encode(codec.read_image({str(png)!r}), effort=6)\n"
+        f"from PIL import Image; codec.encode(Image.open({str(png)!r}), effort=6)\n"
         "print('torch' in sys.modules)")
     assert out == "False"
 

@@ -9,13 +9,14 @@ cheap to fit and to send: the hidden features of every pixel are exact
 integers that do not change, so the encoder computes them once for a
 sample of pixels and fits the head by gradient steps on the sample's code
 length alone (a linear layer under the discretized-logistic loss), without
-ever running the network again.  Held-out 768x512 crops: -2.1 % of the
-bytes after the change's own for 150 steps (6 s), -3.3 % for 600.
+ever running the network again.  On held-out crops 150 steps (about 5 s)
+save 3.1 % of the bytes, the change's own counted (docs/MODELS.md).
 
 What is sent.  The change is integers on the head's weight grid
-(2^-weight_frac), each clipped to +-127, range-coded first in the segment's stream as symbols 128 + delta
-under one of the model's own logistic tables (mean 128, the scale level
-the prefix names, the one that codes them smallest).  The decoder adds the
+(2^-weight_frac), each clipped to +-127, range-coded first in the
+segment's stream as symbols 128 + delta under one of the model's own
+logistic tables (mean 128, the scale level the prefix names, the one that
+codes them smallest).  The decoder adds the
 change to its integer head, so it runs the same exact network with other
 integers and its cost does not change.
 
@@ -41,6 +42,7 @@ BATCH = 1 << 15              # pixels per step
 FEATURE_PIXELS = 1 << 17     # pixels whose hidden features the fit reads (a seeded sample)
 DELTA_MAX = 127
 RATE_BITS = 0.15             # the change's estimated cost per unit of |delta| (a Laplace code)
+MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
 
 

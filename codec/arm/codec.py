@@ -143,7 +143,8 @@ class ARMPlaneCodec:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout)
-        for steps in adaptation.steps_for_effort(effort) if c == 3 else ():
+        fitted = c == 3 and len(geo.flat) >= adaptation.MIN_PIXELS
+        for steps in adaptation.steps_for_effort(effort) if fitted else ():
             change = self._fit_head(geo, buf, values, steps)
             if change is not None:
                 adapted = self._plan(geo, buf, values, c, layout, change)
