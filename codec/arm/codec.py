@@ -27,6 +27,14 @@ Error feedback (``feedback.py``).  On top of the table, the encoder fits
 corrections from the residuals of already-coded neighbours: a linear bias of
 the means and a scale shift per local error-energy context.  They follow the
 table (layout 2) where they save more than they cost.
+
+Head change (``adaptation.py``).  At efforts 7 and up the encoder also fits
+the network's last layer to an RGB image and codes the change first in the
+stream (prefix byte 2) when the image codes smaller with it.
+
+Decoding runs the network per wavefront (BLAS) and everything per channel
+in compiled integer kernels (``kernels.py``); encoding uses the NumPy forms
+of the same arithmetic over the whole image at once.
 """
 from __future__ import annotations
 
