@@ -61,18 +61,14 @@ class HeadChange:
         return self.weights.ravel() + 128
 
     # -- the stream ---------------------------------------------------------------
-    def _bits_per_level(self, tables) -> list[float]:
+    def table(self, tables) -> tuple[int, float]:
+        """(the scale level whose logistic (mean 128) codes the change
+        smallest, the change's ideal bits under it)."""
         s = self.symbols()
-        return [-float(tables.log2_probabilities(s, *_row_model(tables, level, len(s))).sum())
+        bits = [-float(tables.log2_probabilities(s, *_row_model(tables, level, len(s))).sum())
                 for level in range(tables.cdf.shape[0])]
-
-    def best_level(self, tables) -> int:
-        """The scale level whose logistic (mean 128) codes the change smallest."""
-        return int(np.argmin(self._bits_per_level(tables)))
-
-    def bits(self, tables) -> float:
-        """Its ideal size in the stream, at the best level."""
-        return min(self._bits_per_level(tables))
+        level = int(np.argmin(bits))
+        return level, bits[level]
 
     def encode(self, encoder, tables, level: int) -> None:
         s = self.symbols()
@@ -91,12 +87,13 @@ def _row_model(tables, level: int, n: int):
             np.ones((n, 1), np.int64))
 
 
-def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: int,
-        pixels: int) -> HeadChange:
-    """The head change that lowers the code length of an image of
-    ``pixels`` pixels, fitted on a sample of them whose contexts are
-    ``context`` (m, inputs; pixel - 128) and values ``values`` (m, 3), after
-    ``steps`` Adam steps on batches of the sample.  The loss is the
+def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[int, ...],
+        pixels: int) -> list[HeadChange]:
+    """Head changes that lower the code length of an image of ``pixels``
+    pixels, one per entry of ``steps`` (that many Adam steps each, from
+    the shipped head), fitted on a sample of its pixels whose contexts are
+    ``context`` (m, inputs; pixel - 128) and values ``values`` (m, 3); the
+    sample's features are computed once for all of them.  The loss is the
     sample's bits per pixel plus the change's own, estimated at
     ``RATE_BITS`` per unit of |delta| and spread over the image's pixels:
     a small image gets a small change, or none."""
@@ -112,20 +109,23 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: int,
     b0 = torch.from_numpy(net.layers[-1][1]).float()
     x = torch.from_numpy(values.T.copy()).float()     # (3, m)
     scale = 2.0 ** -(spec.weight_frac + spec.act_frac)
-    d_w = torch.zeros_like(w0, requires_grad=True)
-    opt = torch.optim.Adam([d_w], lr=LEARNING_RATE)
-    gen = torch.Generator().manual_seed(SEED)
     m = len(feats)
-    for k in range(steps):
-        for group in opt.param_groups:
-            group["lr"] = LEARNING_RATE * (1 - k / steps)
-        idx = torch.randint(0, m, (min(BATCH, m),), generator=gen)
-        raw = (feats[idx] @ (w0 + d_w) + b0 + fixed[idx]) * scale
-        raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
-        loss = (mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
-                + RATE_BITS * d_w.abs().sum() / pixels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        return HeadChange(torch.round(d_w).clamp(-DELTA_MAX, DELTA_MAX).long().numpy())
+    changes = []
+    for total in steps:
+        d_w = torch.zeros_like(w0, requires_grad=True)
+        opt = torch.optim.Adam([d_w], lr=LEARNING_RATE)
+        gen = torch.Generator().manual_seed(SEED)
+        for k in range(total):
+            for group in opt.param_groups:
+                group["lr"] = LEARNING_RATE * (1 - k / total)
+            idx = torch.randint(0, m, (min(BATCH, m),), generator=gen)
+            raw = (feats[idx] @ (w0 + d_w) + b0 + fixed[idx]) * scale
+            raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
+            loss = (mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
+                    + RATE_BITS * d_w.abs().sum() / pixels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            changes.append(HeadChange(torch.round(d_w).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()))
+    return changes

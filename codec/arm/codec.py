@@ -71,6 +71,7 @@ class _Plan:
     calibration: np.ndarray
     feedback: ErrorFeedback | None
     change: adaptation.HeadChange | None
+    head_level: int | None        # the change's table
     means: np.ndarray
     levels: np.ndarray
     mix: np.ndarray
@@ -151,10 +152,9 @@ class ARMPlaneCodec:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout)
-        fitted = c == 3 and len(geo.flat) >= adaptation.MIN_PIXELS
-        for steps in adaptation.steps_for_effort(effort) if fitted else ():
-            change = self._fit_head(geo, buf, values, steps)
-            if change is not None:
+        steps = adaptation.steps_for_effort(effort)
+        if c == 3 and steps and len(geo.flat) >= adaptation.MIN_PIXELS:
+            for change in self._fit_head(geo, buf, values, steps):
                 adapted = self._plan(geo, buf, values, c, layout, change)
                 if adapted.bits < plan.bits:
                     plan = adapted
@@ -185,9 +185,11 @@ class ARMPlaneCodec:
         else:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
+        head_level = None
         if change is not None:
-            bits += change.bits(self.tables)
-        return _Plan(layout, calibration, feedback, change, means, levels, mix, bits)
+            head_level, change_bits = change.table(self.tables)
+            bits += change_bits
+        return _Plan(layout, calibration, feedback, change, head_level, means, levels, mix, bits)
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
         """The segment: prefix, tables, then the stream (the head change first)."""
@@ -204,9 +206,8 @@ class ARMPlaneCodec:
         ideal = 0.0
         head_byte = 0
         if change is not None:     # first in the stream; its bits count as side information
-            head_level = change.best_level(self.tables)
-            change.encode(enc, self.tables, head_level)
-            head_byte = head_level + 1
+            change.encode(enc, self.tables, plan.head_level)
+            head_byte = plan.head_level + 1
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
             m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
@@ -236,15 +237,16 @@ class ARMPlaneCodec:
         options = self._fit_calibration(values[index, :c], means, levels, mix)
         return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
 
-    def _fit_head(self, geo: Wavefronts, buf, values, steps: int):
-        """The head change fitted to this image (``adaptation.fit``, on a
-        seeded sample of its pixels), or None if it changes nothing."""
+    def _fit_head(self, geo: Wavefronts, buf, values, steps: tuple[int, ...]):
+        """The head changes fitted to this image, one per entry of
+        ``steps`` (``adaptation.fit``, on a seeded sample of its pixels),
+        leaving out those that change nothing."""
         n = len(geo.flat)
         rng = np.random.default_rng(adaptation.SEED)
         sample = np.sort(rng.choice(n, min(n, adaptation.FEATURE_PIXELS), replace=False))
-        change = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
-                                steps, n)
-        return change if change.weights.any() else None
+        changes = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
+                                 steps, n)
+        return [change for change in changes if change.weights.any()]
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the

@@ -66,18 +66,9 @@ class IntegerARM:
     def __call__(self, context: np.ndarray) -> MixtureParams:
         """context: (n, len(neighbourhood) * 3) integers, pixel value - 128."""
         s = self.spec
-        context = context.astype(np.float64)
-        h = context
-        last = len(self.layers) - 1
-        for i, ((w, _), b) in enumerate(zip(self.layers, self._biases)):
-            acc = h @ w
-            acc += b
-            if i == last:
-                acc += context @ self.skip
-                break
-            h = np.multiply(acc, self._hidden_scales[i], out=acc)
-            np.floor(h, out=h)
-            clip(h, 0, s.act_max, out=h)
+        h, acc = self.hidden_features(context)
+        acc += h @ self.layers[-1][0]
+        acc += self._biases[-1]
         # head: acc at scale 2^-(weight_frac + act_frac); (n, FIELDS, K), each
         # field group rescaled to its grid, offset and clipped in one pass
         out = acc.reshape(len(acc), 12, s.mixtures)
@@ -90,12 +81,15 @@ class IntegerARM:
     def hidden_features(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(last hidden layer's integer activations (n, hidden), the skip
         path's integer contribution to the head's accumulator (n, outputs))
-        of ``context`` (as ``__call__``): what the head reads, for an
-        encoder that fits the head alone."""
+        of ``context``: what the head reads (``__call__`` adds its product
+        and bias; an encoder fitting the head alone keeps these fixed)."""
         context = context.astype(np.float64)
         h = context
         for i, ((w, _), b) in enumerate(zip(self.layers[:-1], self._biases)):
-            h = np.floor((h @ w + b) * self._hidden_scales[i])
+            h = h @ w
+            h += b
+            h *= self._hidden_scales[i]
+            np.floor(h, out=h)
             clip(h, 0, self.spec.act_max, out=h)
         return h, context @ self.skip
 
