@@ -22,7 +22,7 @@ from safetensors.numpy import load_file
 from codec.errors import NcError, WeightsMismatch
 from models import WEIGHTS_DIR
 
-DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v6", "lossy": "lossy-v11"}
+DEFAULT_MODELS = {"arm": "arm-v3", "idf": "idf-v6", "lossy": "lossy-v12"}
 # Models the lossless encoder chooses among, image by image, when none is
 # named: arm-v3 was trained on the photographs at several sizes, arm-v2 with
 # grain augmentation, arm-v1 on neither; each codes some photographs better

@@ -24,7 +24,7 @@ import torch
 from codec import weights
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from models.lossy.integer import IntegerConvStack, IntegerEntropyParameters
-from models.lossy.network import LossyAutoencoder, anchor_mask
+from models.lossy.network import FLOAT_PARTS, LossyAutoencoder, anchor_mask
 from models.lossy.spec import LossySpec, quality_code
 
 PAD_MULTIPLE = 64
@@ -40,7 +40,7 @@ class LossyCodec:
         layout = json.loads(w.meta["layout"])
         self.net = LossyAutoencoder(spec).eval()
         float_state = {k: torch.from_numpy(v) for k, v in tensors.items()
-                       if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain")}
+                       if k.split(".")[0] in FLOAT_PARTS}
         self.net.load_state_dict(float_state, strict=False)
 
         def stack(prefix, in_frac):
@@ -175,11 +175,13 @@ class LossyCodec:
         return to_pixels(self.synthesis_float(y_hat, quality))
 
     def synthesis_float(self, y_hat: np.ndarray, quality: float) -> np.ndarray:
-        """(3, 16h, 16w) float32: g_s of y_hat in pixel units (0..255 and a
-        little beyond), before rounding; what a post-filter reads."""
+        """(3, 16h, 16w) float32: g_s of y_hat, enhanced if the model has an
+        enhancer, in pixel units (0..255 and a little beyond), before
+        rounding; what a post-filter reads."""
         y = torch.from_numpy(y_hat / 2**self.spec.mean_frac).float()
+        q = torch.tensor([quality], dtype=torch.float32)
         with torch.no_grad():
-            return (self.net.g_s(y / self._gain(quality))[0] * 255).numpy()
+            return (self.net.enhanced(self.net.g_s(y / self._gain(quality)), q)[0] * 255).numpy()
 
 
 def to_pixels(x: np.ndarray) -> np.ndarray:

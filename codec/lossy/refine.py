@@ -104,6 +104,7 @@ class LatentRefiner:
         # the synthesis' inner layers in bfloat16: about 7 % faster a step
         # here, for gradients that only guide the search
         x_hat = inner_bfloat16(net.g_s, y_hat.contiguous(memory_format=torch.channels_last))
+        x_hat = net.enhanced(x_hat, q)
         if synthesis is not None:
             synthesis.append(x_hat)
         if guide is not None:

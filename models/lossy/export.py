@@ -22,7 +22,7 @@ from codec.entropy.residual import build_gaussian_tables
 from codec.weights import DEFAULT_MODELS
 
 from ..training import export_main, load_checkpoint, save_weights
-from .network import LossyAutoencoder
+from .network import FLOAT_PARTS, LossyAutoencoder
 from .spec import LossySpec
 
 
@@ -69,7 +69,7 @@ def float_state(tensors: dict, spec_dict: dict) -> dict:
     def t(name):
         return torch.as_tensor(np.asarray(tensors[name])).double()
 
-    state = {k: t(k).float() for k in tensors if k.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain")}
+    state = {k: t(k).float() for k in tensors if k.split(".")[0] in FLOAT_PARTS}
     net.load_state_dict(state, strict=False)
     with torch.no_grad():
         for prefix, stack, in_frac in integer_stacks(net):
@@ -87,8 +87,9 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
         raise SystemExit(f"the codec codes rounded latents; {checkpoint} uses the {spec.quantizer}")
     tensors = {}
     for name, t in net.state_dict().items():
-        if name.split(".")[0] in ("g_a", "g_s", "h_a", "log_gain"):
-            tensors[name] = t.numpy().astype(np.float16)
+        part = name.split(".")[0]
+        if part in FLOAT_PARTS:   # the enhancer is small: kept in float32
+            tensors[name] = t.numpy().astype(np.float32 if part == "enhancer" else np.float16)
     layout = {prefix: integer_stack(prefix, stack, spec, in_frac, tensors)
               for prefix, stack, in_frac in integer_stacks(net)}
     with torch.no_grad():

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from ..quant import clamp_ste, quantize_ste, round_ste
 from .spec import QUALITY_SCALE, LossySpec
+from .enhancer import Enhancer
 
 
 class SimplifiedGDN(nn.Module):
@@ -74,6 +75,9 @@ class IntegerConvNet(nn.Module):
         return x
 
 
+# the float networks' parts (stored as floating point; the rest are integer networks)
+FLOAT_PARTS = ("g_a", "g_s", "h_a", "log_gain", "enhancer")
+
 def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
     """(1, 1, H, W): 1 at the checkerboard's anchors, (row + col) even,
     which each slice codes first."""
@@ -109,6 +113,8 @@ class LossyAutoencoder(nn.Module):
                 raise ValueError("the checkerboard context needs the 'round' quantizer")
             self.context_nets = nn.ModuleList(
                 IntegerConvNet([conv(sl, ctx, 5, 1)], spec, spec.act_frac) for _ in range(spec.slices))
+        self.enhancer = (Enhancer(spec.enhancer_channels, spec.enhancer_layers, spec.qualities)
+                         if spec.enhancer_channels else None)
         # per-quality gains on the latent (log-parameterised) and the z prior's log-scales
         self.log_gain = nn.Parameter(torch.zeros(spec.qualities, m))
         self.z_log_scale = nn.Parameter(torch.zeros(h))
@@ -125,6 +131,10 @@ class LossyAutoencoder(nn.Module):
         t = (q - lo)[:, None]
         g = self.log_gain[lo] * (1 - t) + self.log_gain[lo + 1] * t
         return torch.exp(g)[:, :, None, None]
+
+    def enhanced(self, x_hat, quality):
+        """The synthesis ``x_hat`` through the enhancer, if the model has one."""
+        return x_hat if self.enhancer is None else self.enhancer(x_hat, quality)
 
     def hyper_features(self, z_hat):
         """Integer-valued features at scale 2^-act_frac (clipped ReLU of h_s)."""
@@ -222,7 +232,7 @@ class LossyAutoencoder(nn.Module):
             # the entropy model alone is training: rounded straight through, y_hat's
             # gradient with respect to the means is zero, so skip g_s's backward
             y_hat = y_hat.detach()
-        x_hat = self._transform(self.g_s, y_hat / gain)
+        x_hat = self.enhanced(self._transform(self.g_s, y_hat / gain), quality)
         return x_hat, y_bits, z_bits
 
     # training-time choice, not part of the spec: the rate of rounded values

@@ -39,6 +39,10 @@ class LossySpec:
     # decoded anchors (He et al. 2021), at the price of twice the slice passes
     checkerboard_channels: int = 0
     codebook_size: int = 64
+    # the enhancer after g_s (``models/lossy/enhancer.py``): channels and
+    # middle layers of its half-resolution network (0 channels: none)
+    enhancer_channels: int = 0
+    enhancer_layers: int = 0
     # integer formats of the entropy-parameter networks (as the ARM)
     weight_frac: int = 10
     act_frac: int = 8
