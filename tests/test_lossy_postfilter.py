@@ -10,7 +10,10 @@ from codec.format import container
 from codec.lossy.postfilter import FilterFit, PostFilter, features_per_channel, offsets, radius_for_effort
 from codec.pipeline import lossy
 
-MODEL = weights.DEFAULT_MODELS["lossy"]
+# The filter's mechanics are tested on lossy-v11, whose bare synthesis a
+# filter pays on even for these small crops; after lossy-v12's enhancer it
+# seldom does there (the windows test checks the two together).
+MODEL = "lossy-v11"
 rng = np.random.default_rng(7)
 
 
@@ -140,8 +143,8 @@ def test_a_filtered_file_decodes_to_the_filtered_synthesis_and_costs_less(crop):
     """The encoder sends a filter when it lowers bits + lambda x distortion
     on the decoded file; efforts below 3 send none and decode as before."""
     quality = 6.0
-    plain = codec.encode(crop, "lossy", quality=quality, effort=2)
-    filtered = codec.encode(crop, "lossy", quality=quality, effort=4)
+    plain = codec.encode(crop, "lossy", quality=quality, effort=2, model=MODEL)
+    filtered = codec.encode(crop, "lossy", quality=quality, effort=4, model=MODEL)
     assert not filter_segments(plain) and len(filter_segments(filtered)) == 1
 
     def cost(data):
@@ -154,24 +157,29 @@ def test_a_filtered_file_decodes_to_the_filtered_synthesis_and_costs_less(crop):
     assert codec.info(filtered)["post_filter"].endswith(f"{len(filter_segments(filtered)[0].data)} bytes")
 
 
-def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(crop, monkeypatch):
-    """The filter reads its neighbours across window and tile borders from
-    the one synthesis of the whole image: smaller windows or tiles change
-    no pixel by more than float rounding."""
-    data = api.encode_image(crop, quality=6.0, effort=4).data
+@pytest.mark.parametrize("model", ["lossy-v11", weights.DEFAULT_MODELS["lossy"]])
+def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(photo_large, model, monkeypatch):
+    """The filter (and the enhancer before it, where the model has one)
+    reads its neighbours across window and tile borders from the one
+    synthesis of the whole image: smaller windows or tiles change no pixel
+    by more than float rounding."""
+    image = np.asarray(photo_large)
+    data = api.encode_image(image, quality=6.0, effort=4, model=model).data
     assert filter_segments(data)
     whole = np.asarray(codec.decode(data, jobs=1)).astype(int)
     monkeypatch.setattr(lossy, "WINDOW", 64)
     windowed = np.asarray(codec.decode(data, jobs=1)).astype(int)
     assert np.abs(windowed - whole).max() <= 1 and np.mean(windowed == whole) > 0.999
-    tiled = api.encode_image(crop, quality=6.0, effort=4, tile_size=64).data
-    assert filter_segments(tiled)[0].data == filter_segments(api.encode_image(
-        crop, quality=6.0, effort=4).data)[0].data
+    monkeypatch.undo()
+    tiled = api.encode_image(image, quality=6.0, effort=4, tile_size=64, model=model).data
+    assert filter_segments(tiled)
+    from_tiles = np.asarray(codec.decode(tiled, jobs=1)).astype(int)
+    assert np.abs(from_tiles - whole).max() <= 1 and np.mean(from_tiles == whole) > 0.999
 
 
 def test_a_filter_segment_outside_a_lossy_file_or_twice_is_refused(crop, photo):
     lossless = bytearray(codec.encode(photo))
-    lossy_file = codec.encode(crop, "lossy", quality=6.0, effort=4)
+    lossy_file = codec.encode(crop, "lossy", quality=6.0, effort=4, model=MODEL)
     segment = filter_segments(lossy_file)[0]
     for c in (container.unpack(bytes(lossless)), container.unpack(lossy_file)):
         c.segments.insert(0, segment)

@@ -99,6 +99,7 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[i
     a small image gets a small change, or none."""
     import torch
 
+    from codec.adam import Adam
     from models.arm.network import FIELDS, mixture_bits
 
     spec = net.spec
@@ -113,17 +114,16 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[i
     changes = []
     for total in steps:
         d_w = torch.zeros_like(w0, requires_grad=True)
-        opt = torch.optim.Adam([d_w], lr=LEARNING_RATE)
+        opt = Adam([d_w], lr=LEARNING_RATE)
         gen = torch.Generator().manual_seed(SEED)
         for k in range(total):
-            for group in opt.param_groups:
-                group["lr"] = LEARNING_RATE * (1 - k / total)
+            opt.lr = LEARNING_RATE * (1 - k / total)
             idx = torch.randint(0, m, (min(BATCH, m),), generator=gen)
             raw = (feats[idx] @ (w0 + d_w) + b0 + fixed[idx]) * scale
             raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
             loss = (mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
                     + RATE_BITS * d_w.abs().sum() / pixels)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():

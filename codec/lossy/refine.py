@@ -36,6 +36,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from codec.adam import Adam
 from codec.lossy.postfilter import FilterFit, PostFilter
 from models.lossy.export import float_state
 from models.lossy.network import (
@@ -127,16 +128,15 @@ class LatentRefiner:
                 start_loss = self.loss(x, valid, y, z, quality, torch.round, guide)
         y_var = y.clone().requires_grad_(True)
         z_var = z.clone().requires_grad_(True)
-        opt = torch.optim.Adam([y_var, z_var], lr=LEARNING_RATE)
+        opt = Adam([y_var, z_var], lr=LEARNING_RATE)
         gen = torch.Generator().manual_seed(SEED)
         for k in range(steps):
             left = 1 - k / steps
-            for group in opt.param_groups:
-                group["lr"] = LEARNING_RATE * left
+            opt.lr = LEARNING_RATE * left
             tau = TEMPERATURE * left + 1e-3
             loss = self.loss(x, valid, y_var, z_var, quality,
                              lambda v, tau=tau: soft_round(v, tau, gen), guide)
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():

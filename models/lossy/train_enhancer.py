@@ -113,9 +113,11 @@ def main(argv=None):
     run = Run(args.run, args.ckpt_minutes)
     base, tensors, meta = base_model(args.base, device)
     spec = base.spec
+    ck = run.resume()
+    if ck is not None:     # the run's own shape, whatever the command line says
+        args.channels, args.layers = ck["args"]["channels"], ck["args"]["layers"]
     enhancer = Enhancer(args.channels, args.layers, spec.qualities).to(device)
     opt = torch.optim.Adam(enhancer.parameters(), lr=args.lr)
-    ck = run.resume()
     step = 0
     if ck is not None:
         enhancer.load_state_dict(ck["enhancer"])
@@ -123,7 +125,7 @@ def main(argv=None):
         step = ck["step"]
         run.say(f"resumed at step {step}")
     if args.export:
-        export(args, spec, tensors, meta, enhancer, step, run.cpu_hours)
+        export(args, spec, tensors, meta, enhancer, step, (ck or {}).get("cpu_seconds", 0.0) / 3600)
         return
 
     g = torch.Generator().manual_seed(args.seed)
