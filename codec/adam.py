@@ -28,9 +28,9 @@ class Adam:
     @torch.no_grad()
     def step(self) -> None:
         beta1, beta2 = self.betas
-        # torch keeps the step count as a float32 tensor and reads it back as a float
+        # (torch keeps the count in a float32 tensor: exact for any count below 2^24)
         self.step_count += 1
-        step = float(torch.tensor(float(self.step_count), dtype=torch.float32))
+        step = float(self.step_count)
         bias_correction1 = 1 - beta1**step
         bias_correction2 = 1 - beta2**step
         step_size = self.lr / bias_correction1

@@ -5,14 +5,14 @@ import numpy as np
 import pytest
 
 import codec
-from codec import api, weights
+from codec import api
 from codec.format import container
 from codec.lossy.postfilter import FilterFit, PostFilter, features_per_channel, offsets, radius_for_effort
 from codec.pipeline import lossy
 
 # The filter's mechanics are tested on lossy-v11, whose bare synthesis a
 # filter pays on even for these small crops; after lossy-v12's enhancer it
-# seldom does there (the windows test checks the two together).
+# seldom does there (the last windows test checks the two together).
 MODEL = "lossy-v11"
 rng = np.random.default_rng(7)
 
@@ -157,22 +157,34 @@ def test_a_filtered_file_decodes_to_the_filtered_synthesis_and_costs_less(crop):
     assert codec.info(filtered)["post_filter"].endswith(f"{len(filter_segments(filtered)[0].data)} bytes")
 
 
-@pytest.mark.parametrize("model", ["lossy-v11", weights.DEFAULT_MODELS["lossy"]])
-def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(photo_large, model, monkeypatch):
-    """The filter (and the enhancer before it, where the model has one)
-    reads its neighbours across window and tile borders from the one
-    synthesis of the whole image: smaller windows or tiles change no pixel
-    by more than float rounding."""
+def test_the_filter_reads_across_windows_and_tiles_as_one_synthesis(crop, monkeypatch):
+    """The filter reads its neighbours across window and tile borders from
+    the one synthesis of the whole image: smaller windows or tiles change
+    no pixel by more than float rounding."""
+    data = api.encode_image(crop, quality=6.0, effort=4, model=MODEL).data
+    assert filter_segments(data)
+    whole = np.asarray(codec.decode(data, jobs=1)).astype(int)
+    monkeypatch.setattr(lossy, "WINDOW", 64)
+    windowed = np.asarray(codec.decode(data, jobs=1)).astype(int)
+    assert np.abs(windowed - whole).max() <= 1 and np.mean(windowed == whole) > 0.999
+    tiled = api.encode_image(crop, quality=6.0, effort=4, tile_size=64, model=MODEL).data
+    assert filter_segments(tiled)[0].data == filter_segments(api.encode_image(
+        crop, quality=6.0, effort=4, model=MODEL).data)[0].data
+
+
+def test_the_enhancer_and_filter_read_across_windows_and_tiles_as_one_synthesis(photo_large, monkeypatch):
+    """The default model's enhancer, and the filter after it, read their
+    neighbours across window and tile borders from the one synthesis of the
+    whole image (a filter pays on the whole 256 x 192 photo, not the crop)."""
     image = np.asarray(photo_large)
-    data = api.encode_image(image, quality=6.0, effort=4, model=model).data
+    data = api.encode_image(image, quality=6.0, effort=4).data
     assert filter_segments(data)
     whole = np.asarray(codec.decode(data, jobs=1)).astype(int)
     monkeypatch.setattr(lossy, "WINDOW", 64)
     windowed = np.asarray(codec.decode(data, jobs=1)).astype(int)
     assert np.abs(windowed - whole).max() <= 1 and np.mean(windowed == whole) > 0.999
     monkeypatch.undo()
-    tiled = api.encode_image(image, quality=6.0, effort=4, tile_size=64, model=model).data
-    assert filter_segments(tiled)
+    tiled = api.encode_image(image, quality=6.0, effort=4, tile_size=64).data
     from_tiles = np.asarray(codec.decode(tiled, jobs=1)).astype(int)
     assert np.abs(from_tiles - whole).max() <= 1 and np.mean(from_tiles == whole) > 0.999
 

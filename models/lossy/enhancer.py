@@ -10,8 +10,8 @@ per-image post-filter (``codec/lossy/postfilter.py``) then corrects what is
 particular to one image, after the enhancer.
 
 It works at half resolution on the 2 x 2 space-to-depth of the synthesis
-(12 channels and the quality), so its 3 x 3 convolutions see 10 x 10 pixels
-each for a quarter of the cost, and it adds a correction to the synthesis:
+(12 channels and the quality), so each 3 x 3 convolution spans 6 x 6
+pixels for a quarter of the cost, and it adds a correction to the synthesis:
 its last layer starts at zero, so an untrained enhancer is the identity.
 The quality input (0 at quality 1, 1 at quality 8) lets one network serve
 every rate: low rates want textures rebuilt, high rates little but

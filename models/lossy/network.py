@@ -22,8 +22,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quant import clamp_ste, quantize_ste, round_ste
-from .spec import QUALITY_SCALE, LossySpec
 from .enhancer import Enhancer
+from .spec import QUALITY_SCALE, LossySpec
 
 
 class SimplifiedGDN(nn.Module):
@@ -77,6 +77,7 @@ class IntegerConvNet(nn.Module):
 
 # the float networks' parts (stored as floating point; the rest are integer networks)
 FLOAT_PARTS = ("g_a", "g_s", "h_a", "log_gain", "enhancer")
+
 
 def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
     """(1, 1, H, W): 1 at the checkerboard's anchors, (row + col) even,

@@ -34,7 +34,6 @@ from models.training import (
     add_photo_arguments,
     add_run_arguments,
     cosine_lr,
-    load_safetensors,
     photo_scales,
     photo_split,
     training_device,
@@ -49,40 +48,34 @@ DEFAULT_BASE = Path("models/weights/lossy-v11.safetensors")
 
 
 def base_model(path: Path, device) -> tuple[LossyAutoencoder, dict, dict]:
-    """(frozen float network, shipped tensors as stored, metadata) of shipped lossy weights."""
+    """(frozen float network without any enhancer of its own, shipped
+    tensors as stored, metadata) of shipped lossy weights."""
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
-    state, spec_dict, _ = load_safetensors(path)
+    from models.lossy.export import float_state
+
     with safe_open(str(path), framework="np") as f:
         meta = f.metadata()
+    tensors = load_file(str(path))
+    spec_dict = json.loads(meta["spec"])
     net = LossyAutoencoder(LossySpec.from_dict(spec_dict)).eval()
-    net.load_state_dict(state)
+    net.load_state_dict(float_state(tensors, spec_dict))
+    net.enhancer = None          # the run trains a new one on the bare synthesis
     for p in net.parameters():
         p.requires_grad_(False)
-    return net.to(device), load_file(str(path)), meta
+    return net.to(device), tensors, meta
 
 
 @torch.no_grad()
 def syntheses(net: LossyAutoencoder, crops: torch.Tensor, qualities: torch.Tensor, device,
               chunk: int = 8) -> torch.Tensor:
     """The base model's synthesis (float16, 0..1) of uint8 crops (N, 3, S, S)
-    at the given qualities, without any enhancer."""
+    at the given qualities: its forward pass, which in evaluation codes
+    rounded latents as the codec does."""
     out = []
     for i in range(0, len(crops), chunk):
-        x = crops[i:i + chunk].to(device).float() / 255
-        q = qualities[i:i + chunk].to(device)
-        y = net.g_a(x) * net.gains(q)
-        z_hat = torch.round(net.h_a(y))
-        feats = net.hyper_features(z_hat)
-        y_hats = []
-        for k, y_k in enumerate(y.chunk(net.spec.slices, 1)):
-            if net.spec.checkerboard_channels:
-                means, _ = net.checkerboard_params(k, feats, y_hats, q, y_k)
-            else:
-                means, _ = net.slice_params(k, feats, y_hats, q)
-            y_hats.append(torch.round(y_k - means) + means)
-        x_hat = net.g_s(torch.cat(y_hats, 1) / net.gains(q))
+        x_hat, _, _ = net(crops[i:i + chunk].to(device).float() / 255, qualities[i:i + chunk].to(device))
         out.append(x_hat.clamp(0, 1).half().cpu())
     return torch.cat(out)
 
