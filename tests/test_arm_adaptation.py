@@ -7,6 +7,7 @@ import pytest
 
 from codec.arm import adaptation
 from codec.arm.codec import ARMPlaneCodec
+from codec.entropy import SymbolDecoder, SymbolEncoder
 from codec.errors import FormatError
 from codec.weights import DEFAULT_MODELS
 
@@ -30,7 +31,7 @@ def _random_change(arm, seed=0, size=6):
 def test_a_head_change_round_trips_exactly(arm, photo_large, layout):
     pixels = np.asarray(photo_large)
     data = _with_change(arm, pixels, _random_change(arm), layout)
-    assert data[2] > 0                    # the prefix names the change's table
+    assert data[2] == adaptation.PER_OUTPUT_LEVELS   # the prefix names the change's form
     np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
 
 
@@ -67,7 +68,7 @@ def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 
 
-@pytest.mark.parametrize("byte", [65, 255])
+@pytest.mark.parametrize("byte", [66, 255])
 def test_an_invalid_head_level_is_a_format_error(arm, photo_large, byte):
     pixels = np.asarray(photo_large)
     data = bytearray(_with_change(arm, pixels, _random_change(arm)))
@@ -93,3 +94,32 @@ def test_a_change_beyond_the_exact_range_is_a_format_error(arm, photo_large, mon
     monkeypatch.setattr(type(arm.net), "with_head_change", too_large)
     with pytest.raises(FormatError, match="head change"):
         arm.decode(data, *pixels.shape)
+
+
+def test_a_head_change_level_out_of_range_is_refused(arm):
+    """The per-output scale levels are range-coded; one beyond the table
+    (only a damaged stream holds one) is refused, never indexed (the
+    decoder turns the ValueError into a FormatError, as for a change
+    beyond the exact range)."""
+    n_out, n_levels = arm.net.layers[-1][0].shape[1], arm.tables.cdf.shape[0]
+    levels = np.full(n_out, 10)
+    levels[3] = n_levels + 5
+    enc = SymbolEncoder()
+    enc.encode(levels, adaptation._uniform_rows(n_out, n_levels))
+    with pytest.raises(ValueError, match="level"):
+        adaptation.HeadChange.decode(SymbolDecoder(enc.finish()), arm.tables,
+                                     adaptation.PER_OUTPUT_LEVELS, arm.net)
+
+
+def test_each_head_output_gets_its_own_table(arm, photo_large):
+    """Columns of different spread get different scale levels, and the
+    change's estimated bits are no more than one level for all would cost
+    (the 24 levels' own 18 bytes aside)."""
+    shape = arm.net.layers[-1][0].shape
+    rng = np.random.default_rng(1)
+    weights = np.zeros(shape, np.int64)
+    weights[:, 0] = rng.integers(-40, 41, shape[0])
+    weights[:, 1] = rng.integers(-2, 3, shape[0])
+    levels, bits = adaptation.HeadChange(weights).table(arm.tables)
+    assert levels[0] > levels[1] >= levels[2]
+    assert levels[2] == levels.min()

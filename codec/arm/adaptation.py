@@ -44,6 +44,7 @@ DELTA_MAX = 127
 RATE_BITS = 0.15             # the change's estimated cost per unit of |delta| (a Laplace code)
 MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
+PER_OUTPUT_LEVELS = 65       # segment prefix byte 2: the change names a scale level per head output
 
 
 def steps_for_effort(effort: int) -> tuple[int, ...]:
@@ -61,29 +62,55 @@ class HeadChange:
         return self.weights.ravel() + 128
 
     # -- the stream ---------------------------------------------------------------
-    def table(self, tables) -> tuple[int, float]:
-        """(the scale level whose logistic (mean 128) codes the change
-        smallest, the change's ideal bits under it)."""
-        s = self.symbols()
-        bits = [-float(tables.log2_probabilities(s, *_row_model(tables, level, len(s))).sum())
-                for level in range(tables.cdf.shape[0])]
-        level = int(np.argmin(bits))
-        return level, bits[level]
+    def table(self, tables) -> tuple[np.ndarray, float]:
+        """(per head output, the scale level whose logistic (mean 128) codes
+        that output's column of the change smallest; the change's ideal bits
+        under them, the levels' own included).  The columns differ: the
+        scale outputs move ten times as far as the coefficients."""
+        cols = self.weights.T + 128
+        n_levels = tables.cdf.shape[0]
+        bits = np.array([[-float(tables.log2_probabilities(c, *_row_model(tables, level, len(c))).sum())
+                          for level in range(n_levels)] for c in cols])
+        levels = np.argmin(bits, axis=1)
+        return levels, float(bits.min(axis=1).sum()) + len(cols) * np.log2(n_levels)
 
-    def encode(self, encoder, tables, level: int) -> None:
+    def encode(self, encoder, tables, levels: np.ndarray) -> None:
+        encoder.encode(levels, _uniform_rows(len(levels), tables.cdf.shape[0]))
         s = self.symbols()
-        encoder.encode(s, tables.frequencies(*_row_model(tables, level, len(s))))
+        encoder.encode(s, tables.frequencies(*_row_model(tables, np.tile(levels, len(s) // len(levels)),
+                                                         len(s))))
 
     @classmethod
-    def decode(cls, decoder, tables, level: int, net: IntegerARM) -> "HeadChange":
+    def decode(cls, decoder, tables, head_byte: int, net: IntegerARM) -> "HeadChange":
+        """The change a segment's prefix byte 2 announces: PER_OUTPUT_LEVELS,
+        or (files of nc 0.15 and 0.16) one scale level for all, head_byte - 1.
+        Raises ValueError on levels out of range."""
         shape = net.layers[-1][0].shape
-        s = decoder.decode(tables.frequencies(*_row_model(tables, level, shape[0] * shape[1])))
+        n_levels = tables.cdf.shape[0]
+        if head_byte == PER_OUTPUT_LEVELS:
+            levels = decoder.decode(_uniform_rows(shape[1], n_levels))
+            if levels.max() >= n_levels:
+                raise ValueError("head change scale level out of range")
+            levels = np.tile(levels, shape[0])
+        else:
+            levels = head_byte - 1
+        s = decoder.decode(tables.frequencies(*_row_model(tables, levels, shape[0] * shape[1])))
         return cls((s - 128).reshape(shape))
 
 
-def _row_model(tables, level: int, n: int):
-    """(means, levels, weights), each (n, 1): one logistic centred on symbol 128."""
-    return (np.full((n, 1), 128 << tables.mean_frac, np.int64), np.full((n, 1), level, np.int64),
+def _uniform_rows(n: int, levels: int) -> np.ndarray:
+    """Frequency rows (n, 256) giving each of the first ``levels`` symbols
+    the same probability (the rest, never written, the least)."""
+    rows = np.ones((n, 256))
+    rows[:, :levels] = 1 << 16
+    return rows
+
+
+def _row_model(tables, level, n: int):
+    """(means, levels, weights), each (n, 1): one logistic centred on symbol
+    128, at scale ``level`` (one for all, or one per symbol)."""
+    return (np.full((n, 1), 128 << tables.mean_frac, np.int64),
+            np.broadcast_to(np.asarray(level, np.int64), (n,)).reshape(n, 1),
             np.ones((n, 1), np.int64))
 
 
@@ -111,6 +138,14 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[i
     x = torch.from_numpy(values.T.copy()).float()     # (3, m)
     scale = 2.0 ** -(spec.weight_frac + spec.act_frac)
     m = len(feats)
+    # the mixture weights read only the logits' differences, so the first
+    # component's logit change carries them all and the others' stay 0 (a
+    # column of zeros costs nothing to send); its steps are K times as long,
+    # as far as the pair of changes it replaces would move the difference
+    gain = torch.ones_like(w0).view(-1, FIELDS, spec.mixtures)
+    gain[:, :3, 0] = spec.mixtures
+    gain[:, :3, 1:] = 0
+    gain = gain.view_as(w0)
     changes = []
     for total in steps:
         d_w = torch.zeros_like(w0, requires_grad=True)
@@ -119,13 +154,14 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[i
         for k in range(total):
             opt.lr = LEARNING_RATE * (1 - k / total)
             idx = torch.randint(0, m, (min(BATCH, m),), generator=gen)
-            raw = (feats[idx] @ (w0 + d_w) + b0 + fixed[idx]) * scale
+            delta = d_w * gain
+            raw = (feats[idx] @ (w0 + delta) + b0 + fixed[idx]) * scale
             raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
             loss = (mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
-                    + RATE_BITS * d_w.abs().sum() / pixels)
+                    + RATE_BITS * delta.abs().sum() / pixels)
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            changes.append(HeadChange(torch.round(d_w).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()))
+            changes.append(HeadChange(torch.round(d_w * gain).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()))
     return changes

@@ -71,7 +71,7 @@ class _Plan:
     calibration: np.ndarray
     feedback: ErrorFeedback | None
     change: adaptation.HeadChange | None
-    head_level: int | None        # the change's table
+    head_levels: np.ndarray | None   # the change's tables, one per head output
     means: np.ndarray
     levels: np.ndarray
     mix: np.ndarray
@@ -185,11 +185,11 @@ class ARMPlaneCodec:
         else:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
-        head_level = None
+        head_levels = None
         if change is not None:
-            head_level, change_bits = change.table(self.tables)
+            head_levels, change_bits = change.table(self.tables)
             bits += change_bits
-        return _Plan(layout, calibration, feedback, change, head_level, means, levels, mix, bits)
+        return _Plan(layout, calibration, feedback, change, head_levels, means, levels, mix, bits)
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
         """The segment: prefix, tables, then the stream (the head change first)."""
@@ -206,8 +206,8 @@ class ARMPlaneCodec:
         ideal = 0.0
         head_byte = 0
         if change is not None:     # first in the stream; its bits count as side information
-            change.encode(enc, self.tables, plan.head_level)
-            head_byte = plan.head_level + 1
+            change.encode(enc, self.tables, plan.head_levels)
+            head_byte = adaptation.PER_OUTPUT_LEVELS
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
             m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
@@ -333,15 +333,15 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_level, body = self._read_prefix(data, channels)
+        calibration, feedback, head_byte, body = self._read_prefix(data, channels)
         spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
         net = self.net
-        if head_level is not None:
+        if head_byte:
             try:
-                net = adaptation.HeadChange.decode(dec, tables, head_level, net).apply(net)
+                net = adaptation.HeadChange.decode(dec, tables, head_byte, net).apply(net)
             except ValueError:
                 raise FormatError("ARM segment has an invalid head change") from None
         model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
@@ -392,17 +392,18 @@ class ARMPlaneCodec:
         return out[:, :, :channels].astype(np.uint8)
 
     def _read_prefix(self, data: bytes, channels: int):
-        """(calibration table (C, bands), error feedback or None, the head
-        change's scale level or None, range-coder stream) of a segment."""
+        """(calibration table (C, bands), error feedback or None, prefix
+        byte 2 (the head change's form, 0: none), range-coder stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
         head_byte = data[2]
-        if data[3] != 0 or head_byte > self.tables.cdf.shape[0] or (head_byte and channels != 3):
+        single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
+        if (data[3] != 0 or (head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
+                or (head_byte and channels != 3)):
             raise FormatError("ARM segment has an invalid prefix")
-        head_level = head_byte - 1 if head_byte else None
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
-            return (np.full((channels, self.bands), offset, np.int64), None, head_level,
+            return (np.full((channels, self.bands), offset, np.int64), None, head_byte,
                     data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
@@ -416,4 +417,4 @@ class ARMPlaneCodec:
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return table.reshape(channels, self.bands), feedback, head_level, data[end:]
+        return table.reshape(channels, self.bands), feedback, head_byte, data[end:]
