@@ -49,9 +49,12 @@ def test_the_decoder_runs_the_changed_network(arm, photo_large):
 
 
 def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
+    """150 steps: Adam's first steps move every weight by the full step size
+    and raise the code length (arm-v4: +10 % at 20 steps, +0.1 % at 60)
+    before it falls (-2.2 % at 150)."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
-    change, = adaptation.fit(arm.net, geo.context(buf, geo.flat), values, (60,), 10**9)
+    change, = adaptation.fit(arm.net, geo.context(buf, geo.flat), values, (150,), 10**9)
     assert change.weights.any()
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
     after = arm._estimated_bits(geo, buf, values, 3, change.apply(arm.net), 1)

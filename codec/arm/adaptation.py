@@ -10,14 +10,18 @@ integers that do not change, so the encoder computes them once for a
 sample of pixels and fits the head by gradient steps on the sample's code
 length alone (a linear layer under the discretized-logistic loss), without
 ever running the network again.  On held-out crops 150 steps (about 5 s)
-save 3.1 % of the bytes, the change's own counted (docs/MODELS.md).
+save 3.1 % of the bytes, the change's own counted (docs/MODELS.md); since
+nc 0.17 effort 7 takes 300.
 
 What is sent.  The change is integers on the head's weight grid
 (2^-weight_frac), each clipped to +-127, range-coded first in the
-segment's stream as symbols 128 + delta under one of the model's own
-logistic tables (mean 128, the scale level the prefix names, the one that
-codes them smallest).  The decoder adds the
-change to its integer head, so it runs the same exact network with other
+segment's stream as symbols 128 + delta, each head output's column under
+the model's own logistic table (mean 128) whose scale codes that column
+smallest: the scale outputs' changes spread ten times as wide as the
+channel coefficients'.  The mixture weights read only the logits'
+differences, so only the first component's logits change (the other
+columns are zero and cost next to nothing).  The decoder adds the change
+to its integer head, so it runs the same exact network with other
 integers and its cost does not change.
 
 The fit runs in PyTorch on the training form of the loss; nothing in it
@@ -35,13 +39,16 @@ from models.arm.integer import IntegerARM
 # effort -> the fits tried, by their gradient steps (efforts below 7 code with the
 # model as shipped); the encoder keeps whichever codes smallest, so a higher
 # effort never loses to a lower one where a long fit overshoots (held-out
-# crops of 150 000 pixels: 1 000 steps alone lost up to 1.9 % to 150)
-_STEPS = {7: (150,), 8: (150, 400), 9: (150, 1000)}
+# crops of 150 000 pixels: 1 000 steps alone lost up to 1.9 % to 150).  Since
+# the logits' change is one column (nc 0.17), 300 steps beat 150 on all three
+# held-out photographs tried (-3.6 / -2.8 / -5.5 % against -3.1 / -1.9 / -4.7 %)
+_STEPS = {7: (300,), 8: (300, 600), 9: (300, 1000)}
 LEARNING_RATE = 2.0          # Adam, in integer units of the head's grids, falling linearly to 0
 BATCH = 1 << 15              # pixels per step
 FEATURE_PIXELS = 1 << 17     # pixels whose hidden features the fit reads (a seeded sample)
 DELTA_MAX = 127
-RATE_BITS = 0.15             # the change's estimated cost per unit of |delta| (a Laplace code)
+RATE_BITS = 1.0              # the change's cost in the loss, per unit of |delta|: a change
+                             # 15 % smaller than at 0.15 for the same saving (3 held-out photographs)
 MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
 PER_OUTPUT_LEVELS = 65       # segment prefix byte 2: the change names a scale level per head output
