@@ -74,12 +74,13 @@ class HeadChange:
         that output's column of the change smallest; the change's ideal bits
         under them, the levels' own included).  The columns differ: the
         scale outputs move ten times as far as the coefficients."""
-        cols = self.weights.T + 128
-        n_levels = tables.cdf.shape[0]
-        bits = np.array([[-float(tables.log2_probabilities(c, *_row_model(tables, level, len(c))).sum())
-                          for level in range(n_levels)] for c in cols])
-        levels = np.argmin(bits, axis=1)
-        return levels, float(bits.min(axis=1).sum()) + len(cols) * np.log2(n_levels)
+        s = self.symbols()
+        n_levels, outputs = tables.cdf.shape[0], self.weights.shape[1]
+        # bits[level, output]: each level's code length of every symbol, summed by column
+        bits = np.array([-tables.log2_probabilities(s, *_row_model(tables, level, len(s)))
+                         .reshape(-1, outputs).sum(axis=0) for level in range(n_levels)])
+        levels = np.argmin(bits, axis=0)
+        return levels, float(bits.min(axis=0).sum()) + outputs * np.log2(n_levels)
 
     def encode(self, encoder, tables, levels: np.ndarray) -> None:
         encoder.encode(levels, _uniform_rows(len(levels), tables.cdf.shape[0]))
