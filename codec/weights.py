@@ -20,7 +20,7 @@ from safetensors import safe_open
 from safetensors.numpy import load_file
 
 from codec.errors import NcError, WeightsMismatch
-from models import WEIGHTS_DIR
+from models import WEIGHTS_DIR, int_storage
 
 DEFAULT_MODELS = {"arm": "arm-v4", "idf": "idf-v6", "lossy": "lossy-v12"}
 # Models the lossless encoder chooses among, image by image, when none is
@@ -67,7 +67,7 @@ def _digest(stamp: tuple[str, int, int]) -> bytes:
 def _load(stamp: tuple[str, int, int]) -> Weights:
     with safe_open(stamp[0], framework="numpy") as f:
         meta = dict(f.metadata() or {})
-    return Weights(load_file(stamp[0]), meta, json.loads(meta.get("spec", "{}")), _digest(stamp))
+    return Weights(int_storage.widen(load_file(stamp[0]), meta), meta, json.loads(meta.get("spec", "{}")), _digest(stamp))
 
 
 @functools.lru_cache(maxsize=None)

@@ -289,9 +289,11 @@ def load_safetensors(path: Path) -> tuple[dict, dict, dict]:
 
     from safetensors import safe_open
 
+    from models.int_storage import widen_torch
+
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = widen_torch({k: f.get_tensor(k) for k in f.keys()}, meta)
     spec = json.loads(meta["spec"])
     if meta.get("kind") in FLOAT_STATE_OF_SHIPPED:
         tensors = importlib.import_module(FLOAT_STATE_OF_SHIPPED[meta["kind"]]).float_state(tensors, spec)
@@ -412,11 +414,15 @@ def save_weights(out: Path, tensors: dict, kind: str, model_id: str, spec, check
 
     from safetensors.numpy import save_file
 
+    from models.int_storage import narrow
+
     meta = {"model_id": model_id, "kind": kind, "spec": json.dumps(spec.to_dict()),
             "train_step": str(checkpoint["step"]),
             "cpu_hours": f"{checkpoint.get('cpu_seconds', 0) / 3600:.2f}", **extra}
     if "best" in checkpoint:
         meta["held_out_bpsp"] = f"{checkpoint['best']:.4f}"
+    tensors, widen = narrow(tensors)     # lossless; the loaders restore the types
+    meta.update(widen)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out), metadata=meta)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB), step {checkpoint['step']}")

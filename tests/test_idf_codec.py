@@ -47,15 +47,34 @@ def test_idf_round_trips_exactly(idf_weights, photo, mode, size):
 
 
 def test_idf_shifts_are_not_trivial(idf_weights, photo):
-    import torch as t
-
     from codec.idf.codec import IDFPlaneCodec
 
     flow = IDFPlaneCodec(MODEL).flow
-    x = t.from_numpy(np.asarray(photo)[:40, :48].astype(np.float32)).permute(2, 0, 1)[None]
+    x = np.asarray(photo)[:40, :48].astype(np.float32).transpose(2, 0, 1)
     z, _ = flow.forward(x)[0]
-    plain = torch.nn.functional.pixel_unshuffle(x - 128, 2).chunk(2, 1)
-    assert not torch.equal(z, plain[0]) and not torch.equal(z, plain[1].flip(1))
+    plain = np.split(torch.nn.functional.pixel_unshuffle(torch.from_numpy(x - 128)[None], 2)[0].numpy(), 2)
+    assert not np.array_equal(z, plain[0]) and not np.array_equal(z, plain[1][::-1])
+
+
+@pytest.mark.parametrize("cin, cout, k", [(6, 32, 3), (32, 6, 3), (24, 24, 3), (32, 32, 1)])
+def test_exact_convolution_matches_pytorch(cin, cout, k):
+    """The codec's NumPy convolution (matrix products, no PyTorch) gives
+    PyTorch's float64 convolution's integers, in both of its orders (a layer
+    that widens and one that narrows), with odd sizes; and its squeeze is
+    pixel_unshuffle."""
+    from models.idf.integer import ExactConv, squeeze, unsqueeze
+
+    rng = np.random.default_rng(cin + cout)
+    x = rng.integers(-255, 256, (cin, 13, 7)).astype(np.float32)
+    w = rng.integers(-127, 128, (cout, cin, k, k)).astype(np.float32)
+    b = rng.integers(-2**20, 2**20, cout).astype(np.float32)
+    want = torch.nn.functional.conv2d(torch.from_numpy(x).double()[None], torch.from_numpy(w).double(),
+                                      torch.from_numpy(b).double(), padding=k // 2)[0].numpy()
+    np.testing.assert_array_equal(ExactConv(w, b)(x), want)
+    y = rng.integers(-9, 9, (3, 8, 6)).astype(np.float32)
+    t = torch.from_numpy(y)[None]
+    np.testing.assert_array_equal(squeeze(y), torch.nn.functional.pixel_unshuffle(t, 2)[0].numpy())
+    np.testing.assert_array_equal(unsqueeze(squeeze(y)), y)
 
 
 def test_idf_cross_configuration(idf_weights, photo, tmp_path):

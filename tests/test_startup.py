@@ -1,7 +1,8 @@
 """What a process pays before it codes: decoding an ARM file never imports
 PyTorch (about 1.4 s of a decode process here), nor does encoding one below
-effort 7 (from 7 the encoder fits the model's head with it); lossy and IDF
-files bring it in when they need it."""
+effort 7 (from 7 the encoder fits the model's head with it); nor does
+coding with the IDF (its integer flow is NumPy, models/idf/integer.py);
+lossy files bring it in when they need it."""
 
 import subprocess
 import sys
@@ -24,6 +25,18 @@ def test_arm_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
         f"data = open({str(path)!r}, 'rb').read()\n"
         "codec.decode(data)\n"
         f"from PIL import Image; codec.encode(Image.open({str(png)!r}), effort=6)\n"
+        "print('torch' in sys.modules)")
+    assert out == "False"
+
+
+def test_idf_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
+    png = tmp_path / "photo.png"
+    photo.save(png)
+    out = _modules_after(
+        "import sys, codec\n"
+        f"from PIL import Image; image = Image.open({str(png)!r})\n"
+        "data = codec.encode(image, codec='idf')\n"
+        "assert codec.decode(data).tobytes() == image.tobytes()\n"
         "print('torch' in sys.modules)")
     assert out == "False"
 

@@ -16,7 +16,6 @@ with a byte: 0, or 1 followed by the per-image corrections of the prior
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from codec import weights
 from codec.arm.codec import CodedPlanes
@@ -25,8 +24,7 @@ from codec.errors import FormatError
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
-from models.idf.network import anchor_mask
-from models.idf.spec import IDFSpec
+from models.idf.spec import IDFSpec, anchors
 
 PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1
 
@@ -41,8 +39,7 @@ class IDFPlaneCodec:
         spec = self.spec = IDFSpec.from_dict(w.spec)
 
         def net(prefix):
-            pads = (1, 0, 1)
-            return IntegerNet([(tensors[f"{prefix}.{i}.weight"], tensors[f"{prefix}.{i}.bias"], pads[i])
+            return IntegerNet([(tensors[f"{prefix}.{i}.weight"], tensors[f"{prefix}.{i}.bias"])
                                for i in range(3)], spec)
 
         updated = [1] if spec.partitions == 2 else list(range(spec.partitions))
@@ -72,8 +69,8 @@ class IDFPlaneCodec:
         checkerboard prior the anchors and then the rest."""
         if not self.spec.prior_checkerboard:
             return [slice(None)]
-        anchors = anchor_mask(height, width).numpy().ravel()
-        return [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
+        first = anchors(height, width).ravel()
+        return [np.flatnonzero(first), np.flatnonzero(~first)]
 
     def _groups(self, means, levels):
         f = self.spec.mean_frac
@@ -87,14 +84,12 @@ class IDFPlaneCodec:
         rgb = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
         hp, wp = -(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple
         padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
-        x = torch.from_numpy(padded.astype(np.float32)).permute(2, 0, 1)[None]
-        with torch.no_grad():
-            latents = self.flow.forward(x)
+        latents = self.flow.forward(padded.astype(np.float32).transpose(2, 0, 1))
         coded = []  # per level, coarsest first: (z, means, levels), each (C, H, W) int
         for level in reversed(range(self.spec.levels)):
             z, kept = latents[level]
             means, levels = self.flow.priors[level](kept, z)
-            coded.append((z.numpy().astype(np.int64)[0], np.asarray(means)[0], np.asarray(levels)[0]))
+            coded.append((z.astype(np.int64), means, levels))
         plain = sum(self._bits(*level) for level in coded)
         feedback = None
         if layout != PLAIN:
@@ -162,15 +157,13 @@ class IDFPlaneCodec:
         m, s = self.multiple, self.spec
         hp, wp = -(-height // m) * m, -(-width // m) * m
         kept = None
-        with torch.no_grad():
-            for level in reversed(range(s.levels)):
-                side = 2**(level + 1)
-                shape = (1, self.z_channels[level], hp // side, wp // side)
-                fb = None if feedback is None else feedback.levels[level]
-                z = torch.from_numpy(self._decode_level(dec, level, kept, shape, fb)[None])
-                full = z if kept is None else torch.cat([z, kept], 1)
-                kept = self.flow.inverse_level(level, full)
-        x = (kept[0] + 128).clamp(0, 255).permute(1, 2, 0).numpy().astype(np.uint8)
+        for level in reversed(range(s.levels)):
+            side = 2**(level + 1)
+            shape = (self.z_channels[level], hp // side, wp // side)
+            fb = None if feedback is None else feedback.levels[level]
+            z = self._decode_level(dec, level, kept, shape, fb)
+            kept = self.flow.inverse_level(level, z if kept is None else np.concatenate([z, kept]))
+        x = np.clip(kept + 128, 0, 255).transpose(1, 2, 0).astype(np.uint8)
         return np.ascontiguousarray(x[:height, :width, :channels])
 
     def _decode_level(self, dec, level: int, kept, shape, fb) -> np.ndarray:
@@ -180,7 +173,7 @@ class IDFPlaneCodec:
         the rest given them); with corrections, channel by channel."""
         prior = self.flow.priors[level]
         k = prior.group_size
-        channels, height, width = shape[1:]
+        channels, height, width = shape
         z = np.zeros((channels, height * width), np.int64)      # positions flattened
         residual = np.zeros_like(z)
         halves = self._halves(height, width)
@@ -189,10 +182,9 @@ class IDFPlaneCodec:
             rows = slice(g * k, (g + 1) * k)
             for h, half in enumerate(halves):
                 # the second half's network reads the first (zero elsewhere)
-                anchors = None if h == 0 else torch.from_numpy(
-                    z[rows].reshape(1, k, height, width).astype(np.float32))
-                means, levels = (a[0].reshape(k, -1)[:, half]
-                                 for a in prior.group(g, kept, parts, shape, anchors))
+                given = None if h == 0 else z[rows].reshape(k, height, width).astype(np.float32)
+                means, levels = (a.reshape(k, -1)[:, half]
+                                 for a in prior.group(g, kept, parts, shape, given))
                 if fb is None:
                     base, groups = self._groups(means, levels)
                     z[rows, half] = self.coder.decode(dec, groups) + base
@@ -206,5 +198,5 @@ class IDFPlaneCodec:
                     z[ch, half] = decoded
                     residual_here[ch] = (decoded << self.spec.mean_frac) - means[i]
                 residual[rows, half] = residual_here[rows]
-            parts.append(torch.from_numpy(z[rows].reshape(1, k, height, width).astype(np.float32)))
+            parts.append(z[rows].reshape(k, height, width).astype(np.float32))
         return z.reshape(channels, height, width).astype(np.float32)

@@ -1,59 +1,127 @@
-"""Exact integer form of the IDF.
+"""Exact integer form of the IDF, in NumPy.
 
 Every network of the flow and of its priors has 8-bit integer weights,
 8-bit activations, inputs clamped to +-255 and biases below 2^20, so every
-partial sum of a convolution is an integer below 2^24: float32 represents
-all of them exactly and any summation order gives the same result.  The fast
-float32 convolution is used and its output checked to be integral (a
-transform-based algorithm such as Winograd would not be); if it is not, the
-layer is recomputed in float64, which is exact for these sizes regardless.
-Rescaling is floor(x * 2^k + 1/2).  So ``round(t(x))`` is the same integer
-at encode and decode on any machine, and the flow inverts exactly.
+partial sum of a convolution is an integer below 2^24 (checked at load):
+float32 represents all of them exactly, so a float32 matrix product gives
+the same integers whatever its summation order, blocking or instruction
+set.  Each convolution is therefore written as plain matrix products
+(``ExactConv``), never as a transform-based algorithm (Winograd, FFT) that
+would round.
+Rescaling is floor(x * 2^k + 1/2).  So ``t(x)`` is the same integer at
+encode and decode on any machine, and the flow inverts exactly.
+
+Why NumPy, not PyTorch: the codec's IDF then never imports PyTorch, whose
+import costs a decode process about 2 s, more than the flow's whole decode
+of a Kodak image (issue 22).  The training form (``network.py``) stays in
+PyTorch; ``tests/test_idf_codec.py`` checks the two code alike.
+
+Arrays are (C, H, W) float32 holding integers: one image, no batch axis.
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..quant import round_scaled, round_scaled_
-from .network import anchor_mask, group_rows, squeeze, unsqueeze
-from .spec import IDFSpec
+from .spec import IDFSpec, anchors, group_rows
 
 INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent
 
 
-def exact_conv(x: torch.Tensor, w32: torch.Tensor, b32: torch.Tensor, padding: int) -> torch.Tensor:
-    out = F.conv2d(x, w32, b32, padding=padding)
-    if not torch.equal(out, torch.round(out)):
-        out = F.conv2d(x.double(), w32.double(), b32.double(), padding=padding).float()
-    return out
+def round_scaled(acc: np.ndarray, shift: int) -> np.ndarray:
+    """floor(acc * 2^shift + 1/2), exact on integer-valued float32 (a
+    power-of-two product and a floor); a new array."""
+    out = acc * np.float32(2.0**shift)
+    out += np.float32(0.5)
+    return np.floor(out, out=out)
+
+
+def squeeze(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (4C, H/2, W/2): channel 4c + 2i + j holds x[c, 2y+i, 2x+j]
+    (PyTorch's pixel_unshuffle, which the training network uses)."""
+    c, h, w = x.shape
+    return x.reshape(c, h // 2, 2, w // 2, 2).transpose(0, 2, 4, 1, 3).reshape(4 * c, h // 2, w // 2)
+
+
+def unsqueeze(x: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`squeeze` (pixel_shuffle)."""
+    c, h, w = x.shape
+    return x.reshape(c // 4, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(c // 4, 2 * h, 2 * w)
+
+
+class ExactConv:
+    """A convolution layer (weights (Cout, Cin, k, k), k = 1 or 3, zero
+    padding k // 2, and bias) as matrix products over the zero-padded input
+    flattened with rows of W + 2: tap (dy, dx) reads one contiguous window
+    of it at offset dy (W + 2) + dx, and the two extra columns each output
+    row gets are dropped at the end.  A layer that widens (Cout >= Cin)
+    stacks the three dx windows into one (3 Cin) input and makes three
+    products; one that narrows makes one per tap over the windows in place
+    (measured: each order is up to 3x faster on its side)."""
+
+    def __init__(self, w: np.ndarray, b: np.ndarray):
+        w = np.asarray(w, np.float32)
+        self.weights = w
+        self.bias = np.asarray(b, np.float32)[:, None]
+        cout, cin, k, _ = w.shape
+        self.k, self.widens = k, cout >= cin
+        self.taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))            # (dy, dx, Cout, Cin)
+        self.rows = np.ascontiguousarray(w.transpose(2, 0, 3, 1).reshape(k, cout, k * cin))  # (dy, Cout, dx Cin)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        cin, h, width = x.shape
+        cout = len(self.bias)
+        if self.k == 1:
+            out = self.taps[0, 0] @ x.reshape(cin, -1)
+            out += self.bias
+            return out.reshape(cout, h, width)
+        stride = width + 2
+        size = (h + 2) * stride
+        padded = np.zeros((cin, size + 2), np.float32)   # +2: the last window's end
+        padded[:, :size].reshape(cin, h + 2, stride)[:, 1:h + 1, 1:width + 1] = x
+        n = h * stride
+        out = np.empty((cout, n), np.float32)
+        out[:] = self.bias
+        if self.widens:
+            stacked = np.empty((3, cin, size), np.float32)
+            for dx in range(3):
+                stacked[dx] = padded[:, dx:dx + size]
+            stacked = stacked.reshape(3 * cin, size)
+            for dy in range(3):
+                out += self.rows[dy] @ stacked[:, dy * stride:dy * stride + n]
+        else:
+            for dy in range(3):
+                for dx in range(3):
+                    offset = dy * stride + dx
+                    out += self.taps[dy, dx] @ padded[:, offset:offset + n]
+        return out.reshape(cout, h, stride)[:, :, :width]
 
 
 class IntegerNet:
     """The integer Int8ConvNet: returns the last layer's accumulator and its
     scale exponent (value = acc * 2^-frac)."""
 
-    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray, int]], spec: IDFSpec):
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], spec: IDFSpec):
         self.spec = spec
-        self.layers = [(torch.as_tensor(w, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32), p)
-                       for w, b, p in layers]
+        self.layers = [ExactConv(w, b) for w, b in layers]
         bound = spec.input_clamp
-        for w, b, _ in self.layers:
-            total = bound * float(w.abs().sum(dim=(1, 2, 3)).max()) + float(b.abs().max())
+        for layer in self.layers:
+            total = (bound * float(np.abs(layer.weights).sum(axis=(1, 2, 3)).max())
+                     + float(np.abs(layer.bias).max()))
             if total >= 2**24:
                 raise ValueError("IDF weights exceed the exact float32 range")
             bound = spec.act_max
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, int]:
         s = self.spec
-        h = torch.clamp(x, -s.input_clamp, s.input_clamp)
+        h = np.clip(x, -s.input_clamp, s.input_clamp)
         frac = INPUT_FRAC
-        for i, (w, b, pad) in enumerate(self.layers):
-            acc = exact_conv(h, w, b, pad)
+        for i, layer in enumerate(self.layers):
+            acc = layer(h)
             if i == len(self.layers) - 1:
                 return acc, s.weight_frac + frac
-            h = round_scaled_(acc, s.act_frac - s.weight_frac - frac).clamp_(0, s.act_max)
+            h = round_scaled(acc, s.act_frac - s.weight_frac - frac)
+            np.maximum(h, 0, out=h)
+            np.minimum(h, s.act_max, out=h)
             frac = s.act_frac
 
 
@@ -63,21 +131,21 @@ class IntegerCoupling:
         self.updated = sorted(nets)
 
     def _shift(self, i, parts):
-        others = torch.cat([q for j, q in enumerate(parts) if j != i], 1)
+        others = np.concatenate([q for j, q in enumerate(parts) if j != i])
         acc, frac = self.nets[i](others)
-        return round_scaled_(acc, -frac)
+        return round_scaled(acc, -frac)
 
     def forward(self, x):
-        parts = list(x.chunk(self.parts, 1))
+        parts = np.split(x, self.parts)
         for i in self.updated:
             parts[i] = parts[i] + self._shift(i, parts)
-        return torch.cat(parts, 1)
+        return np.concatenate(parts)
 
     def inverse(self, y):
-        parts = list(y.chunk(self.parts, 1))
+        parts = np.split(y, self.parts)
         for i in reversed(self.updated):
             parts[i] = parts[i] - self._shift(i, parts)
-        return torch.cat(parts, 1)
+        return np.concatenate(parts)
 
 
 class IntegerPrior:
@@ -90,70 +158,67 @@ class IntegerPrior:
         self.nets, self.spatial, self.spec = nets, spatial, spec
         self.groups = len(nets)
         self.group_size = len(bias) // (2 * self.groups)
-        bias = torch.as_tensor(bias, dtype=torch.float32)  # integers at the output scale
+        bias = np.asarray(bias, np.float32)  # integers at the output scale
         self.group_bias = [bias[group_rows(g, self.group_size, self.groups)] for g in range(self.groups)]
 
-    def group(self, g: int, kept, previous: list, shape, anchors=None):
-        """Group g's (means, levels), each (B, k, H, W) int64 numpy, given the
-        kept part (or None) and the groups before it; given also the group's
-        ``anchors`` (zero elsewhere), those of its non-anchor half."""
+    def group(self, g: int, kept, previous: list, shape, anchor_values=None):
+        """Group g's (means, levels), each (k, H, W) int64, given the kept
+        part (or None) and the groups before it; given also the group's
+        ``anchor_values`` (zero elsewhere), those of its non-anchor half."""
         s = self.spec
         frac = s.weight_frac + s.act_frac  # the prior net's output scale
-        acc = self.group_bias[g][None, :, None, None].expand(shape[0], -1, shape[2], shape[3])
+        acc = np.broadcast_to(self.group_bias[g][:, None, None], (len(self.group_bias[g]),) + tuple(shape[1:]))
         inputs = ([kept] if kept is not None else []) + list(previous)
         net = self.nets[g]
-        if anchors is not None:
-            net, inputs = self.spatial[g], inputs + [anchors]
+        if anchor_values is not None:
+            net, inputs = self.spatial[g], inputs + [anchor_values]
         if net is not None:
-            out, frac2 = net(torch.cat(inputs, 1))
+            out, frac2 = net(np.concatenate(inputs))
             assert frac2 == frac
             acc = acc + out
-        mean_acc, ls_acc = acc.chunk(2, 1)
+        mean_acc, ls_acc = np.split(acc, 2)
         # mean = 2^mean_gain_log2 * raw in latent units, on a 2^-mean_frac grid
-        means = torch.clamp(round_scaled(mean_acc, s.mean_gain_log2 + s.mean_frac - frac),
-                            -2**20, 2**20)
+        means = np.clip(round_scaled(mean_acc, s.mean_gain_log2 + s.mean_frac - frac), -2**20, 2**20)
         offset = -s.log_scale_min * 2**s.log_scale_frac
-        levels = torch.clamp(round_scaled(ls_acc, s.log_scale_frac - frac) + offset,
-                             0, s.log_scale_levels - 1)
-        return means.to(torch.int64).numpy(), levels.to(torch.int64).numpy()
+        levels = np.clip(round_scaled(ls_acc, s.log_scale_frac - frac) + offset, 0, s.log_scale_levels - 1)
+        return means.astype(np.int64), levels.astype(np.int64)
 
     def __call__(self, kept, z):
         """(means, levels) of every channel of z, each group conditioned on
         the groups of z before it, and each non-anchor half on its anchors
         (the encoder's view: z is known)."""
-        parts = list(z.chunk(self.groups, 1))
+        parts = np.split(z, self.groups)
         out = [self.group(g, kept, parts[:g], z.shape) for g in range(self.groups)]
         if self.spatial is not None:
-            mask = anchor_mask(z.shape[2], z.shape[3])
-            rest = [self.group(g, kept, parts[:g], z.shape, parts[g] * mask) for g in range(self.groups)]
-            keep = mask.numpy()
+            keep = anchors(*z.shape[1:])
+            rest = [self.group(g, kept, parts[:g], z.shape, parts[g] * keep) for g in range(self.groups)]
             out = [(np.where(keep, m, m2), np.where(keep, l, l2)) for (m, l), (m2, l2) in zip(out, rest)]
-        return np.concatenate([m for m, _ in out], 1), np.concatenate([l for _, l in out], 1)
+        return np.concatenate([m for m, _ in out]), np.concatenate([l for _, l in out])
 
 
 class IntegerIDF:
     def __init__(self, spec: IDFSpec, flows: list[list[IntegerCoupling]], priors: list[IntegerPrior]):
         self.spec, self.flows, self.priors = spec, flows, priors
 
-    def forward(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
-        """x: (1,3,H,W) integer-valued float32, H and W multiples of 2^levels.
+    def forward(self, x: np.ndarray) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """x: (3, H, W) integer-valued float32, H and W multiples of 2^levels.
         Returns [(z_l, kept_l)] finest first, as the training network does."""
-        h = x - 128.0
+        h = x - np.float32(128)
         out = []
         for level, couplings in enumerate(self.flows):
             h = squeeze(h)
             for c in couplings:
-                h = c.forward(h).flip(1)
+                h = c.forward(h)[::-1]
             if level == len(self.flows) - 1:
                 out.append((h, None))
             else:
-                z, h = h.chunk(2, 1)
+                z, h = np.split(h, 2)
                 out.append((z, h))
         return out
 
-    def inverse_level(self, level: int, h: torch.Tensor) -> torch.Tensor:
+    def inverse_level(self, level: int, h: np.ndarray) -> np.ndarray:
         """Undo one level: from its full output (z and kept concatenated) to
         the kept part of the level before (or the image, centred)."""
         for c in reversed(self.flows[level]):
-            h = c.inverse(h.flip(1))
+            h = c.inverse(h[::-1])
         return unsqueeze(h)

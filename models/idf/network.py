@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..quant import clamp_ste, quantize_ste, round_ste
-from .spec import IDFSpec
+from .spec import IDFSpec, anchors, group_rows
 
 
 def squeeze(x):
@@ -86,20 +86,9 @@ class Coupling(nn.Module):
         return torch.cat(parts, 1)
 
 
-def group_rows(g: int, group_size: int, groups: int) -> list[int]:
-    """Rows of channel group g in a prior's outputs (and bias), which hold the
-    means of all the level's channels, then their log-scales: the one layout
-    the training prior, the integer prior and the warm start all index."""
-    k, cout = group_size, group_size * groups
-    return list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
-
-
 def anchor_mask(height: int, width: int, device=None) -> torch.Tensor:
-    """(H, W) bool, True at a checkerboard prior's anchors: row + column even.
-    Anchors are coded first, the other half given them (FORMAT.md §6)."""
-    rows = torch.arange(height, device=device)[:, None]
-    cols = torch.arange(width, device=device)[None, :]
-    return (rows + cols) % 2 == 0
+    """``spec.anchors`` as a tensor on ``device``."""
+    return torch.from_numpy(anchors(height, width)).to(device)
 
 
 class Prior(nn.Module):

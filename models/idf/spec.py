@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class IDFSpec:
@@ -42,3 +44,17 @@ class IDFSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "IDFSpec":
         return cls(**d)
+
+
+def group_rows(g: int, group_size: int, groups: int) -> list[int]:
+    """Rows of channel group g in a prior's outputs (and bias), which hold the
+    means of all the level's channels, then their log-scales: the one layout
+    the training prior, the integer prior and the warm start all index."""
+    k, cout = group_size, group_size * groups
+    return list(range(g * k, (g + 1) * k)) + list(range(cout + g * k, cout + (g + 1) * k))
+
+
+def anchors(height: int, width: int) -> np.ndarray:
+    """(H, W) bool, True at a checkerboard prior's anchors: row + column even.
+    Anchors are coded first, the other half given them (FORMAT.md §6)."""
+    return (np.arange(height)[:, None] + np.arange(width)[None, :]) % 2 == 0

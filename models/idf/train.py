@@ -15,8 +15,8 @@ import torch
 from ..distributed import join
 from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
-from .network import IDF, group_rows
-from .spec import IDFSpec
+from .network import IDF
+from .spec import IDFSpec, group_rows
 
 
 def evaluate(net: IDF, crops) -> float:

@@ -53,11 +53,12 @@ def base_model(path: Path, device) -> tuple[LossyAutoencoder, dict, dict]:
     from safetensors import safe_open
     from safetensors.numpy import load_file
 
+    from models.int_storage import widen
     from models.lossy.export import float_state
 
     with safe_open(str(path), framework="np") as f:
         meta = f.metadata()
-    tensors = load_file(str(path))
+    tensors = widen(load_file(str(path)), meta)
     spec_dict = json.loads(meta["spec"])
     net = LossyAutoencoder(LossySpec.from_dict(spec_dict)).eval()
     net.load_state_dict(float_state(tensors, spec_dict))
