@@ -1,8 +1,9 @@
 """What a process pays before it codes: decoding an ARM file never imports
 PyTorch (about 1.4 s of a decode process here), nor does encoding one below
 effort 7 (from 7 the encoder fits the model's head with it); nor does
-coding with the IDF (its integer flow is NumPy, models/idf/integer.py);
-lossy files bring it in when they need it."""
+decoding an IDF file (its integer flow is NumPy, models/idf/integer.py) or
+encoding one below the size where the priors are adapted; lossy files
+bring it in when they need it."""
 
 import subprocess
 import sys

@@ -10,10 +10,17 @@ three equal channels.  Residuals ``z - floor(mean)`` are grouped by (scale
 level, mean fraction) so each group is one constriction call.
 
 Files with codec parameter 1 (all this version writes) start each segment
-with a byte: 0, or 1 followed by the per-image corrections of the prior
-(``codec/idf/feedback.py``), after which each level is coded channel by channel.
+with a layout byte: bit 0 says the per-image corrections of the prior
+follow (``codec/idf/feedback.py``; each level is then coded channel by
+channel), bit 1 that a change of the priors' last layers fitted to the
+image does (``codec/idf/adaptation.py``, from effort 7; nc 0.18).
+
+The integer flow is NumPy (``models/idf/integer.py``): neither decoding
+nor encoding below the adapted sizes imports PyTorch.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -21,12 +28,26 @@ from codec import weights
 from codec.arm.codec import CodedPlanes
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from codec.errors import FormatError
+from codec.idf import adaptation
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
 from models.idf.spec import IDFSpec, anchors
 
-PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1
+PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1 ...
+CHANGED = 2                # ... with this bit set when a prior change follows (nc 0.18)
+
+
+@dataclass
+class _Plan:
+    """What the encoder settled on (``IDFPlaneCodec._plan``)."""
+
+    flow: IntegerIDF
+    coded: list                # per level, coarsest first: (z, means, levels)
+    feedback: IDFFeedback | None
+    change: adaptation.PriorChange | None
+    change_levels: np.ndarray | None
+    bits: float                # estimated: the latents and all side information
 
 
 class IDFPlaneCodec:
@@ -78,32 +99,65 @@ class IDFPlaneCodec:
 
     def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
         """``layout`` forces PLAIN or FEEDBACK (tests, measurements); by
-        default the one with the fewer estimated bits.  ``effort`` changes
-        nothing yet: the flow has no per-image adaptation."""
+        default the one with the fewer estimated bits.  From effort 7 the
+        priors are also adapted to the image (``adaptation.py``) where that
+        codes smaller."""
         h, w, c = pixels.shape
         rgb = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
         hp, wp = -(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple
         padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
         latents = self.flow.forward(padded.astype(np.float32).transpose(2, 0, 1))
+        plan = self._plan(self.flow, latents, layout)
+        fits = adaptation.fits_for_effort(effort)
+        if fits and sum(z.size for z, _ in latents) >= adaptation.MIN_LATENTS:
+            for change in adaptation.fit(self.flow, latents, fits):
+                if change.any():
+                    adapted = self._plan(change.apply(self.flow), latents, layout, change)
+                    if adapted.bits < plan.bits:
+                        plan = adapted
+        return self._write(plan)
+
+    def _plan(self, flow: IntegerIDF, latents, layout: int | None,
+              change: adaptation.PriorChange | None = None) -> "_Plan":
+        """How to code the latents under ``flow``'s priors (changed by
+        ``change``): every latent's mean and scale level, with or without
+        the corrections (or as ``layout`` forces), and the estimated bits."""
         coded = []  # per level, coarsest first: (z, means, levels), each (C, H, W) int
         for level in reversed(range(self.spec.levels)):
             z, kept = latents[level]
-            means, levels = self.flow.priors[level](kept, z)
+            means, levels = flow.priors[level](kept, z)
             coded.append((z.astype(np.int64), means, levels))
-        plain = sum(self._bits(*level) for level in coded)
+        bits = sum(self._bits(*level) for level in coded) + 8
         feedback = None
         if layout != PLAIN:
             fits = [idf_feedback.fit_level(z, m, l, self.spec.mean_frac, self._bits)
                     for z, m, l in coded]
-            side = 8 * IDFFeedback.size(self.z_channels)
-            if layout == FEEDBACK or sum(b for _, b in fits) + side < plain:
-                feedback = IDFFeedback([f for f, _ in reversed(fits)])
+            with_feedback = sum(b for _, b in fits) + 8 * (1 + IDFFeedback.size(self.z_channels))
+            if layout == FEEDBACK or with_feedback < bits:
+                feedback, bits = IDFFeedback([f for f, _ in reversed(fits)]), with_feedback
+        change_levels = None
+        if change is not None:
+            change_levels, change_bits = change.table(self.coder, self.spec.mean_frac)
+            bits += change_bits
+        return _Plan(flow, coded, feedback, change, change_levels, bits)
+
+    def _write(self, plan: "_Plan") -> CodedPlanes:
+        """The segment: layout byte, corrections, the change's row levels;
+        then the stream, the change's rows first."""
         enc = range_encoder()
         ideal = 0.0
-        for i, (z, means, levels) in enumerate(coded):
+        feedback = plan.feedback
+        prefix = bytes([(PLAIN if feedback is None else FEEDBACK) | (CHANGED if plan.change else 0)])
+        if feedback is not None:
+            prefix += feedback.to_bytes()
+        if plan.change is not None:
+            prefix += plan.change_levels.tobytes()
+            # first in the stream; its bits count as side information, not as ideal bits
+            plan.change.encode(enc, self.coder, plan.change_levels, self.spec.mean_frac)
+        for i, (z, means, levels) in enumerate(plan.coded):
             # as they decode: channel groups in turn, each half by half, with
             # corrections channel by channel within a half; positions flattened
-            k = self.flow.priors[self.spec.levels - 1 - i].group_size
+            k = plan.flow.priors[self.spec.levels - 1 - i].group_size
             halves = self._halves(*z.shape[1:])
             z, means, levels = (a.reshape(len(a), -1) for a in (z, means, levels))
             if feedback is None:
@@ -122,7 +176,6 @@ class IDFPlaneCodec:
                         m, l = self._corrected(fb, ch, means[ch, half], levels[ch, half], residual_here)
                         base, groups = self._groups(m, l)
                         ideal += self.coder.encode(enc, z[ch, half] - base, groups)
-        prefix = bytes([PLAIN]) if feedback is None else bytes([FEEDBACK]) + feedback.to_bytes()
         return CodedPlanes(prefix + stream_bytes(enc), ideal, len(prefix))
 
     def _bits(self, z, means, levels) -> float:
@@ -141,19 +194,30 @@ class IDFPlaneCodec:
 
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray:
-        feedback = None
+        feedback, rows, flow = None, None, self.flow
         if codec_param == 1:
-            if not data or data[0] not in (PLAIN, FEEDBACK):
+            if not data or data[0] > (FEEDBACK | CHANGED):
                 raise FormatError("IDF segment has an invalid layout byte")
-            if data[0] == FEEDBACK:
-                end = 1 + IDFFeedback.size(self.z_channels)
-                feedback = IDFFeedback.from_bytes(data[1:end], self.z_channels)
-                data = data[end:]
-            else:
-                data = data[1:]
+            layout, at = data[0], 1
+            if layout & FEEDBACK:
+                end = at + IDFFeedback.size(self.z_channels)
+                feedback = IDFFeedback.from_bytes(data[at:end], self.z_channels)
+                at = end
+            if layout & CHANGED:
+                n = adaptation.PriorChange.row_count(self.flow)
+                rows = np.frombuffer(data[at:at + n], np.uint8)
+                if len(rows) != n or rows.max() > self.top_level:
+                    raise FormatError("IDF segment has an invalid prior change")
+                at += n
+            data = data[at:]
         elif codec_param != 0:
             raise FormatError(f"unknown IDF codec parameter {codec_param}")
         dec = range_decoder(data)
+        if rows is not None:
+            try:
+                flow = adaptation.PriorChange.decode(dec, self.coder, rows, self.flow).apply(self.flow)
+            except ValueError as e:
+                raise FormatError(f"IDF segment has an invalid prior change ({e})") from None
         m, s = self.multiple, self.spec
         hp, wp = -(-height // m) * m, -(-width // m) * m
         kept = None
@@ -161,17 +225,16 @@ class IDFPlaneCodec:
             side = 2**(level + 1)
             shape = (self.z_channels[level], hp // side, wp // side)
             fb = None if feedback is None else feedback.levels[level]
-            z = self._decode_level(dec, level, kept, shape, fb)
-            kept = self.flow.inverse_level(level, z if kept is None else np.concatenate([z, kept]))
+            z = self._decode_level(dec, flow.priors[level], kept, shape, fb)
+            kept = flow.inverse_level(level, z if kept is None else np.concatenate([z, kept]))
         x = np.clip(kept + 128, 0, 255).transpose(1, 2, 0).astype(np.uint8)
         return np.ascontiguousarray(x[:height, :width, :channels])
 
-    def _decode_level(self, dec, level: int, kept, shape, fb) -> np.ndarray:
+    def _decode_level(self, dec, prior: IntegerPrior, kept, shape, fb) -> np.ndarray:
         """One level's latents (C, H, W) as float32: its channel groups in
         turn, each group's prior computed from the kept part and the groups
         decoded before it (with a checkerboard prior, its anchors first, then
         the rest given them); with corrections, channel by channel."""
-        prior = self.flow.priors[level]
         k = prior.group_size
         channels, height, width = shape
         z = np.zeros((channels, height * width), np.int64)      # positions flattened

@@ -112,17 +112,36 @@ class IntegerNet:
             bound = spec.act_max
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        h = self.features(x)
+        frac = INPUT_FRAC if len(self.layers) == 1 else self.spec.act_frac
+        return self.layers[-1](h), self.spec.weight_frac + frac
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """What the last layer reads: the last hidden activations (integers,
+        at scale 2^-act_frac), which a change of the last layer leaves as
+        they are (``codec/idf/adaptation.py`` fits on them)."""
         s = self.spec
         h = np.clip(x, -s.input_clamp, s.input_clamp)
         frac = INPUT_FRAC
-        for i, layer in enumerate(self.layers):
-            acc = layer(h)
-            if i == len(self.layers) - 1:
-                return acc, s.weight_frac + frac
-            h = round_scaled(acc, s.act_frac - s.weight_frac - frac)
+        for layer in self.layers[:-1]:
+            h = round_scaled(layer(h), s.act_frac - s.weight_frac - frac)
             np.maximum(h, 0, out=h)
             np.minimum(h, s.act_max, out=h)
             frac = s.act_frac
+        return h
+
+    def with_last_change(self, delta: np.ndarray) -> "IntegerNet":
+        """This network with ``delta`` (integers, the last layer's weight
+        shape) added to its last layer's weights; raises ValueError if a
+        weight leaves the 8-bit grid (or the sums the exact range)."""
+        last = self.layers[-1]
+        if delta.shape != last.weights.shape:
+            raise ValueError("prior change of the wrong shape")
+        w = last.weights + delta
+        if np.abs(w).max() > self.spec.weight_max:
+            raise ValueError("prior change leaves the weight grid")
+        layers = [(layer.weights, layer.bias[:, 0]) for layer in self.layers[:-1]]
+        return IntegerNet(layers + [(w, last.bias[:, 0])], self.spec)
 
 
 class IntegerCoupling:
@@ -168,12 +187,9 @@ class IntegerPrior:
         s = self.spec
         frac = s.weight_frac + s.act_frac  # the prior net's output scale
         acc = np.broadcast_to(self.group_bias[g][:, None, None], (len(self.group_bias[g]),) + tuple(shape[1:]))
-        inputs = ([kept] if kept is not None else []) + list(previous)
-        net = self.nets[g]
-        if anchor_values is not None:
-            net, inputs = self.spatial[g], inputs + [anchor_values]
+        net, x = self.net_input(g, kept, previous, anchor_values)
         if net is not None:
-            out, frac2 = net(np.concatenate(inputs))
+            out, frac2 = net(x)
             assert frac2 == frac
             acc = acc + out
         mean_acc, ls_acc = np.split(acc, 2)
@@ -182,6 +198,36 @@ class IntegerPrior:
         offset = -s.log_scale_min * 2**s.log_scale_frac
         levels = np.clip(round_scaled(ls_acc, s.log_scale_frac - frac) + offset, 0, s.log_scale_levels - 1)
         return means.astype(np.int64), levels.astype(np.int64)
+
+    def net_input(self, g: int, kept, previous: list, anchor_values=None):
+        """(the network of group g, or of its non-anchor half given its
+        ``anchor_values``; what it reads): None, None where it has none."""
+        inputs = ([kept] if kept is not None else []) + list(previous)
+        net = self.nets[g]
+        if anchor_values is not None:
+            net, inputs = self.spatial[g], inputs + [anchor_values]
+        return net, (np.concatenate(inputs) if net is not None else None)
+
+    def slots(self) -> list[tuple[str, int]]:
+        """The networks a prior change may adapt, in the order the file
+        lists them: each group's ('group', g) (if it has one), then each
+        group's ('spatial', g) with a checkerboard prior."""
+        out = [("group", g) for g, net in enumerate(self.nets) if net is not None]
+        return out + [("spatial", g) for g in range(self.groups)] if self.spatial else out
+
+    def slot_net(self, slot: tuple[str, int]) -> IntegerNet:
+        kind, g = slot
+        return self.nets[g] if kind == "group" else self.spatial[g]
+
+    def with_changes(self, deltas: dict) -> "IntegerPrior":
+        """This prior with ``deltas`` ({slot: last-layer change}) applied."""
+        nets, spatial = list(self.nets), list(self.spatial) if self.spatial else None
+        for (kind, g), delta in deltas.items():
+            target = nets if kind == "group" else spatial
+            target[g] = target[g].with_last_change(delta)
+        prior = IntegerPrior.__new__(IntegerPrior)
+        prior.__dict__.update(self.__dict__, nets=nets, spatial=spatial)
+        return prior
 
     def __call__(self, kept, z):
         """(means, levels) of every channel of z, each group conditioned on
@@ -222,3 +268,9 @@ class IntegerIDF:
         for c in reversed(self.flows[level]):
             h = c.inverse(h[::-1])
         return unsqueeze(h)
+
+    def with_prior_changes(self, changes: list[dict]) -> "IntegerIDF":
+        """This flow with each level's prior changed by ``changes[level]``
+        ({slot: last-layer change}, ``IntegerPrior.with_changes``)."""
+        return IntegerIDF(self.spec, self.flows,
+                          [p.with_changes(c) if c else p for p, c in zip(self.priors, changes)])

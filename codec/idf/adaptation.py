@@ -1,0 +1,203 @@
+"""The IDF's priors adapted to this one image: a change to the last layer
+of each prior network, fitted when encoding and sent at the head of the
+segment's stream (docs/FORMAT.md §6).
+
+Why the priors' last layers.  The flow's latents are fixed by the image;
+what codes them is the prior, whose networks were trained on other
+photographs.  The last layer of each (48 hidden features to a group's
+means and log-scales, 3x3) is the part that is cheap to fit: its inputs,
+the hidden features, are exact integers that do not change, so the
+encoder computes them once for a sample of positions and fits the change
+by gradient steps on the sample's code length alone.  Only the two finest
+levels' priors change (``LEVELS``).  On three held-out photographs it saved
+0.4-4.9 % beyond the per-image corrections, its own bytes counted
+(docs/MODELS.md).
+
+What is sent.  The change is integers on the weight grid (2^-weight_frac),
+the changed weights staying within +-weight_max.  For each changed
+network's output row a scale level (one byte in the segment's prefix);
+the rows' integers are coded first in the stream under the flow's own
+logistic tables at that level (mean 0), row by row, networks in the order
+``IntegerPrior.slots`` lists them, levels finest first.  The decoder adds
+the change to its integer networks, so it runs the same exact flow with
+other integers and its cost does not change.
+
+The fit runs in PyTorch; nothing in it needs to be reproducible, as the
+integers it ends on are what the file holds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.idf.integer import IntegerIDF
+from models.idf.spec import anchors
+
+# effort -> the fits tried, as (Adam steps, learning rate in integer units of
+# the weight grid, falling linearly to 0); the encoder keeps whichever codes
+# smallest (efforts below 7 code with the priors as shipped).  Three held-out
+# photographs: 60 steps at 0.3 saved 4.2 / 0.4 / 0.6 % with the change's
+# bytes, 150 at 0.5 4.9 / 0.6 / 0.7 %
+_FITS = {7: ((60, 0.3),), 8: ((60, 0.3), (150, 0.5)), 9: ((60, 0.3), (150, 0.5), (300, 0.5))}
+SAMPLE = 1 << 13          # positions per network whose features the fit reads
+# the change's cost in the loss, per unit of |delta|: a changed weight costs
+# some 5 bits to send; at 1 the fit saved 4 % before its bytes and lost
+# after them (2.6 % of the file)
+RATE_BITS = 4.0
+MIN_LATENTS = 1 << 15     # smaller images are not fitted: a change cannot pay there
+SEED = 0
+# the latent levels whose priors change: the two finest hold 3/4 of the
+# latents and under a sixth of the priors' last-layer weights (all four
+# levels changed cost 1.6 % of the file at the same rate, for no more saving)
+LEVELS = (0, 1)
+
+
+def fits_for_effort(effort: int) -> tuple[tuple[int, float], ...]:
+    return _FITS.get(effort, ())
+
+
+@dataclass(frozen=True, eq=False)
+class PriorChange:
+    """Per latent level (finest first), {slot: last-layer change (Cout, Cin, 3, 3) int}."""
+
+    levels: list[dict]
+
+    def apply(self, flow: IntegerIDF) -> IntegerIDF:
+        return flow.with_prior_changes(self.levels)
+
+    def rows(self) -> list[np.ndarray]:
+        """Every changed network's output rows, in file order."""
+        return [row.ravel() for level in self.levels for delta in level.values() for row in delta]
+
+    def any(self) -> bool:
+        return any(d.any() for level in self.levels for d in level.values())
+
+    # -- the stream ---------------------------------------------------------------
+    def table(self, coder, mean_frac: int) -> tuple[np.ndarray, float]:
+        """(per row, the scale level whose zero-mean table codes it smallest;
+        the change's ideal bits under them, the level bytes included)."""
+        n_levels = coder.groups >> mean_frac
+        levels, bits = [], 8.0 * len(self.rows())
+        for row in self.rows():
+            costs = [coder.bits(row, np.full(row.shape, lv << mean_frac)) for lv in range(n_levels)]
+            levels.append(int(np.argmin(costs)))
+            bits += min(costs)
+        return np.array(levels, np.uint8), bits
+
+    def encode(self, encoder, coder, levels: np.ndarray, mean_frac: int) -> None:
+        for row, level in zip(self.rows(), levels):
+            coder.encode(encoder, row, np.full(row.shape, int(level) << mean_frac))
+
+    @classmethod
+    def decode(cls, decoder, coder, levels: np.ndarray, flow: IntegerIDF) -> "PriorChange":
+        """The change whose rows' scale levels are ``levels`` (from the
+        prefix), read from the stream; raises ValueError where a changed
+        weight would leave the grid (``IntegerNet.with_last_change``)."""
+        mean_frac = flow.spec.mean_frac
+        out, at = [], 0
+        for index, prior in enumerate(flow.priors):
+            level = {}
+            for slot in (prior.slots() if index in LEVELS else ()):
+                shape = prior.slot_net(slot).layers[-1].weights.shape
+                delta = np.stack([coder.decode(decoder, np.full(int(np.prod(shape[1:])),
+                                                                int(levels[at + r]) << mean_frac))
+                                  for r in range(shape[0])])
+                at += shape[0]
+                level[slot] = delta.reshape(shape)
+            out.append(level)
+        return cls(out)
+
+    @staticmethod
+    def row_count(flow: IntegerIDF) -> int:
+        return sum(prior.slot_net(slot).layers[-1].weights.shape[0]
+                   for index, prior in enumerate(flow.priors) if index in LEVELS for slot in prior.slots())
+
+
+def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float], ...]) -> list[PriorChange]:
+    """Prior changes that lower the code length of the latents
+    ``latents`` ([(z, kept)] finest first, as ``IntegerIDF.forward`` gives),
+    one per entry of ``fits`` ((Adam steps, learning rate), each from the
+    shipped priors), fitted on a seeded sample of each network's positions.  The
+    loss is the latents' estimated bits plus the change's own, at
+    ``RATE_BITS`` per unit of |delta|, per latent."""
+    import torch
+
+    from codec.adam import Adam
+
+    spec = flow.spec
+    frac = spec.weight_frac + spec.act_frac
+    total = sum(z.size for z, _ in latents)
+    rng = np.random.default_rng(SEED)
+    terms = []      # per network: (level, slot, w0, P, acc0, z, weight of its sample)
+    for level, (prior, (z, kept)) in enumerate(zip(flow.priors, latents)):
+        if level not in LEVELS:
+            continue
+        parts = np.split(z, prior.groups)
+        c, h, w = z.shape
+        first = anchors(h, w).ravel()
+        for slot in prior.slots():
+            kind, g = slot
+            given = parts[g] * anchors(h, w) if kind == "spatial" else None
+            net, x = prior.net_input(g, kept, parts[:g], given)
+            where = np.arange(h * w) if prior.spatial is None else np.flatnonzero(first if kind == "group" else ~first)
+            pick = np.sort(rng.choice(where, min(len(where), SAMPLE), replace=False))
+            feats = net.features(x)
+            patches = _patches(feats, pick)                          # (Cin 9, S)
+            last = net.layers[-1]
+            acc0 = (last.weights.reshape(len(last.weights), -1) @ patches + last.bias
+                    + prior.group_bias[g][:, None])                 # (2k, S)
+            zs = parts[g].reshape(len(parts[g]), -1)[:, pick]
+            terms.append((level, slot, last.weights, torch.from_numpy(patches), torch.from_numpy(acc0),
+                          torch.from_numpy(zs.astype(np.float32)), len(where) / len(pick)))
+    mean_scale = 2.0 ** (spec.mean_gain_log2 - frac)            # acc -> latent units
+    ls_scale = 2.0 ** (spec.log_scale_frac - frac)              # acc -> scale level
+    offset = -spec.log_scale_min * 2**spec.log_scale_frac
+    changes = []
+    for count, rate in fits:
+        deltas = [torch.zeros(w.shape, dtype=torch.float32, requires_grad=True) for _, _, w, *_ in terms]
+        opt = Adam(deltas, lr=rate)
+        for k in range(count):
+            opt.lr = rate * (1 - k / count)
+            loss = 0.0
+            for d, (_, _, w, patches, acc0, zs, weight) in zip(deltas, terms):
+                acc = acc0 + d.reshape(len(d), -1) @ patches
+                means, ls = acc.chunk(2)
+                levels = torch.clamp(ls * ls_scale + offset, 0, spec.log_scale_levels - 1)
+                log_scale = spec.log_scale_min + levels / 2**spec.log_scale_frac
+                loss = loss + weight * _bits(zs, means * mean_scale, log_scale)
+                loss = loss + RATE_BITS * d.abs().sum()
+            opt.zero_grad()
+            (loss / total).backward()
+            opt.step()
+        out = [dict() for _ in flow.priors]
+        with torch.no_grad():
+            for d, (level, slot, w, *_) in zip(deltas, terms):
+                # the changed weights stay on the 8-bit grid
+                delta = np.round(d.numpy()).astype(np.int64)
+                out[level][slot] = np.clip(w + delta, -spec.weight_max, spec.weight_max).astype(np.int64) - w.astype(np.int64)
+        changes.append(PriorChange(out))
+    return changes
+
+
+def _patches(feats: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The 3x3 neighbourhoods (zero outside) of ``feats`` (C, H, W) at the
+    flat ``positions``, as (C * 9, S) in the weights' (cin, dy, dx) order."""
+    c, h, w = feats.shape
+    padded = np.pad(feats, ((0, 0), (1, 1), (1, 1)))
+    ys, xs = np.divmod(positions, w)
+    out = np.stack([padded[:, ys + dy, xs + dx] for dy in range(3) for dx in range(3)], 1)
+    return np.ascontiguousarray(out.reshape(c * 9, len(positions)), np.float32)
+
+
+def _bits(z, means, log_scales):
+    """Bits of the integers z under discretized logistics (the training loss)."""
+    import torch
+    import torch.nn.functional as F
+
+    inv = torch.exp(-log_scales)
+    c = z - means
+    p = torch.sigmoid((c + 0.5) * inv) - torch.sigmoid((c - 0.5) * inv)
+    log_pdf = c * inv - log_scales - 2 * F.softplus(c * inv)
+    logp = torch.where(p > 1e-6, torch.log(torch.clamp(p, min=1e-12)), log_pdf)
+    return -logp.sum() / np.log(2)
