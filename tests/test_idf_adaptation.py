@@ -23,7 +23,7 @@ def fitted(idf, photo_large):
     """(pixels, latents, a change fitted to them)."""
     pixels = np.asarray(photo_large).copy()
     latents = idf.flow.forward(pixels.astype(np.float32).transpose(2, 0, 1))
-    change, = adaptation.fit(idf.flow, latents, ((60, 0.3),))
+    change, = adaptation.fit(idf.flow, latents, ((60, 0.3, 4.0),))
     return pixels, latents, change
 
 
