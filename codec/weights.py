@@ -22,13 +22,14 @@ from safetensors.numpy import load_file
 from codec.errors import NcError, WeightsMismatch
 from models import WEIGHTS_DIR, int_storage
 
-DEFAULT_MODELS = {"arm": "arm-v4", "idf": "idf-v6", "lossy": "lossy-v12"}
+DEFAULT_MODELS = {"arm": "arm-v5", "idf": "idf-v7", "lossy": "lossy-v12"}
 # Models the lossless encoder chooses among, image by image, when none is
-# named: arm-v4 continues arm-v3 on the 364 further photographs, arm-v3 was
+# named: arm-v5 continues arm-v4 (with a fresh schedule), arm-v4 continues
+# arm-v3 on the 364 further photographs, arm-v3 was
 # trained on the photographs at several sizes, arm-v2 with grain
 # augmentation, arm-v1 on neither; each codes some photographs better
 # (docs/MODELS.md).
-CANDIDATE_MODELS = {"arm": ("arm-v4", "arm-v3", "arm-v2", "arm-v1")}
+CANDIDATE_MODELS = {"arm": ("arm-v5", "arm-v4", "arm-v3", "arm-v2", "arm-v1")}
 
 
 def candidates(codec_name: str) -> list[str]:
