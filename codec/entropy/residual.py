@@ -97,12 +97,15 @@ class ResidualCoder:
     def bits(self, residuals: np.ndarray, groups: np.ndarray) -> float:
         """The ideal code length ``encode`` would report, without coding: one
         vectorised lookup (an encoder compares many candidate parameters)."""
-        r = residuals.ravel().astype(np.int64)
-        g = groups.ravel()
-        rad = self._radius_array[g]
+        return float(self.symbol_bits(residuals, groups).sum())
+
+    def symbol_bits(self, residuals: np.ndarray, groups: np.ndarray) -> np.ndarray:
+        """Each residual's ideal bits (its escape's excess included), in the
+        shape of ``residuals``: what ``bits`` sums, for callers that sum by part."""
+        r = residuals.astype(np.int64)
+        rad = self._radius_array[groups]
         sym = np.minimum(np.maximum(r, -rad), rad) + rad
-        return (float(self._neg_log2[self._offsets[g] + sym].sum())
-                + MAX_EXCESS_BITS * int((np.abs(r) >= rad).sum()))
+        return self._neg_log2[self._offsets[groups] + sym] + MAX_EXCESS_BITS * (np.abs(r) >= rad)
 
     def best_group(self, residuals: np.ndarray) -> int:
         """The one table that codes all of ``residuals`` smallest (what the

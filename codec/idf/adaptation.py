@@ -77,14 +77,14 @@ class PriorChange:
     # -- the stream ---------------------------------------------------------------
     def table(self, coder, mean_frac: int) -> tuple[np.ndarray, float]:
         """(per row, the scale level whose zero-mean table codes it smallest;
-        the change's ideal bits under them, the level bytes included)."""
-        n_levels = coder.groups >> mean_frac
-        levels, bits = [], 8.0 * len(self.rows())
-        for row in self.rows():
-            costs = [coder.bits(row, np.full(row.shape, lv << mean_frac)) for lv in range(n_levels)]
-            levels.append(int(np.argmin(costs)))
-            bits += min(costs)
-        return np.array(levels, np.uint8), bits
+        the change's ideal bits under them, the level bytes included): one
+        pass per level over every row's symbols, summed by row."""
+        rows = self.rows()
+        symbols = np.concatenate(rows)
+        starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
+        costs = np.array([np.add.reduceat(coder.symbol_bits(symbols, np.full(symbols.shape, lv << mean_frac)),
+                                          starts) for lv in range(coder.groups >> mean_frac)])
+        return np.argmin(costs, axis=0).astype(np.uint8), float(costs.min(axis=0).sum()) + 8.0 * len(rows)
 
     def encode(self, encoder, coder, levels: np.ndarray, mean_frac: int) -> None:
         for row, level in zip(self.rows(), levels):
@@ -96,23 +96,27 @@ class PriorChange:
         prefix), read from the stream; raises ValueError where a changed
         weight would leave the grid (``IntegerNet.with_last_change``)."""
         mean_frac = flow.spec.mean_frac
-        out, at = [], 0
-        for index, prior in enumerate(flow.priors):
-            level = {}
-            for slot in (prior.slots() if index in LEVELS else ()):
-                shape = prior.slot_net(slot).layers[-1].weights.shape
-                delta = np.stack([coder.decode(decoder, np.full(int(np.prod(shape[1:])),
-                                                                int(levels[at + r]) << mean_frac))
-                                  for r in range(shape[0])])
-                at += shape[0]
-                level[slot] = delta.reshape(shape)
-            out.append(level)
+        out, at = [dict() for _ in flow.priors], 0
+        for level, prior, slot in adapted_slots(flow):
+            shape = prior.slot_net(slot).layers[-1].weights.shape
+            delta = np.stack([coder.decode(decoder, np.full(int(np.prod(shape[1:])),
+                                                            int(levels[at + r]) << mean_frac))
+                              for r in range(shape[0])])
+            at += shape[0]
+            out[level][slot] = delta.reshape(shape)
         return cls(out)
 
     @staticmethod
     def row_count(flow: IntegerIDF) -> int:
-        return sum(prior.slot_net(slot).layers[-1].weights.shape[0]
-                   for index, prior in enumerate(flow.priors) if index in LEVELS for slot in prior.slots())
+        return sum(prior.slot_net(slot).layers[-1].weights.shape[0] for _, prior, slot in adapted_slots(flow))
+
+
+def adapted_slots(flow: IntegerIDF):
+    """(level, prior, slot) of every network a change adapts, in file order."""
+    for level in LEVELS:
+        prior = flow.priors[level]
+        for slot in prior.slots():
+            yield level, prior, slot
 
 
 def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], ...]) -> list[PriorChange]:
@@ -125,32 +129,31 @@ def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], .
     import torch
 
     from codec.adam import Adam
+    from models.idf.network import logistic_bits
 
     spec = flow.spec
     frac = spec.weight_frac + spec.act_frac
     total = sum(z.size for z, _ in latents)
     rng = np.random.default_rng(SEED)
     terms = []      # per network: (level, slot, w0, P, acc0, z, weight of its sample)
-    for level, (prior, (z, kept)) in enumerate(zip(flow.priors, latents)):
-        if level not in LEVELS:
-            continue
+    for level, prior, slot in adapted_slots(flow):
+        z, kept = latents[level]
         parts = np.split(z, prior.groups)
         c, h, w = z.shape
         first = anchors(h, w).ravel()
-        for slot in prior.slots():
-            kind, g = slot
-            given = parts[g] * anchors(h, w) if kind == "spatial" else None
-            net, x = prior.net_input(g, kept, parts[:g], given)
-            where = np.arange(h * w) if prior.spatial is None else np.flatnonzero(first if kind == "group" else ~first)
-            pick = np.sort(rng.choice(where, min(len(where), SAMPLE), replace=False))
-            feats = net.features(x)
-            patches = _patches(feats, pick)                          # (Cin 9, S)
-            last = net.layers[-1]
-            acc0 = (last.weights.reshape(len(last.weights), -1) @ patches + last.bias
-                    + prior.group_bias[g][:, None])                 # (2k, S)
-            zs = parts[g].reshape(len(parts[g]), -1)[:, pick]
-            terms.append((level, slot, last.weights, torch.from_numpy(patches), torch.from_numpy(acc0),
-                          torch.from_numpy(zs.astype(np.float32)), len(where) / len(pick)))
+        kind, g = slot
+        given = parts[g] * anchors(h, w) if kind == "spatial" else None
+        net, x = prior.net_input(g, kept, parts[:g], given)
+        where = np.arange(h * w) if prior.spatial is None else np.flatnonzero(first if kind == "group" else ~first)
+        pick = np.sort(rng.choice(where, min(len(where), SAMPLE), replace=False))
+        feats = net.features(x)
+        patches = _patches(feats, pick)                          # (Cin 9, S)
+        last = net.layers[-1]
+        acc0 = (last.weights.reshape(len(last.weights), -1) @ patches + last.bias
+                + prior.group_bias[g][:, None])                 # (2k, S)
+        zs = parts[g].reshape(len(parts[g]), -1)[:, pick]
+        terms.append((level, slot, last.weights, torch.from_numpy(patches), torch.from_numpy(acc0),
+                      torch.from_numpy(zs.astype(np.float32)), len(where) / len(pick)))
     mean_scale = 2.0 ** (spec.mean_gain_log2 - frac)            # acc -> latent units
     ls_scale = 2.0 ** (spec.log_scale_frac - frac)              # acc -> scale level
     offset = -spec.log_scale_min * 2**spec.log_scale_frac
@@ -166,7 +169,9 @@ def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], .
                 means, ls = acc.chunk(2)
                 levels = torch.clamp(ls * ls_scale + offset, 0, spec.log_scale_levels - 1)
                 log_scale = spec.log_scale_min + levels / 2**spec.log_scale_frac
-                loss = loss + weight * _bits(zs, means * mean_scale, log_scale)
+                # the training loss, over (1, k, 1, S)
+                loss = loss + weight * logistic_bits(zs[None, :, None], (means * mean_scale)[None, :, None],
+                                                     log_scale[None, :, None]).sum()
                 loss = loss + rate_bits * d.abs().sum()
             opt.zero_grad()
             (loss / total).backward()
@@ -189,16 +194,3 @@ def _patches(feats: np.ndarray, positions: np.ndarray) -> np.ndarray:
     ys, xs = np.divmod(positions, w)
     out = np.stack([padded[:, ys + dy, xs + dx] for dy in range(3) for dx in range(3)], 1)
     return np.ascontiguousarray(out.reshape(c * 9, len(positions)), np.float32)
-
-
-def _bits(z, means, log_scales):
-    """Bits of the integers z under discretized logistics (the training loss)."""
-    import torch
-    import torch.nn.functional as F
-
-    inv = torch.exp(-log_scales)
-    c = z - means
-    p = torch.sigmoid((c + 0.5) * inv) - torch.sigmoid((c - 0.5) * inv)
-    log_pdf = c * inv - log_scales - 2 * F.softplus(c * inv)
-    logp = torch.where(p > 1e-6, torch.log(torch.clamp(p, min=1e-12)), log_pdf)
-    return -logp.sum() / np.log(2)

@@ -147,7 +147,7 @@ class IDFPlaneCodec:
         enc = range_encoder()
         ideal = 0.0
         feedback = plan.feedback
-        prefix = bytes([(PLAIN if feedback is None else FEEDBACK) | (CHANGED if plan.change else 0)])
+        prefix = bytes([(PLAIN if feedback is None else FEEDBACK) | (CHANGED if plan.change is not None else 0)])
         if feedback is not None:
             prefix += feedback.to_bytes()
         if plan.change is not None:

@@ -20,6 +20,8 @@ Arrays are (C, H, W) float32 holding integers: one image, no batch axis.
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from .spec import IDFSpec, anchors, group_rows
@@ -225,8 +227,8 @@ class IntegerPrior:
         for (kind, g), delta in deltas.items():
             target = nets if kind == "group" else spatial
             target[g] = target[g].with_last_change(delta)
-        prior = IntegerPrior.__new__(IntegerPrior)
-        prior.__dict__.update(self.__dict__, nets=nets, spatial=spatial)
+        prior = copy.copy(self)
+        prior.nets, prior.spatial = nets, spatial
         return prior
 
     def __call__(self, kept, z):

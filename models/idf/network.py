@@ -191,11 +191,11 @@ class IDF(nn.Module):
         bits = 0.0
         for prior, (z, kept) in zip(self.priors, self.latents(x)):
             means, log_scales = prior(kept, z)
-            bits = bits + _logistic_bits(z, means, log_scales)
+            bits = bits + logistic_bits(z, means, log_scales)
         return bits
 
 
-def _logistic_bits(z, means, log_scales):
+def logistic_bits(z, means, log_scales):
     inv = torch.exp(-log_scales)
     c = z - means
     p = torch.sigmoid((c + 0.5) * inv) - torch.sigmoid((c - 0.5) * inv)
