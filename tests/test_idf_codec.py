@@ -204,6 +204,34 @@ def test_checkerboard_prior_warm_starts_at_the_code_length_without_one(photo):
         assert float(new(x)) != pytest.approx(float(old(x)), rel=1e-6)
 
 
+def test_wider_couplings_warm_start_at_the_narrow_code_length(photo):
+    """``--hidden`` above the init's widens every coupling network without
+    changing the flow (wider_coupling_state): the new units' outgoing weights
+    start at zero, so the latents and code length are the narrow model's
+    until they move, and they do move the flow once those weights do."""
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+    from models.idf.train import wider_coupling_state
+
+    torch.manual_seed(7)
+    old = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True))
+    with torch.no_grad():
+        for p in old.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    spec = IDFSpec(couplings=2, hidden=12, prior_groups=3, prior_checkerboard=True)
+    new = IDF(spec)
+    new.load_state_dict(wider_coupling_state(old.state_dict(), old.spec.to_dict(), spec, new))
+    x = torch.from_numpy(np.asarray(photo)[:64, :64].copy()).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        assert float(new(x)) == float(old(x))
+        for (z_new, _), (z_old, _) in zip(new.latents(x), old.latents(x)):
+            assert torch.equal(z_new, z_old)
+        new.flows[0][0].nets["1"].layers[2].weight[:, 8:] += 0.5
+        assert float(new(x)) != float(old(x))
+    with pytest.raises(SystemExit):
+        wider_coupling_state(new.state_dict(), spec.to_dict(), old.spec, old)
+
+
 def test_idf_corrected_layout_round_trips_exactly(idf_weights, photo_large):
     """The layout with per-image corrections (channel by channel, and half
     by half with a checkerboard prior) decodes exactly, colour and grey."""

@@ -88,12 +88,53 @@ def spatial_prior_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) ->
     return {**new, **out}
 
 
+def wider_coupling_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -> dict:
+    """Warm start of wider couplings (``spec.hidden`` above the old one), after
+    :func:`spatial_prior_state`: each coupling network keeps its old hidden
+    units and gains new ones with fresh incoming weights and zero outgoing
+    ones, so the flow, and the code length, start exactly as before while
+    the new units' outgoing weights get gradients from the first step
+    (function-preserving widening, as in Net2Net)."""
+    state = spatial_prior_state(state, old_spec, spec, net)
+    old = old_spec.get("hidden", 32)
+    if old == spec.hidden:
+        return state
+    if spec.hidden < old:
+        raise SystemExit(f"couplings cannot be narrowed ({old} -> {spec.hidden} channels)")
+    new = net.state_dict()
+    out = dict(state)
+    for key, value in new.items():
+        if not key.startswith("flows.") or key not in state:
+            continue
+        w = state[key]
+        if w.shape == value.shape:
+            continue
+        if key.endswith("layers.0.weight") or key.endswith("layers.0.bias"):
+            grown = value.clone()           # new units: fresh incoming weights
+            grown[:old] = w
+        elif key.endswith("layers.1.weight"):
+            grown = value.clone()           # new units' rows fresh ...
+            grown[:old] = 0.0               # ... old units see none of them
+            grown[:old, :old] = w
+        elif key.endswith("layers.1.bias"):
+            grown = value.clone()
+            grown[:old] = w
+        elif key.endswith("layers.2.weight"):
+            grown = torch.zeros_like(value)  # the output ignores the new units
+            grown[:, :old] = w
+        else:
+            raise SystemExit(f"cannot widen {key}: {tuple(w.shape)} -> {tuple(value.shape)}")
+        out[key] = grown
+    return out
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run="runs/idf", steps=30000, batch=8, crop=64, lr=1e-3)
     p.add_argument("--partitions", type=int, choices=(2, 4), default=2)
     p.add_argument("--couplings", type=int, default=4)
-    p.add_argument("--hidden", type=int, default=32)
+    p.add_argument("--hidden", type=int, default=32,
+                   help="channels of each coupling network; above --init-from's, its couplings are widened")
     p.add_argument("--levels", type=int, default=3,
                    help="squeeze/factor-out levels (the last level's prior is unconditional)")
     p.add_argument("--prior-groups", type=int, default=1,
@@ -116,9 +157,10 @@ def main(argv=None):
                    prior_checkerboard=args.prior_checkerboard)
     spec, net, opt, step, best = resume_or_start(
         run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
-        args.init_from, adapt_state=spatial_prior_state,
+        args.init_from, adapt_state=wider_coupling_state,
         overrides=lambda old: {"prior_groups": args.prior_groups,
-                               "prior_checkerboard": args.prior_checkerboard}, split=split)
+                               "prior_checkerboard": args.prior_checkerboard,
+                               "hidden": args.hidden}, split=split)
     batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=batches, evaluate=held_out, max_minutes=args.max_minutes,
