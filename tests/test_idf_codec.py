@@ -232,6 +232,31 @@ def test_wider_couplings_warm_start_at_the_narrow_code_length(photo):
         wider_coupling_state(new.state_dict(), spec.to_dict(), old.spec, old)
 
 
+def test_frozen_flow_trains_the_priors_alone(photo):
+    """``--freeze-flow`` (trainable): a step moves prior weights and leaves
+    every coupling weight, and so the latents, as they were."""
+    from models.idf.network import IDF
+    from models.idf.spec import IDFSpec
+    from models.idf.train import trainable
+
+    torch.manual_seed(8)
+    net = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    flow_before = [p.detach().clone() for p in net.flows.parameters()]
+    prior_before = [p.detach().clone() for p in net.priors.parameters()]
+    params = trainable(net, freeze_flow=True)
+    assert len(params) == len(prior_before)
+    opt = torch.optim.Adam(params, lr=1e-2)
+    x = torch.from_numpy(np.asarray(photo)[:64, :64].copy()).permute(2, 0, 1)[None]
+    net(x).sum().backward()
+    opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(flow_before, net.flows.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(prior_before, net.priors.parameters()))
+    assert len(trainable(IDF(net.spec), freeze_flow=False)) == len(list(net.parameters()))
+
+
 def test_idf_corrected_layout_round_trips_exactly(idf_weights, photo_large):
     """The layout with per-image corrections (channel by channel, and half
     by half with a checkerboard prior) decodes exactly, colour and grey."""

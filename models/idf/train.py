@@ -128,6 +128,20 @@ def wider_coupling_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -
     return out
 
 
+def trainable(net: IDF, freeze_flow: bool) -> list:
+    """The parameters a run trains.  With ``freeze_flow`` the priors alone:
+    the latents are then fixed, so no graph is kept through the couplings
+    and a step costs about half.  A prior-only stage at the end pays on
+    full-size clean photographs: 400 steps on idf-v7's latents took its
+    held-out code length (256x256 centre crops) from 3.694 to 3.612 bpsp,
+    3.764 to 3.733 through the codec (docs/MODELS.md, idf-v8)."""
+    if not freeze_flow:
+        return list(net.parameters())
+    for p in net.flows.parameters():
+        p.requires_grad_(False)
+    return list(net.priors.parameters())
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_run_arguments(p, run="runs/idf", steps=30000, batch=8, crop=64, lr=1e-3)
@@ -141,6 +155,8 @@ def parser() -> argparse.ArgumentParser:
                    help="channel groups of each level's prior, coded in turn (see Prior)")
     p.add_argument("--prior-checkerboard", action="store_true",
                    help="code each group in two checkerboard halves, the second given the first")
+    p.add_argument("--freeze-flow", action="store_true",
+                   help="train the priors alone, the couplings fixed (the flow's latents do not move)")
     add_photo_arguments(p)
     return p
 
@@ -156,7 +172,7 @@ def main(argv=None):
                    levels=args.levels, prior_groups=args.prior_groups,
                    prior_checkerboard=args.prior_checkerboard)
     spec, net, opt, step, best = resume_or_start(
-        run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(n.parameters(), lr=args.lr),
+        run, spec, IDFSpec, lambda sp: IDF(sp).to(device), lambda n: torch.optim.Adam(trainable(n, args.freeze_flow), lr=args.lr),
         args.init_from, adapt_state=wider_coupling_state,
         overrides=lambda old: {"prior_groups": args.prior_groups,
                                "prior_checkerboard": args.prior_checkerboard,
