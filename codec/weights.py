@@ -3,7 +3,14 @@ one cache of loaded models.
 
 A .nc file names the model it was coded with (``model_id``) and the first 8
 bytes of the SHA-256 of its weights file, so a decoder with different
-weights refuses the file instead of decoding garbage.  Everything cached here
+weights refuses the file instead of decoding garbage.
+
+A weights file may leave its entropy tables (``entropy.*``) in another
+shipped model of the same spec, naming it and its digest in the metadata
+(``TABLES_FROM``, ``TABLES_DIGEST``; idf-v8 takes idf-v7's, 4.7 MB it would
+otherwise repeat).  The loader joins them and refuses a referenced model
+whose digest differs, so the chain from a file's digest to every integer it
+is decoded with holds.  Everything cached here
 is keyed by the weights file itself (path, size, modification time), so
 pointing ``WEIGHTS_DIR`` elsewhere (``NC_WEIGHTS_DIR``, tests) needs no
 cache clearing.
@@ -64,11 +71,23 @@ def _digest(stamp: tuple[str, int, int]) -> bytes:
     return hashlib.sha256(Path(stamp[0]).read_bytes()).digest()[:8]
 
 
+TABLES_FROM, TABLES_DIGEST = "tables_from", "tables_digest"
+
+
 @functools.lru_cache(maxsize=None)
 def _load(stamp: tuple[str, int, int]) -> Weights:
     with safe_open(stamp[0], framework="numpy") as f:
         meta = dict(f.metadata() or {})
-    return Weights(int_storage.widen(load_file(stamp[0]), meta), meta, json.loads(meta.get("spec", "{}")), _digest(stamp))
+    tensors = int_storage.widen(load_file(stamp[0]), meta)
+    if TABLES_FROM in meta:
+        base_id = meta[TABLES_FROM]
+        base = _load(_stamp(base_id))
+        if base.digest.hex() != meta.get(TABLES_DIGEST):
+            raise WeightsMismatch(f"{Path(stamp[0]).name} takes its tables from model '{base_id}', "
+                                  f"whose installed weights differ (expected {meta.get(TABLES_DIGEST)}, "
+                                  f"installed {base.digest.hex()})")
+        tensors.update({k: v for k, v in base.tensors.items() if k.startswith("entropy.")})
+    return Weights(tensors, meta, json.loads(meta.get("spec", "{}")), _digest(stamp))
 
 
 @functools.lru_cache(maxsize=None)

@@ -263,16 +263,21 @@ class RunningMean:
         return self.world.mean(value)
 
 
-def export_main(export, doc: str, argv=None) -> None:
-    """Command line of the export scripts: CHECKPOINT OUT [--model-id]."""
+def export_main(export, doc: str, argv=None, tables_from: bool = False) -> None:
+    """Command line of the export scripts: CHECKPOINT OUT [--model-id]
+    [--tables-from MODEL, where ``tables_from``]."""
     import argparse
 
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
     p.add_argument("--model-id", default=None, help="defaults to the output file's stem")
+    if tables_from:
+        p.add_argument("--tables-from", metavar="MODEL",
+                       help="leave the entropy tables in this shipped model (the same spec's) and refer to it")
     a = p.parse_args(argv)
-    export(a.checkpoint, a.out, a.model_id or a.out.stem)
+    export(a.checkpoint, a.out, a.model_id or a.out.stem,
+           **({"tables_from": a.tables_from} if tables_from else {}))
 
 
 # Shipped weights hold integer networks; these modules' ``float_state`` turns

@@ -5,6 +5,14 @@
 Stores every network's integer weights and biases, the priors' integer
 biases, the logistic frequency tables of every (scale level, mean fraction)
 group, and the spec as metadata.
+
+    python -m models.idf.export runs/idf-pf/best.pt models/weights/idf-v8.safetensors --tables-from idf-v7
+
+``--tables-from`` leaves the tables (4.7 of idf-v7's 5.5 MB, the same for
+every model of one spec) in that shipped model and records its id and
+digest instead (``codec.weights`` joins them at load); the export checks
+that the tables it would have written are the referenced ones, integer for
+integer.
 """
 from __future__ import annotations
 
@@ -44,7 +52,7 @@ def layer_fracs(net: Int8ConvNet, spec: IDFSpec):
         yield i, layer, INPUT_FRAC if i == 0 else spec.act_frac
 
 
-def export(checkpoint: Path, out: Path, model_id: str) -> None:
+def export(checkpoint: Path, out: Path, model_id: str, tables_from: str | None = None) -> None:
     ck, spec, net = load_checkpoint(checkpoint, IDFSpec, IDF)
     tensors = {}
     for prefix, sub in integer_nets(net):
@@ -58,9 +66,20 @@ def export(checkpoint: Path, out: Path, model_id: str) -> None:
         tensors[f"prior{l}.bias"] = torch.round(prior.bias.detach() * 2**out_frac).numpy().astype(np.int32)
     scales = np.exp(spec.log_scale_min + np.arange(spec.log_scale_levels) / 2**spec.log_scale_frac)
     tables = build_logistic_tables(scales, spec.mean_frac)
-    tensors["entropy.logistic"] = np.concatenate(tables).astype(np.int32)
-    tensors["entropy.logistic_sizes"] = np.array([len(t) for t in tables], np.int32)
-    save_weights(out, tensors, "idf", model_id, spec, ck)
+    entropy = {"entropy.logistic": np.concatenate(tables).astype(np.int32),
+               "entropy.logistic_sizes": np.array([len(t) for t in tables], np.int32)}
+    extra = {}
+    if tables_from:
+        from codec import weights
+
+        base = weights.load(tables_from, "idf")
+        for key, table in entropy.items():
+            if key not in base.tensors or not np.array_equal(base.tensors[key], table):
+                raise SystemExit(f"{tables_from}'s {key} differs from this model's: export it whole")
+        extra = {weights.TABLES_FROM: tables_from, weights.TABLES_DIGEST: base.digest.hex()}
+    else:
+        tensors.update(entropy)
+    save_weights(out, tensors, "idf", model_id, spec, ck, **extra)
 
 
 def float_state(tensors: dict, spec_dict: dict) -> dict:
@@ -81,7 +100,7 @@ def float_state(tensors: dict, spec_dict: dict) -> dict:
 
 
 def main(argv=None):
-    export_main(export, __doc__, argv)
+    export_main(export, __doc__, argv, tables_from=True)
 
 
 if __name__ == "__main__":
