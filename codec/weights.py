@@ -29,7 +29,7 @@ from safetensors.numpy import load_file
 from codec.errors import NcError, WeightsMismatch
 from models import WEIGHTS_DIR, int_storage
 
-DEFAULT_MODELS = {"arm": "arm-v5", "idf": "idf-v7", "lossy": "lossy-v12"}
+DEFAULT_MODELS = {"arm": "arm-v5", "idf": "idf-v8", "lossy": "lossy-v12"}
 # Models the lossless encoder chooses among, image by image, when none is
 # named: arm-v5 continues arm-v4 (with a fresh schedule), arm-v4 continues
 # arm-v3 on the 364 further photographs, arm-v3 was
