@@ -159,6 +159,19 @@ def test_shipped_idf_weights_convert_back_to_the_same_training_network(tmp_path,
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
+def _trained_looking(spec, seed: int):
+    """An IDF of ``spec`` with every weight moved off its initial value
+    (seeded), so a warm start or a frozen part has something to preserve."""
+    from models.idf.network import IDF
+
+    torch.manual_seed(seed)
+    net = IDF(spec)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
 def test_grouped_prior_warm_starts_at_the_ungrouped_code_length(photo):
     """``--prior-groups`` from an ungrouped flow starts exactly where that
     flow is (group_prior_state), so a warm-started run only gains."""
@@ -166,11 +179,7 @@ def test_grouped_prior_warm_starts_at_the_ungrouped_code_length(photo):
     from models.idf.spec import IDFSpec
     from models.idf.train import group_prior_state
 
-    torch.manual_seed(5)
-    old = IDF(IDFSpec(couplings=2, hidden=8))
-    with torch.no_grad():
-        for p in old.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    old = _trained_looking(IDFSpec(couplings=2, hidden=8), 5)
     spec = IDFSpec(couplings=2, hidden=8, prior_groups=3)
     new = IDF(spec)
     new.load_state_dict(group_prior_state(old.state_dict(), old.spec.to_dict(), spec, new))
@@ -187,11 +196,7 @@ def test_checkerboard_prior_warm_starts_at_the_code_length_without_one(photo):
     from models.idf.spec import IDFSpec
     from models.idf.train import spatial_prior_state
 
-    torch.manual_seed(6)
-    old = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3))
-    with torch.no_grad():
-        for p in old.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    old = _trained_looking(IDFSpec(couplings=2, hidden=8, prior_groups=3), 6)
     spec = IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True)
     new = IDF(spec)
     new.load_state_dict(spatial_prior_state(old.state_dict(), old.spec.to_dict(), spec, new))
@@ -213,11 +218,7 @@ def test_wider_couplings_warm_start_at_the_narrow_code_length(photo):
     from models.idf.spec import IDFSpec
     from models.idf.train import wider_coupling_state
 
-    torch.manual_seed(7)
-    old = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True))
-    with torch.no_grad():
-        for p in old.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    old = _trained_looking(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True), 7)
     spec = IDFSpec(couplings=2, hidden=12, prior_groups=3, prior_checkerboard=True)
     new = IDF(spec)
     new.load_state_dict(wider_coupling_state(old.state_dict(), old.spec.to_dict(), spec, new))
@@ -239,11 +240,7 @@ def test_frozen_flow_trains_the_priors_alone(photo):
     from models.idf.spec import IDFSpec
     from models.idf.train import trainable
 
-    torch.manual_seed(8)
-    net = IDF(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True))
-    with torch.no_grad():
-        for p in net.parameters():
-            p.add_(torch.randn_like(p) * 0.05)
+    net = _trained_looking(IDFSpec(couplings=2, hidden=8, prior_groups=3, prior_checkerboard=True), 8)
     flow_before = [p.detach().clone() for p in net.flows.parameters()]
     prior_before = [p.detach().clone() for p in net.priors.parameters()]
     params = trainable(net, freeze_flow=True)
