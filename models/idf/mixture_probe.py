@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..data import RandomCrops, centre_crop, downscaled, read_rgb, split_photos
 from ..quant import clamp_ste, quantize_ste, round_ste
 from ..training import DEFAULT_PHOTOS_DIR, DEFAULT_TRAIN_DIR, load_state
-from .network import IDF, anchor_mask, logistic_bits
+from .network import IDF, anchor_mask, logistic_bits, logistic_log_prob
 from .spec import IDFSpec, group_rows
 
 
@@ -62,28 +62,10 @@ class ExtraComponents(nn.Module):
         return out
 
 
-def hidden_and_output(net, x, spec: IDFSpec):
-    """(the last layer's input, the network's output) of an Int8ConvNet."""
-    h = clamp_ste(x, -spec.input_clamp, spec.input_clamp) / 64.0
-    frac = 6
-    for i, layer in enumerate(net.layers):
-        w = quantize_ste(layer.weight, spec.weight_frac, -spec.weight_max, spec.weight_max)
-        b = quantize_ste(layer.bias, spec.weight_frac + frac, -spec.bias_max, spec.bias_max)
-        if i == len(net.layers) - 1:
-            return h, F.conv2d(h, w, b, padding=layer.padding)
-        h = quantize_ste(F.relu(F.conv2d(h, w, b, padding=layer.padding)), spec.act_frac, 0, spec.act_max)
-        frac = spec.act_frac
-
-
 def mixture_bits(z, components):
     """Bits of z under a discretized logistic mixture [(mean, log_scale, logit)]."""
     log_w = F.log_softmax(torch.stack([c[2] for c in components]), 0)
-    terms = []
-    for j, (m, ls, _) in enumerate(components):
-        inv, c = torch.exp(-ls), z - m
-        p = torch.sigmoid((c + 0.5) * inv) - torch.sigmoid((c - 0.5) * inv)
-        log_pdf = c * inv - ls - 2 * F.softplus(c * inv)
-        terms.append(torch.where(p > 1e-6, torch.log(torch.clamp(p, min=1e-12)), log_pdf) + log_w[j])
+    terms = [logistic_log_prob(z, m, ls) + log_w[j] for j, (m, ls, _) in enumerate(components)]
     return -torch.logsumexp(torch.stack(terms), 0).sum() / math.log(2)
 
 
@@ -130,7 +112,7 @@ class Probe:
                     net = prior.net if g == 0 else prior.group_nets[g - 1]
                 hidden = None
                 if net is not None:
-                    hidden, out = hidden_and_output(net, torch.cat(inputs, 1), s)
+                    hidden, out = net.with_features(torch.cat(inputs, 1))
                     raw = raw + out
                 outs[kind] = (raw, self.extras[level][f"{kind}{g}"](hidden, z.shape) if K > 1 else None)
             raw = torch.where(mask, outs["a"][0], outs["s"][0])

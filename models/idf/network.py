@@ -53,17 +53,22 @@ class Int8ConvNet(nn.Module):
             self.layers[-1].bias.zero_()
 
     def forward(self, x):
+        return self.with_features(x)[1]
+
+    def with_features(self, x):
+        """(the last layer's input, the output): what a head added beside
+        the last layer reads (``models.idf.mixture_probe``)."""
         s = self.spec
         h = clamp_ste(x, -s.input_clamp, s.input_clamp) / 64.0  # inputs at scale 2^-6
         frac = 6
         for i, layer in enumerate(self.layers):
             w = quantize_ste(layer.weight, s.weight_frac, -s.weight_max, s.weight_max)
             b = quantize_ste(layer.bias, s.weight_frac + frac, -s.bias_max, s.bias_max)
-            h = F.conv2d(h, w, b, padding=layer.padding)
+            out = F.conv2d(h, w, b, padding=layer.padding)
             if i < len(self.layers) - 1:
-                h = quantize_ste(F.relu(h), s.act_frac, 0, s.act_max)
+                h = quantize_ste(F.relu(out), s.act_frac, 0, s.act_max)
                 frac = s.act_frac
-        return h
+        return h, out
 
 
 class Coupling(nn.Module):
@@ -196,9 +201,13 @@ class IDF(nn.Module):
 
 
 def logistic_bits(z, means, log_scales):
+    return -logistic_log_prob(z, means, log_scales).sum(dim=(1, 2, 3)) / math.log(2)
+
+
+def logistic_log_prob(z, means, log_scales):
+    """Natural log of each integer z's probability under its discretized logistic."""
     inv = torch.exp(-log_scales)
     c = z - means
     p = torch.sigmoid((c + 0.5) * inv) - torch.sigmoid((c - 0.5) * inv)
     log_pdf = c * inv - log_scales - 2 * F.softplus(c * inv)  # where p underflows
-    logp = torch.where(p > 1e-6, torch.log(torch.clamp(p, min=1e-12)), log_pdf)
-    return -logp.sum(dim=(1, 2, 3)) / math.log(2)
+    return torch.where(p > 1e-6, torch.log(torch.clamp(p, min=1e-12)), log_pdf)

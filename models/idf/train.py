@@ -101,29 +101,15 @@ def wider_coupling_state(state: dict, old_spec: dict, spec: IDFSpec, net: IDF) -
         return state
     if spec.hidden < old:
         raise SystemExit(f"couplings cannot be narrowed ({old} -> {spec.hidden} channels)")
-    new = net.state_dict()
     out = dict(state)
-    for key, value in new.items():
-        if not key.startswith("flows.") or key not in state:
+    for key, value in net.state_dict().items():
+        w = state.get(key)
+        if not key.startswith("flows.") or w is None or w.shape == value.shape:
             continue
-        w = state[key]
-        if w.shape == value.shape:
-            continue
-        if key.endswith("layers.0.weight") or key.endswith("layers.0.bias"):
-            grown = value.clone()           # new units: fresh incoming weights
-            grown[:old] = w
-        elif key.endswith("layers.1.weight"):
-            grown = value.clone()           # new units' rows fresh ...
-            grown[:old] = 0.0               # ... old units see none of them
-            grown[:old, :old] = w
-        elif key.endswith("layers.1.bias"):
-            grown = value.clone()
-            grown[:old] = w
-        elif key.endswith("layers.2.weight"):
-            grown = torch.zeros_like(value)  # the output ignores the new units
-            grown[:, :old] = w
-        else:
-            raise SystemExit(f"cannot widen {key}: {tuple(w.shape)} -> {tuple(value.shape)}")
+        grown = value.clone()                    # new units: fresh weights in ...
+        grown[tuple(slice(0, n) for n in w.shape)] = w
+        if key.endswith(("layers.1.weight", "layers.2.weight")):
+            grown[:w.shape[0], old:] = 0.0       # ... but what the old units feed ignores them
         out[key] = grown
     return out
 
