@@ -77,6 +77,31 @@ def test_exact_convolution_matches_pytorch(cin, cout, k):
     np.testing.assert_array_equal(unsqueeze(squeeze(y)), y)
 
 
+@pytest.mark.parametrize("cin, k", [(1024, 1), (160, 3)])
+def test_a_layer_past_float32s_exact_range_computes_in_float64(cin, k):
+    """Wider couplings stay exact by construction: a layer whose partial
+    sums may reach 2^24 (here 8-bit weights near their limit over a wide
+    input) computes in float64, and gives the integers of an int64
+    convolution, where float32 products would round them."""
+    from models.idf.integer import IntegerNet
+    from models.idf.spec import IDFSpec
+
+    rng = np.random.default_rng(cin)
+    w = (127 - rng.integers(0, 4, (3, cin, k, k))).astype(np.float32)
+    b = np.zeros(3, np.float32)
+    x = rng.integers(200, 256, (cin, 5, 4)).astype(np.float32)
+    net = IntegerNet([(w, b)], IDFSpec())
+    assert net.layers[0].dtype == np.float64
+    acc, _ = net(x)
+    xi = torch.from_numpy(x.astype(np.int64))[None]
+    want = torch.nn.functional.conv2d(xi.double(), torch.from_numpy(w).double(), padding=k // 2)[0].numpy()
+    assert np.abs(want).max() >= 2**24          # past float32's exact integers
+    np.testing.assert_array_equal(acc, want)
+    f32 = np.einsum("oi,ihw->ohw", w[:, :, k // 2, k // 2], x, dtype=np.float32) if k == 1 else None
+    if f32 is not None:
+        assert not np.array_equal(f32, want)    # float32 would have rounded
+
+
 def test_idf_cross_configuration(idf_weights, photo, tmp_path):
     from test_cross_config import NARROW_ENV, ROOT
 

@@ -150,7 +150,7 @@ def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], .
         patches = _patches(feats, pick)                          # (Cin 9, S)
         last = net.layers[-1]
         acc0 = (last.weights.reshape(len(last.weights), -1) @ patches + last.bias
-                + prior.group_bias[g][:, None])                 # (2k, S)
+                + prior.group_bias[g][:, None]).astype(np.float32)   # (2k, S)
         zs = parts[g].reshape(len(parts[g]), -1)[:, pick]
         terms.append((level, slot, last.weights, torch.from_numpy(patches), torch.from_numpy(acc0),
                       torch.from_numpy(zs.astype(np.float32)), len(where) / len(pick)))

@@ -2,10 +2,14 @@
 
 Every network of the flow and of its priors has 8-bit integer weights,
 8-bit activations, inputs clamped to +-255 and biases below 2^20, so every
-partial sum of a convolution is an integer below 2^24 (checked at load):
-float32 represents all of them exactly, so a float32 matrix product gives
-the same integers whatever its summation order, blocking or instruction
-set.  Each convolution is therefore written as plain matrix products
+partial sum of a convolution is an integer bounded by the layer's weights
+(computed at load).  Below 2^24 float32 represents all of them exactly, so
+a float32 matrix product gives the same integers whatever its summation
+order, blocking or instruction set; a layer whose bound is higher (a wide
+coupling with large weights) computes in float64, exact below 2^53, which
+no 8-bit layer of fewer than 2^28 inputs reaches.  So the width of a
+coupling is never limited by the arithmetic; only its cost grows (issue
+22).  Each convolution is therefore written as plain matrix products
 (``ExactConv``), never as a transform-based algorithm (Winograd, FFT) that
 would round.
 Rescaling is floor(x * 2^k + 1/2).  So ``t(x)`` is the same integer at
@@ -16,7 +20,8 @@ import costs a decode process about 2 s, more than the flow's whole decode
 of a Kodak image (issue 22).  The training form (``network.py``) stays in
 PyTorch; ``tests/test_idf_codec.py`` checks the two code alike.
 
-Arrays are (C, H, W) float32 holding integers: one image, no batch axis.
+Arrays are (C, H, W) float32 holding integers: one image, no batch axis
+(float64 after a float64 layer).
 """
 from __future__ import annotations
 
@@ -27,6 +32,8 @@ import numpy as np
 from .spec import IDFSpec, anchors, group_rows
 
 INPUT_FRAC = 6  # network inputs enter at scale 2^-6: the integer is the latent
+FLOAT32_EXACT = 2**24   # every integer below this is a float32
+FLOAT64_EXACT = 2**53
 
 
 def round_scaled(acc: np.ndarray, shift: int) -> np.ndarray:
@@ -60,10 +67,13 @@ class ExactConv:
     products; one that narrows makes one per tap over the windows in place
     (measured: each order is up to 3x faster on its side)."""
 
-    def __init__(self, w: np.ndarray, b: np.ndarray):
-        w = np.asarray(w, np.float32)
+    def __init__(self, w: np.ndarray, b: np.ndarray, dtype=np.float32):
+        """``dtype``: float32, or float64 where the layer's partial sums may
+        reach 2^24 (``IntegerNet`` decides)."""
+        self.dtype = dtype
+        w = np.asarray(w, dtype)
         self.weights = w
-        self.bias = np.asarray(b, np.float32)[:, None]
+        self.bias = np.asarray(b, dtype)[:, None]
         cout, cin, k, _ = w.shape
         self.k, self.widens = k, cout >= cin
         self.taps = np.ascontiguousarray(w.transpose(2, 3, 0, 1))            # (dy, dx, Cout, Cin)
@@ -73,18 +83,18 @@ class ExactConv:
         cin, h, width = x.shape
         cout = len(self.bias)
         if self.k == 1:
-            out = self.taps[0, 0] @ x.reshape(cin, -1)
+            out = self.taps[0, 0] @ x.reshape(cin, -1).astype(self.dtype, copy=False)
             out += self.bias
             return out.reshape(cout, h, width)
         stride = width + 2
         size = (h + 2) * stride
-        padded = np.zeros((cin, size + 2), np.float32)   # +2: the last window's end
+        padded = np.zeros((cin, size + 2), self.dtype)   # +2: the last window's end
         padded[:, :size].reshape(cin, h + 2, stride)[:, 1:h + 1, 1:width + 1] = x
         n = h * stride
-        out = np.empty((cout, n), np.float32)
+        out = np.empty((cout, n), self.dtype)
         out[:] = self.bias
         if self.widens:
-            stacked = np.empty((3, cin, size), np.float32)
+            stacked = np.empty((3, cin, size), self.dtype)
             for dx in range(3):
                 stacked[dx] = padded[:, dx:dx + size]
             stacked = stacked.reshape(3 * cin, size)
@@ -104,13 +114,14 @@ class IntegerNet:
 
     def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], spec: IDFSpec):
         self.spec = spec
-        self.layers = [ExactConv(w, b) for w, b in layers]
+        self.layers = []
         bound = spec.input_clamp
-        for layer in self.layers:
-            total = (bound * float(np.abs(layer.weights).sum(axis=(1, 2, 3)).max())
-                     + float(np.abs(layer.bias).max()))
-            if total >= 2**24:
-                raise ValueError("IDF weights exceed the exact float32 range")
+        for w, b in layers:
+            total = (bound * float(np.abs(np.asarray(w, np.float64)).sum(axis=(1, 2, 3)).max())
+                     + float(np.abs(np.asarray(b, np.float64)).max()))
+            if total >= FLOAT64_EXACT:
+                raise ValueError("IDF weights exceed the exact float64 range")
+            self.layers.append(ExactConv(w, b, np.float32 if total < FLOAT32_EXACT else np.float64))
             bound = spec.act_max
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, int]:
@@ -135,7 +146,7 @@ class IntegerNet:
     def with_last_change(self, delta: np.ndarray) -> "IntegerNet":
         """This network with ``delta`` (integers, the last layer's weight
         shape) added to its last layer's weights; raises ValueError if a
-        weight leaves the 8-bit grid (or the sums the exact range)."""
+        weight leaves the 8-bit grid."""
         last = self.layers[-1]
         if delta.shape != last.weights.shape:
             raise ValueError("prior change of the wrong shape")

@@ -22,9 +22,10 @@ class IDFSpec:
     # even) first, then the rest with a second network that also sees the
     # group's anchors, i.e. its four spatial neighbours (idf-v6)
     prior_checkerboard: bool = False
-    # Integer formats chosen so float32 convolutions are exact: 8-bit weights,
-    # 8-bit activations, network inputs clamped to +-255, biases below 2^20;
-    # with fan-ins <= 9 * 48 every partial sum stays below 2^24 (checked at load).
+    # Integer formats chosen so convolutions are exact: 8-bit weights, 8-bit
+    # activations, network inputs clamped to +-255, biases below 2^20.  A layer
+    # whose partial sums stay below 2^24 (every layer shipped so far) runs in
+    # float32, a wider one in float64 (``integer.IntegerNet``, bound at load).
     weight_frac: int = 7
     weight_max: int = 127
     act_frac: int = 4
