@@ -170,6 +170,22 @@ def fuzz(codecs, count, seed, timeout, jobs, kinds, cases, memory_limit, json_ou
         raise SystemExit(1)
 
 
+@main.command("idf-width")
+@click.option("--width", "widths", multiple=True, type=click.IntRange(min=1), default=[32, 48, 64, 96],
+              show_default=True, help="Coupling widths to time (repeatable).")
+@click.option("--partitions", "layouts", multiple=True, type=click.Choice(["2", "4"]),
+              default=["2", "4"], show_default=True, help="Coupling layouts (2: bipartite, 4: quadripartite).")
+@click.option("--size", nargs=2, type=click.IntRange(min=16), default=(768, 512), show_default=True,
+              help="Image width and height (multiples of 16).")
+@click.option("--repeats", type=click.IntRange(min=1), default=3, show_default=True)
+def idf_width(widths, layouts, size, repeats):
+    """What the IDF's coupling width costs a decode: its exact flow and priors
+    in float32 and float64, per width and layout, random weights."""
+    from .idf_width import run
+
+    run(widths, [int(p) for p in layouts], size[0], size[1], repeats)
+
+
 @main.command("batch")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("-j", "--jobs", type=click.IntRange(min=1),

@@ -50,6 +50,27 @@ class _Plan:
     bits: float                # estimated: the latents and all side information
 
 
+def integer_flow(tensors: dict, spec: IDFSpec) -> IntegerIDF:
+    """The exact flow and priors of shipped IDF weights (the names
+    ``models/idf/export.py`` writes)."""
+
+    def net(prefix):
+        return IntegerNet([(tensors[f"{prefix}.{i}.weight"], tensors[f"{prefix}.{i}.bias"])
+                           for i in range(3)], spec)
+
+    updated = [1] if spec.partitions == 2 else list(range(spec.partitions))
+    flows, priors = [], []
+    for l in range(spec.levels):
+        flows.append([IntegerCoupling(spec.partitions, {i: net(f"flow{l}.{c}.{i}") for i in updated})
+                      for c in range(spec.couplings)])
+        nets = [net(f"prior{l}") if f"prior{l}.0.weight" in tensors else None]
+        nets += [net(f"prior{l}.g{g}") for g in range(1, spec.prior_groups)]
+        spatial = ([net(f"prior{l}.s{g}") for g in range(spec.prior_groups)]
+                   if spec.prior_checkerboard else None)
+        priors.append(IntegerPrior(nets, tensors[f"prior{l}.bias"], spec, spatial))
+    return IntegerIDF(spec, flows, priors)
+
+
 class IDFPlaneCodec:
     codec_param = 1            # segments begin with a layout byte (FORMAT.md §6)
 
@@ -58,22 +79,7 @@ class IDFPlaneCodec:
         tensors = w.tensors
         self.model_id = model_id
         spec = self.spec = IDFSpec.from_dict(w.spec)
-
-        def net(prefix):
-            return IntegerNet([(tensors[f"{prefix}.{i}.weight"], tensors[f"{prefix}.{i}.bias"])
-                               for i in range(3)], spec)
-
-        updated = [1] if spec.partitions == 2 else list(range(spec.partitions))
-        flows, priors = [], []
-        for l in range(spec.levels):
-            flows.append([IntegerCoupling(spec.partitions, {i: net(f"flow{l}.{c}.{i}") for i in updated})
-                          for c in range(spec.couplings)])
-            nets = [net(f"prior{l}") if f"prior{l}.0.weight" in tensors else None]
-            nets += [net(f"prior{l}.g{g}") for g in range(1, spec.prior_groups)]
-            spatial = ([net(f"prior{l}.s{g}") for g in range(spec.prior_groups)]
-                       if spec.prior_checkerboard else None)
-            priors.append(IntegerPrior(nets, tensors[f"prior{l}.bias"], spec, spatial))
-        self.flow = IntegerIDF(spec, flows, priors)
+        self.flow = integer_flow(tensors, spec)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
         self.top_level = self.coder.groups // (1 << spec.mean_frac) - 1   # highest scale level
