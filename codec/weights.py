@@ -7,7 +7,7 @@ weights refuses the file instead of decoding garbage.
 
 A weights file may leave its entropy tables (``entropy.*``) in another
 shipped model of the same spec, naming it and its digest in the metadata
-(``TABLES_FROM``, ``TABLES_DIGEST``; idf-v8 takes idf-v7's, 4.7 MB it would
+(``TABLES_FROM``, ``TABLES_DIGEST``; idf-v8 and idf-v9 take idf-v7's, 4.7 MB each would
 otherwise repeat).  The loader joins them and refuses a referenced model
 whose digest differs, so the chain from a file's digest to every integer it
 is decoded with holds.  Everything cached here
@@ -29,7 +29,7 @@ from safetensors.numpy import load_file
 from codec.errors import NcError, WeightsMismatch
 from models import WEIGHTS_DIR, int_storage
 
-DEFAULT_MODELS = {"arm": "arm-v5", "idf": "idf-v8", "lossy": "lossy-v12"}
+DEFAULT_MODELS = {"arm": "arm-v5", "idf": "idf-v9", "lossy": "lossy-v12"}
 # Models the lossless encoder chooses among, image by image, when none is
 # named: arm-v5 continues arm-v4 (with a fresh schedule), arm-v4 continues
 # arm-v3 on the 364 further photographs, arm-v3 was
