@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from codec.idf.codec import integer_flow
-from models.idf.integer import ExactConv, IntegerIDF
+from models.idf.integer import IntegerIDF
 from models.idf.spec import IDFSpec
 
 
@@ -31,14 +31,6 @@ def random_tensors(spec: IDFSpec, seed: int = 0) -> dict:
     for l, prior in enumerate(net.priors):
         tensors[f"prior{l}.bias"] = np.zeros(tuple(prior.bias.shape), np.int32)
     return tensors
-
-
-def in_float64(flow: IntegerIDF) -> None:
-    """Every layer of ``flow`` rebuilt to compute in float64, in place."""
-    nets = [n for couplings in flow.flows for c in couplings for n in c.nets.values()]
-    nets += [n for p in flow.priors for n in list(p.nets) + list(p.spatial or []) if n is not None]
-    for net in nets:
-        net.layers = [ExactConv(layer.weights, layer.bias[:, 0], np.float64) for layer in net.layers]
 
 
 def seconds(flow: IntegerIDF, x: np.ndarray, repeats: int) -> float:
@@ -60,8 +52,7 @@ def run(widths, layouts, width: int, height: int, repeats: int) -> None:
         for hidden in widths:
             spec = IDFSpec(levels=4, couplings=4, partitions=partitions, hidden=hidden,
                            prior_groups=3, prior_checkerboard=True)
-            flow = integer_flow(random_tensors(spec), spec)
-            single = seconds(flow, x, repeats)
-            in_float64(flow)
-            double = seconds(flow, x, repeats)
+            tensors = random_tensors(spec)
+            single = seconds(integer_flow(tensors, spec), x, repeats)
+            double = seconds(integer_flow(tensors, spec, float64=True), x, repeats)
             print(f"{name:>14} {hidden:5d} {single:8.2f} {double:8.2f}", flush=True)

@@ -293,18 +293,17 @@ def test_idf_corrected_layout_round_trips_exactly(idf_weights, photo_large):
 
 
 def test_the_flow_in_float64_gives_the_float32_flows_integers():
-    """``bench idf-width`` times every layer in float64 as the arithmetic a
-    wide layer takes; on weights within float32's exact range both give the
-    same latents, means and scale levels."""
-    from bench.idf_width import in_float64, random_tensors
+    """``bench idf-width`` times every layer in float64 (``integer_flow(...,
+    float64=True)``), the arithmetic a wide layer takes; on weights within
+    float32's exact range both give the same latents, means and scale levels."""
+    from bench.idf_width import random_tensors
     from codec.idf.codec import integer_flow
     from models.idf.spec import IDFSpec
 
     spec = IDFSpec(levels=2, couplings=2, partitions=2, hidden=8, prior_groups=2, prior_checkerboard=True)
     tensors = random_tensors(spec)
     x = np.random.default_rng(3).integers(0, 256, (3, 16, 24)).astype(np.float32)
-    single, double = integer_flow(tensors, spec), integer_flow(tensors, spec)
-    in_float64(double)
+    single, double = integer_flow(tensors, spec), integer_flow(tensors, spec, float64=True)
     assert double.flows[0][0].nets[1].layers[0].dtype == np.float64
     for level, ((z, kept), (z2, kept2)) in enumerate(zip(single.forward(x), double.forward(x))):
         np.testing.assert_array_equal(z, z2)

@@ -50,13 +50,13 @@ class _Plan:
     bits: float                # estimated: the latents and all side information
 
 
-def integer_flow(tensors: dict, spec: IDFSpec) -> IntegerIDF:
+def integer_flow(tensors: dict, spec: IDFSpec, float64: bool = False) -> IntegerIDF:
     """The exact flow and priors of shipped IDF weights (the names
-    ``models/idf/export.py`` writes)."""
+    ``models/idf/export.py`` writes); ``float64`` as ``IntegerNet`` takes it."""
 
     def net(prefix):
         return IntegerNet([(tensors[f"{prefix}.{i}.weight"], tensors[f"{prefix}.{i}.bias"])
-                           for i in range(3)], spec)
+                           for i in range(3)], spec, float64)
 
     updated = [1] if spec.partitions == 2 else list(range(spec.partitions))
     flows, priors = [], []

@@ -112,7 +112,10 @@ class IntegerNet:
     """The integer Int8ConvNet: returns the last layer's accumulator and its
     scale exponent (value = acc * 2^-frac)."""
 
-    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], spec: IDFSpec):
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]], spec: IDFSpec,
+                 float64: bool = False):
+        """``float64``: every layer in float64, not only those whose sums
+        could pass 2^24 (``bench idf-width`` times that arithmetic)."""
         self.spec = spec
         self.layers = []
         bound = spec.input_clamp
@@ -121,7 +124,8 @@ class IntegerNet:
                      + float(np.abs(np.asarray(b, np.float64)).max()))
             if total >= FLOAT64_EXACT:
                 raise ValueError("IDF weights exceed the exact float64 range")
-            self.layers.append(ExactConv(w, b, np.float32 if total < FLOAT32_EXACT else np.float64))
+            single = total < FLOAT32_EXACT and not float64
+            self.layers.append(ExactConv(w, b, np.float32 if single else np.float64))
             bound = spec.act_max
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, int]:
