@@ -1,17 +1,19 @@
 """The integer ARM the codec runs equals the fake-quantized training network."""
 import numpy as np
+import pytest
 import torch
 
 from codec.arm.codec import Wavefronts
 from models.arm.export import integer_layers, integer_skip
 from models.arm.integer import IntegerARM
-from models.arm.network import ARMNetwork, output_grids
-from models.arm.spec import ARMSpec
+from models.arm.network import ARMNetwork, output_grids, wider_context_state
+from models.arm.spec import NEIGHBOURHOODS, ARMSpec
 
 
-def test_integer_model_matches_training_network(photo_array):
+@pytest.mark.parametrize("neighbourhood", sorted(NEIGHBOURHOODS))
+def test_integer_model_matches_training_network(photo_array, neighbourhood):
     torch.manual_seed(0)
-    spec = ARMSpec(hidden=32, hidden_layers=2)
+    spec = ARMSpec(neighbourhood=NEIGHBOURHOODS[neighbourhood], hidden=32, hidden_layers=2)
     net = ARMNetwork(spec)
     with torch.no_grad():  # make the head and skip non-trivial
         net.head.weight.normal_(0, 0.05)
@@ -54,3 +56,29 @@ def test_shipped_arm_weights_convert_back_to_the_same_training_network():
         np.testing.assert_array_equal(w, shipped[f"layer{i}.weight"])
         np.testing.assert_array_equal(b, shipped[f"layer{i}.bias"])
     np.testing.assert_array_equal(integer_skip(net), shipped["skip.weight"])
+
+
+def test_a_wider_context_starts_at_the_old_code_length(photo_array):
+    """``--neighbourhood large`` from a trained model (wider_context_state):
+    the new offsets' weights start at zero, so the widened network codes at
+    exactly the old length, and the new inputs count once their weights move;
+    a neighbourhood that drops an old offset is refused."""
+    torch.manual_seed(1)
+    old = ARMNetwork(ARMSpec(hidden=32, hidden_layers=2))
+    with torch.no_grad():
+        old.head.weight.normal_(0, 0.05)
+        old.skip.weight.normal_(0, 0.05)
+    spec = ARMSpec(neighbourhood=NEIGHBOURHOODS["large"], hidden=32, hidden_layers=2)
+    new = ARMNetwork(spec)
+    new.load_state_dict(wider_context_state(old.state_dict(), old.spec.to_dict(), spec, new))
+    x = torch.from_numpy(photo_array[:24, :32].copy()).permute(2, 0, 1)[None]
+    for fake_quant in (True, False):
+        old.fake_quant = new.fake_quant = fake_quant
+        with torch.no_grad():
+            assert float(new(x)) == float(old(x))
+    with torch.no_grad():
+        far = list(spec.neighbourhood).index((-4, 0))
+        new.w_in[:, :, far] += 0.05
+        assert float(new(x)) != float(old(x))
+    with pytest.raises(SystemExit):
+        wider_context_state(new.state_dict(), spec.to_dict(), old.spec, old)

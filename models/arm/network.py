@@ -121,6 +121,32 @@ class ARMNetwork(nn.Module):
         return mixture_bits(self.raw_outputs(x), x, self.spec)
 
 
+def wider_context_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork) -> dict:
+    """Warm start of a network whose neighbourhood contains the old one's:
+    each old offset keeps its first-layer and skip weights, each new one
+    starts at zero, so the network computes exactly what it did (and codes
+    at the same length) while the new inputs get gradients from the first
+    step."""
+    old_nb = [tuple(o) for o in old_spec["neighbourhood"]]
+    new_nb = list(spec.neighbourhood)
+    if old_nb == new_nb:
+        return state
+    missing = [o for o in old_nb if o not in new_nb]
+    if missing:
+        raise SystemExit(f"the new neighbourhood lacks offsets the old one uses: {missing}")
+    where = [new_nb.index(o) for o in old_nb]
+    out = dict(state)
+    w_in = torch.zeros_like(net.w_in.data)
+    w_in[:, :, where] = state["w_in"]
+    out["w_in"] = w_in
+    c = spec.channels
+    cols = torch.tensor([i * c + ch for i in where for ch in range(c)])
+    skip = torch.zeros_like(net.skip.weight.data)
+    skip[:, cols] = state["skip.weight"]
+    out["skip.weight"] = skip
+    return out
+
+
 def output_grids(raw: torch.Tensor, spec: ARMSpec):
     """Snap head outputs to the integer grids of the decoder (straight-through).
 

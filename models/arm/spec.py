@@ -17,6 +17,20 @@ DEFAULT_NEIGHBOURHOOD: tuple[tuple[int, int], ...] = (
 )
 WAVEFRONT_SKEW = 2
 
+# A wider context (37 pixels: up to 4 rows up, 5 columns left): the same
+# causal rule, so the same wavefront decoder.  A model trained on the default
+# one widens to it at exactly its code length (``models.arm.network.
+# wider_context_state``); the first layer and the skip cost 1.7 times as
+# much, the whole network about 1.13 times.
+LARGE_NEIGHBOURHOOD: tuple[tuple[int, int], ...] = (
+    *((-4, dx) for dx in range(-3, 4)),
+    *((-3, dx) for dx in range(-4, 5)),
+    *((-2, dx) for dx in range(-5, 4)),
+    *((-1, dx) for dx in range(-5, 2)),
+    *((0, dx) for dx in range(-5, 0)),
+)
+NEIGHBOURHOODS = {"default": DEFAULT_NEIGHBOURHOOD, "large": LARGE_NEIGHBOURHOOD}
+
 
 @dataclass(frozen=True)
 class ARMSpec:

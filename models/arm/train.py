@@ -16,8 +16,8 @@ import torch
 from ..distributed import join
 from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
-from .network import ARMNetwork
-from .spec import ARMSpec
+from .network import ARMNetwork, wider_context_state
+from .spec import NEIGHBOURHOODS, ARMSpec
 
 
 def evaluate(net: ARMNetwork, crops) -> float:
@@ -44,6 +44,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=3)
     p.add_argument("--mixtures", type=int, default=2)
+    p.add_argument("--neighbourhood", choices=sorted(NEIGHBOURHOODS),
+                   help="the causal context (default: the --init-from model's, else 'default'); "
+                        "a model widened to a larger one starts at its old code length")
     add_photo_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the run (steps or --max-minutes) after which hidden layers "
@@ -65,9 +68,15 @@ def main(argv=None):
         return torch.optim.Adam([{"params": body, "lr_mult": 1.0},
                                  {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
 
-    spec = ARMSpec(hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
+    nb = NEIGHBOURHOODS[args.neighbourhood or "default"]
+    spec = ARMSpec(neighbourhood=nb, hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
+    overrides = None
+    if args.neighbourhood:
+        def overrides(old):
+            return {"neighbourhood": [list(o) for o in nb]}
     spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, lambda sp: ARMNetwork(sp).to(device),
-                                                 make_opt, args.init_from, split=split)
+                                                 make_opt, args.init_from, overrides=overrides,
+                                                 adapt_state=wider_context_state, split=split)
 
     def before_step(step, progress):
         # by progress, not steps: a run bounded by --max-minutes ends quantized too
