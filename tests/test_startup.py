@@ -3,7 +3,8 @@ PyTorch (about 1.4 s of a decode process here), nor does encoding one below
 effort 7 (from 7 the encoder fits the model's head with it); nor does
 decoding an IDF file (its integer flow is NumPy, models/idf/integer.py) or
 encoding one below the size where the priors are adapted; lossy files
-bring it in when they need it."""
+bring it in when they need it.  Nor does an IDF decode import numba (about
+0.15 s), which only the ARM's compiled kernels use."""
 
 import subprocess
 import sys
@@ -40,6 +41,16 @@ def test_idf_files_encode_and_decode_without_importing_pytorch(photo, tmp_path):
         "assert codec.decode(data).tobytes() == image.tobytes()\n"
         "print('torch' in sys.modules)")
     assert out == "False"
+
+
+def test_idf_files_decode_without_importing_numba(photo, tmp_path):
+    path = tmp_path / "photo.nc"
+    path.write_bytes(codec.encode(photo, codec="idf"))
+    out = _modules_after(
+        "import sys, codec, codec.cli\n"
+        f"image = codec.decode(open({str(path)!r}, 'rb').read())\n"
+        "print(image.size, 'numba' in sys.modules, 'codec.arm.codec' in sys.modules)")
+    assert out == f"{photo.size} False False"
 
 
 def test_lossy_files_still_find_pytorch(photo, tmp_path):

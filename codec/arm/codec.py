@@ -50,6 +50,7 @@ from codec.arm import kernels
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
 from codec.errors import FormatError
+from codec.pipeline.lossless import CodedPlanes
 from models.arm.integer import IntegerARM, MixtureParams, clip, shifted_means
 from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
 
@@ -76,13 +77,6 @@ class _Plan:
     levels: np.ndarray
     mix: np.ndarray
     bits: float          # estimated: the symbols and all side information
-
-
-@dataclass
-class CodedPlanes:
-    data: bytes
-    ideal_bits: float     # -log2 of the probabilities the model gave the symbols
-    side_bytes: int = 0   # bytes before the range-coded stream (prefix, table)
 
 
 class Wavefronts:

@@ -12,6 +12,11 @@ from codec.errors import FormatError
 
 _MODEL = constriction.stream.model.Categorical(perfect=False)
 
+# the total of every integer frequency table built for this coder (the
+# logistic mixtures' CDF tables and the residual groups' tables)
+CDF_TOTAL_BITS = 20
+CDF_TOTAL = 1 << CDF_TOTAL_BITS
+
 
 def range_encoder():
     return constriction.stream.queue.RangeEncoder()

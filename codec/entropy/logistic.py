@@ -27,8 +27,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-CDF_TOTAL_BITS = 20
-CDF_TOTAL = 1 << CDF_TOTAL_BITS
+from .coder import CDF_TOTAL
 MIX_WEIGHT_BITS = 12
 ALPHABET = 256
 

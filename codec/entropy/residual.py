@@ -16,7 +16,7 @@ from __future__ import annotations
 import constriction
 import numpy as np
 
-from .logistic import CDF_TOTAL
+from .coder import CDF_TOTAL
 
 MAX_EXCESS_BITS = 24
 

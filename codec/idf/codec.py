@@ -25,9 +25,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from codec import weights
-from codec.arm.codec import CodedPlanes
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from codec.errors import FormatError
+from codec.pipeline.lossless import CodedPlanes
 from codec.idf import adaptation
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback

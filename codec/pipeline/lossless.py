@@ -21,11 +21,19 @@ from codec.format.container import Codec, Method, Mode, Segment, SegmentKind
 from codec.pipeline import fallback
 
 
+@dataclass
+class CodedPlanes:
+    """What a plane codec's ``encode`` returns: one segment's bytes."""
+    data: bytes
+    ideal_bits: float     # -log2 of the probabilities the model gave the symbols
+    side_bytes: int = 0   # bytes before the range-coded stream (prefix, table)
+
+
 class PlaneCodec(Protocol):
     model_id: str
     codec_param: int   # what the header's codec parameter holds for files it writes
 
-    def encode(self, pixels: np.ndarray, effort: int = 0): ...
+    def encode(self, pixels: np.ndarray, effort: int = 0) -> CodedPlanes: ...
     def estimate_bits(self, pixels: np.ndarray) -> float: ...
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray: ...
