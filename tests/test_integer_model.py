@@ -82,3 +82,11 @@ def test_a_wider_context_starts_at_the_old_code_length(photo_array):
         assert float(new(x)) != float(old(x))
     with pytest.raises(SystemExit):
         wider_context_state(new.state_dict(), spec.to_dict(), old.spec, old)
+
+
+@pytest.mark.parametrize("offset", [(0, 0), (0, 1), (-1, 2), (-2, 4), (1, -3)])
+def test_a_neighbourhood_off_the_earlier_wavefronts_is_refused(offset):
+    """The wavefront decoder needs every context pixel decoded before the
+    pixel it predicts (dx < -2 dy above, dx < 0 on the row)."""
+    with pytest.raises(ValueError, match="earlier wavefronts"):
+        ARMSpec(neighbourhood=NEIGHBOURHOODS["default"] + (offset,))

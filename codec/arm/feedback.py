@@ -1,6 +1,6 @@
 """Error feedback for the ARM: corrections its network cannot make itself.
 
-Why.  The network sees 22 pixels.  Its prediction errors are locally
+Why.  The network sees a few rows of pixels (22 or 37).  Its prediction errors are locally
 correlated (on held-out photos a residual correlates about 0.3 with its left
 neighbour's), because a neighbour's error carries information from beyond
 the context; and how surprised the model was nearby says how confident it

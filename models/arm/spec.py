@@ -64,6 +64,12 @@ class ARMSpec:
     coeff_max: int = 128            # |coefficient| <= 2
     channels: int = 3
 
+    def __post_init__(self):
+        late = [(dy, dx) for dy, dx in self.neighbourhood
+                if not (dy < 0 and dx < -WAVEFRONT_SKEW * dy or dy == 0 and dx < 0)]
+        if late:
+            raise ValueError(f"neighbourhood offsets not on earlier wavefronts: {late}")
+
     @property
     def outputs_per_mixture(self) -> int:
         # per channel: logit, mean, log-scale; plus 3 channel coefficients
