@@ -2,8 +2,13 @@
 import numpy as np
 import pytest
 
-from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
-from codec.entropy.logistic import CDF_TOTAL, build_cdf_table, build_mix_weight_table
+from codec.entropy import SymbolDecoder, SymbolEncoder
+from codec.entropy.logistic import (
+    CDF_TOTAL,
+    LogisticMixtureTables,
+    build_cdf_table,
+    build_mix_weight_table,
+)
 from models.arm.spec import ARMSpec
 
 SPEC = ARMSpec()

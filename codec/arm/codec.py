@@ -48,7 +48,8 @@ from codec.arm import adaptation
 from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
-from codec.entropy import LogisticMixtureTables, SymbolDecoder, SymbolEncoder
+from codec.entropy import SymbolDecoder, SymbolEncoder
+from codec.entropy.logistic import LogisticMixtureTables
 from codec.errors import FormatError
 from codec.pipeline.lossless import CodedPlanes
 from models.arm.integer import IntegerARM, MixtureParams, clip, shifted_means

@@ -1,7 +1,7 @@
 """Error feedback for the ARM: corrections its network cannot make itself.
 
-Why.  The network sees a few rows of pixels (22 or 37).  Its prediction errors are locally
-correlated (on held-out photos a residual correlates about 0.3 with its left
+Why.  The network sees a few rows of pixels (22 or 37).  Its prediction
+errors are locally correlated (on held-out photos a residual correlates about 0.3 with its left
 neighbour's), because a neighbour's error carries information from beyond
 the context; and how surprised the model was nearby says how confident it
 should be here.  Classic lossless coders use both (CALIC's bias cancellation

@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from .coder import CDF_TOTAL
+
 MIX_WEIGHT_BITS = 12
 ALPHABET = 256
 

@@ -27,10 +27,10 @@ import numpy as np
 from codec import weights
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from codec.errors import FormatError
-from codec.pipeline.lossless import CodedPlanes
 from codec.idf import adaptation
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
+from codec.pipeline.lossless import CodedPlanes
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
 from models.idf.spec import IDFSpec, anchors
 

@@ -135,16 +135,12 @@ def wider_context_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetw
     if missing:
         raise SystemExit(f"the new neighbourhood lacks offsets the old one uses: {missing}")
     where = [new_nb.index(o) for o in old_nb]
-    out = dict(state)
-    w_in = torch.zeros_like(net.w_in.data)
+    w_in = torch.zeros_like(net.w_in.data)                 # (hidden, channels, offsets)
     w_in[:, :, where] = state["w_in"]
-    out["w_in"] = w_in
-    c = spec.channels
-    cols = torch.tensor([i * c + ch for i in where for ch in range(c)])
-    skip = torch.zeros_like(net.skip.weight.data)
-    skip[:, cols] = state["skip.weight"]
-    out["skip.weight"] = skip
-    return out
+    skip = torch.zeros_like(net.skip.weight.data)          # (outputs, offsets * channels)
+    by_offset = (len(skip), -1, spec.channels)
+    skip.view(by_offset)[:, where] = state["skip.weight"].view(by_offset)
+    return {**state, "w_in": w_in, "skip.weight": skip}
 
 
 def output_grids(raw: torch.Tensor, spec: ARMSpec):

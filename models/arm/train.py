@@ -70,10 +70,7 @@ def main(argv=None):
 
     nb = NEIGHBOURHOODS[args.neighbourhood or "default"]
     spec = ARMSpec(neighbourhood=nb, hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
-    overrides = None
-    if args.neighbourhood:
-        def overrides(old):
-            return {"neighbourhood": [list(o) for o in nb]}
+    overrides = (lambda old: {"neighbourhood": [list(o) for o in nb]}) if args.neighbourhood else None
     spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, lambda sp: ARMNetwork(sp).to(device),
                                                  make_opt, args.init_from, overrides=overrides,
                                                  adapt_state=wider_context_state, split=split)
