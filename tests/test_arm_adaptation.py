@@ -1,7 +1,7 @@
-"""The ARM head adapted to one image (codec/arm/adaptation.py): the change
-travels ahead of the pixels in the segment's stream, the decoder applies it
-exactly, it lowers the code length it was fitted on, and a malformed one is
-a one-line FormatError."""
+"""The ARM adapted to one image (codec/arm/adaptation.py): the changes of
+its head and of its last hidden layer travel ahead of the pixels in the
+segment's stream, the decoder applies them exactly, they lower the code
+length they were fitted on, and a malformed one is a one-line FormatError."""
 import numpy as np
 import pytest
 
@@ -22,25 +22,41 @@ def _with_change(arm, pixels, change, layout=None):
     return arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, layout, change)).data
 
 
-def _random_change(arm, seed=0, size=6):
-    shape = arm.net.layers[-1][0].shape
-    return adaptation.HeadChange(np.random.default_rng(seed).integers(-size, size + 1, shape))
+def _random_change(arm, seed=0, size=6, rank=0, factor_size=20):
+    rng = np.random.default_rng(seed)
+    head = adaptation.HeadChange(rng.integers(-size, size + 1, arm.net.layers[-1][0].shape))
+    if not rank:
+        return adaptation.ImageChange(head)
+    inputs, outputs = arm.net.layers[-2][0].shape
+    return adaptation.ImageChange(head, adaptation.LowRankChange(
+        rng.integers(-factor_size, factor_size + 1, (inputs, rank)),
+        rng.integers(-factor_size, factor_size + 1, (rank, outputs))))
 
 
-@pytest.mark.parametrize("layout", [None, 0])
-def test_a_head_change_round_trips_exactly(arm, photo_large, layout):
+@pytest.mark.parametrize("layout, rank", [(None, 0), (0, 0), (None, 8), (0, 3)])
+def test_a_change_round_trips_exactly(arm, photo_large, layout, rank):
     pixels = np.asarray(photo_large)
-    data = _with_change(arm, pixels, _random_change(arm), layout)
+    data = _with_change(arm, pixels, _random_change(arm, rank=rank), layout)
     assert data[2] == adaptation.PER_OUTPUT_LEVELS   # the prefix names the change's form
+    assert data[3] == rank
     np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
 
 
-def test_the_decoder_runs_the_changed_network(arm, photo_large):
-    """Read without its change (prefix byte cleared), the stream no longer
-    gives the image: the change is really applied."""
+def test_the_hidden_change_is_exact_integer_arithmetic():
+    """(down @ up) >> LOW_RANK_SHIFT: a floor, also of negative products."""
+    change = adaptation.LowRankChange(np.array([[3], [-3]]), np.array([[5, -1]]))
+    np.testing.assert_array_equal(change.delta(), np.floor(np.array([[15, -3], [-15, 3]])
+                                                           / 2**adaptation.LOW_RANK_SHIFT))
+
+
+@pytest.mark.parametrize("cleared, rank", [(2, 0), (3, 8)])
+def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, rank):
+    """Read without its change (prefix byte 2, or 3 for the hidden
+    layer's, cleared), the stream no longer gives the image: the change is
+    really applied."""
     pixels = np.asarray(photo_large)
-    data = bytearray(_with_change(arm, pixels, _random_change(arm, size=40)))
-    data[2] = 0
+    data = bytearray(_with_change(arm, pixels, _random_change(arm, size=40, rank=rank)))
+    data[cleared] = 0
     try:
         out = arm.decode(bytes(data), *pixels.shape)
     except Exception:         # the range decoder may fail outright (the pipeline reports it)
@@ -51,31 +67,46 @@ def test_the_decoder_runs_the_changed_network(arm, photo_large):
 def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     """150 steps: Adam's first steps move every weight by the full step size
     and raise the code length (arm-v4: +10 % at 20 steps, +0.1 % at 60)
-    before it falls (-2.2 % at 150)."""
+    before it falls (-2.2 % at 150).  The hidden layer's change, fitted
+    beside the head's, lowers it further."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
-    change, = adaptation.fit(arm.net, geo.context(buf, geo.flat), values, (150,), 10**9)
-    assert change.weights.any()
+    head, both = adaptation.fit(arm.net, geo.context(buf, geo.flat), values, ((150, 0, 1 << 15), (150, 8, 1 << 15)), 10**9)
+    assert head.head.weights.any() and head.hidden is None and both.rank == 8
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
-    after = arm._estimated_bits(geo, buf, values, 3, change.apply(arm.net), 1)
-    assert after < 0.99 * before
+    after_head = arm._estimated_bits(geo, buf, values, 3, head.apply(arm.net), 1)
+    after_both = arm._estimated_bits(geo, buf, values, 3, both.apply(arm.net), 1)
+    assert after_head < 0.99 * before
+    assert after_both < after_head
 
 
 @pytest.mark.parametrize("min_pixels", [None, 0])
 def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels):
     """On 48x40 pixels no change pays for its bytes: the file is the one
     effort 6 writes, whether or not the encoder tries one (min_pixels 0)."""
-    if min_pixels is not None:
+    if min_pixels is not None:      # (shorter fits than effort 9's, to keep the test quick)
         monkeypatch.setattr(adaptation, "MIN_PIXELS", min_pixels)
+        monkeypatch.setattr(adaptation, "_FITS", {9: ((100, 0, 1 << 12), (100, 8, 1 << 12))})
     pixels = np.asarray(photo)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 
 
-@pytest.mark.parametrize("byte", [66, 255])
-def test_an_invalid_head_level_is_a_format_error(arm, photo_large, byte):
+@pytest.mark.parametrize("index, byte", [(2, 66), (2, 255), (3, adaptation.MAX_RANK + 1), (3, 255)])
+def test_an_invalid_change_byte_is_a_format_error(arm, photo_large, index, byte):
     pixels = np.asarray(photo_large)
     data = bytearray(_with_change(arm, pixels, _random_change(arm)))
-    data[2] = byte
+    data[index] = byte
+    with pytest.raises(FormatError, match="prefix"):
+        arm.decode(bytes(data), *pixels.shape)
+
+
+def test_a_hidden_change_without_a_head_change_is_a_format_error(arm, photo_large):
+    """The hidden layer's change follows the head's in the stream; a rank
+    without a head change is no layout an encoder writes."""
+    pixels = np.asarray(photo_large)
+    geo, buf, values = arm._layout(pixels)
+    data = bytearray(arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, None)).data)
+    data[3] = 8
     with pytest.raises(FormatError, match="prefix"):
         arm.decode(bytes(data), *pixels.shape)
 
@@ -92,10 +123,10 @@ def test_a_change_beyond_the_exact_range_is_a_format_error(arm, photo_large, mon
     pixels = np.asarray(photo_large)
     data = _with_change(arm, pixels, _random_change(arm))
 
-    def too_large(self, delta):
+    def too_large(self, head, hidden=None):
         raise ValueError("weights too large for exact float64 evaluation")
-    monkeypatch.setattr(type(arm.net), "with_head_change", too_large)
-    with pytest.raises(FormatError, match="head change"):
+    monkeypatch.setattr(type(arm.net), "with_changes", too_large)
+    with pytest.raises(FormatError, match="network change"):
         arm.decode(data, *pixels.shape)
 
 
@@ -111,7 +142,7 @@ def test_a_head_change_level_out_of_range_is_refused(arm):
     enc.encode(levels, adaptation._uniform_rows(n_out, n_levels))
     with pytest.raises(ValueError, match="level"):
         adaptation.HeadChange.decode(SymbolDecoder(enc.finish()), arm.tables,
-                                     adaptation.PER_OUTPUT_LEVELS, arm.net)
+                                     adaptation.PER_OUTPUT_LEVELS, arm.net.layers[-1][0].shape)
 
 
 def test_each_head_output_gets_its_own_table(arm):

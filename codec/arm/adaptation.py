@@ -1,28 +1,30 @@
-"""The ARM's head adapted to this one image: a change to its last layer,
-fitted when encoding and sent at the head of the segment's stream
-(docs/FORMAT.md §5.2).
+"""The ARM adapted to this one image: a change to its head (the last layer)
+and, since nc 0.22, a low-rank change to its last hidden layer, fitted when
+encoding and sent at the head of the segment's stream (docs/FORMAT.md §5.2).
 
-Why the head.  Published lossless codecs gain most of their edge over a
-static model by fine-tuning part of it on each image.  The head (the last
-layer: 128 hidden features to the 24 mixture outputs) is the part that is
-cheap to fit and to send: the hidden features of every pixel are exact
-integers that do not change, so the encoder computes them once for a
-sample of pixels and fits the head by gradient steps on the sample's code
-length alone (a linear layer under the discretized-logistic loss), without
-ever running the network again.  On held-out crops 150 steps (about 5 s)
-save 3.1 % of the bytes, the change's own counted (docs/MODELS.md); since
-nc 0.17 effort 7 takes 300.
+Why these layers.  Published lossless codecs gain most of their edge over
+a static model by fine-tuning part of it on each image.  The head (128
+hidden features to the 24 mixture outputs) is the part that is cheapest to
+fit and to send: the hidden features of every pixel are exact integers
+that do not change, so the encoder computes them once for a sample of
+pixels and fits the head by gradient steps on the sample's code length
+alone, without running the network again.  The last hidden layer is the
+next cheapest: the features it reads are as fixed, so a fit through it
+costs one more 128x128 product a step; its 16 384 weights would cost more
+to send than they save, but a rank-8 change (two 128x8 integer factors,
+their product shifted right by LOW_RANK_SHIFT) costs about 1.5 KB and
+saved 0.6-1.5 % beyond the head's own change on held-out photographs
+(docs/MODELS.md).
 
-What is sent.  The change is integers on the head's weight grid
-(2^-weight_frac), each clipped to +-127, range-coded first in the
-segment's stream as symbols 128 + delta, each head output's column under
-the model's own logistic table (mean 128) whose scale codes that column
-smallest: the scale outputs' changes spread ten times as wide as the
-channel coefficients'.  The mixture weights read only the logits'
-differences, so only the first component's logits change (the other
-columns are zero and cost next to nothing).  The decoder adds the change
-to its integer head, so it runs the same exact network with other
-integers and its cost does not change.
+What is sent.  Integers, each clipped to +-127 and range-coded as symbols
+128 + delta, column by column under the model's own logistic table (mean
+128) whose scale codes that column smallest.  Head: its change on the
+head's weight grid, a column per head output; the mixture weights read
+only the logits' differences, so only the first component's logits change
+(the other columns are zero and cost next to nothing).  Hidden layer: the
+factors' columns (a column of ``down`` and a row of ``up`` per rank).  The
+decoder adds the changes to its integer weights, in integers, so it runs
+the same exact network with other integers and its cost does not change.
 
 The fit runs in PyTorch on the training form of the loss; nothing in it
 needs to be reproducible, as the integers it ends on are what the file
@@ -36,74 +38,63 @@ import numpy as np
 
 from models.arm.integer import IntegerARM
 
-# effort -> the fits tried, by their gradient steps (efforts below 7 code with the
-# model as shipped); the encoder keeps whichever codes smallest, so a higher
-# effort never loses to a lower one where a long fit overshoots (held-out
-# crops of 150 000 pixels: 1 000 steps alone lost up to 1.9 % to 150).  Since
-# the logits' change is one column (nc 0.17), 300 steps beat 150 on all three
-# held-out photographs tried (-3.6 / -2.8 / -5.5 % against -3.1 / -1.9 / -4.7 %)
-_STEPS = {7: (300,), 8: (300, 600), 9: (300, 1000)}
-LEARNING_RATE = 2.0          # Adam, in integer units of the head's grids, falling linearly to 0
-BATCH = 1 << 15              # pixels per step
+# effort -> the fits tried, each (gradient steps, rank of the hidden layer's
+# change (0: the head alone), pixels per step).  Efforts below 7 code with
+# the model as shipped; the encoder keeps whichever codes smallest, so a
+# higher effort never loses to a lower one where a fit overshoots.  Many
+# small steps beat few large ones at equal time: on a 768x512 held-out
+# photograph, 300 steps of 2^15 pixels 3.842 bpsp, 1 000 of 2^12 3.814 in
+# half the time, 2 000 of 2^13 3.792 (docs/MODELS.md).
+_FITS = {7: ((1000, 8, 1 << 12),),
+         8: ((2000, 8, 1 << 12),),
+         9: ((1000, 8, 1 << 12), (2000, 8, 1 << 13))}
+LEARNING_RATE = 2.0          # Adam, in integer units of the grids, falling linearly to 0
 FEATURE_PIXELS = 1 << 17     # pixels whose hidden features the fit reads (a seeded sample)
 DELTA_MAX = 127
-RATE_BITS = 1.0              # the change's cost in the loss, per unit of |delta|: a change
-                             # 15 % smaller than at 0.15 for the same saving (3 held-out photographs)
+RATE_BITS = 1.0              # a change's cost in the loss, per unit of |delta| (the head's, the
+                             # factors'): a head change 15 % smaller than at 0.15 for the same
+                             # saving; 2 and 3 did no better for the factors (held-out photographs)
+LOW_RANK_INIT = 4.0          # spread of the ``down`` factor's seeded start (``up`` starts at 0)
+LOW_RANK_SHIFT = 3           # the hidden layer's change is (down @ up) >> 3
+MAX_RANK = 32                # prefix byte 3: the rank (0: no hidden change)
 MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
 PER_OUTPUT_LEVELS = 65       # segment prefix byte 2: the change names a scale level per head output
 
 
-def steps_for_effort(effort: int) -> tuple[int, ...]:
-    return _STEPS.get(effort, ())
+def fits_for_effort(effort: int) -> tuple[tuple[int, int, int], ...]:
+    return _FITS.get(effort, ())
 
 
-@dataclass(frozen=True, eq=False)
-class HeadChange:
-    weights: np.ndarray      # (hidden, outputs) int64, in 2^-weight_frac
+# -- columns of integers under the model's logistic tables -------------------------------
+def _column_levels(values: np.ndarray, tables) -> tuple[np.ndarray, float]:
+    """(per column of ``values`` (rows, cols), the scale level whose logistic
+    (mean 128) codes that column's symbols 128 + value smallest; the ideal
+    bits of all of them, the levels' own included)."""
+    s = values.ravel() + 128
+    n_levels, cols = tables.cdf.shape[0], values.shape[1]
+    bits = np.array([-tables.log2_probabilities(s, *_row_model(tables, level, len(s)))
+                     .reshape(-1, cols).sum(axis=0) for level in range(n_levels)])
+    return np.argmin(bits, axis=0), float(bits.min(axis=0).sum()) + cols * np.log2(n_levels)
 
-    def apply(self, net: IntegerARM) -> IntegerARM:
-        return net.with_head_change(self.weights)
 
-    def symbols(self) -> np.ndarray:
-        return self.weights.ravel() + 128
+def _encode_columns(encoder, tables, values: np.ndarray, levels: np.ndarray) -> None:
+    """The levels (uniform), then the symbols row by row, each under its column's level."""
+    encoder.encode(levels, _uniform_rows(len(levels), tables.cdf.shape[0]))
+    s = values.ravel() + 128
+    encoder.encode(s, tables.frequencies(*_row_model(tables, np.tile(levels, values.shape[0]), len(s))))
 
-    # -- the stream ---------------------------------------------------------------
-    def table(self, tables) -> tuple[np.ndarray, float]:
-        """(per head output, the scale level whose logistic (mean 128) codes
-        that output's column of the change smallest; the change's ideal bits
-        under them, the levels' own included).  The columns differ: the
-        scale outputs move ten times as far as the coefficients."""
-        s = self.symbols()
-        n_levels, outputs = tables.cdf.shape[0], self.weights.shape[1]
-        # bits[level, output]: each level's code length of every symbol, summed by column
-        bits = np.array([-tables.log2_probabilities(s, *_row_model(tables, level, len(s)))
-                         .reshape(-1, outputs).sum(axis=0) for level in range(n_levels)])
-        levels = np.argmin(bits, axis=0)
-        return levels, float(bits.min(axis=0).sum()) + outputs * np.log2(n_levels)
 
-    def encode(self, encoder, tables, levels: np.ndarray) -> None:
-        encoder.encode(levels, _uniform_rows(len(levels), tables.cdf.shape[0]))
-        s = self.symbols()
-        encoder.encode(s, tables.frequencies(*_row_model(tables, np.tile(levels, len(s) // len(levels)),
-                                                         len(s))))
-
-    @classmethod
-    def decode(cls, decoder, tables, head_byte: int, net: IntegerARM) -> "HeadChange":
-        """The change a segment's prefix byte 2 announces: PER_OUTPUT_LEVELS,
-        or (files of nc 0.15 and 0.16) one scale level for all, head_byte - 1.
-        Raises ValueError on levels out of range."""
-        shape = net.layers[-1][0].shape
-        n_levels = tables.cdf.shape[0]
-        if head_byte == PER_OUTPUT_LEVELS:
-            levels = decoder.decode(_uniform_rows(shape[1], n_levels))
-            if levels.max() >= n_levels:
-                raise ValueError("head change scale level out of range")
-            levels = np.tile(levels, shape[0])
-        else:
-            levels = head_byte - 1
-        s = decoder.decode(tables.frequencies(*_row_model(tables, levels, shape[0] * shape[1])))
-        return cls((s - 128).reshape(shape))
+def _decode_columns(decoder, tables, shape: tuple[int, int]) -> np.ndarray:
+    """What ``_encode_columns`` wrote for values of ``shape``; raises
+    ValueError on a level out of range."""
+    n_levels = tables.cdf.shape[0]
+    levels = decoder.decode(_uniform_rows(shape[1], n_levels))
+    if levels.max() >= n_levels:
+        raise ValueError("change scale level out of range")
+    s = decoder.decode(tables.frequencies(*_row_model(tables, np.tile(levels, shape[0]),
+                                                      shape[0] * shape[1])))
+    return (s - 128).reshape(shape)
 
 
 def _uniform_rows(n: int, levels: int) -> np.ndarray:
@@ -122,25 +113,131 @@ def _row_model(tables, level, n: int):
             np.ones((n, 1), np.int64))
 
 
-def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[int, ...],
-        pixels: int) -> list[HeadChange]:
-    """Head changes that lower the code length of an image of ``pixels``
-    pixels, one per entry of ``steps`` (that many Adam steps each, from
-    the shipped head), fitted on a sample of its pixels whose contexts are
-    ``context`` (m, inputs; pixel - 128) and values ``values`` (m, 3); the
-    sample's features are computed once for all of them.  The loss is the
-    sample's bits per pixel plus the change's own, estimated at
-    ``RATE_BITS`` per unit of |delta| and spread over the image's pixels:
-    a small image gets a small change, or none."""
+# -- the changes --------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class HeadChange:
+    """Integers (hidden, outputs) on the head's weight grid (2^-weight_frac)."""
+
+    weights: np.ndarray
+
+    def table(self, tables) -> tuple[np.ndarray, float]:
+        """(a scale level per head output, the change's ideal bits): the
+        columns differ, the scale outputs move ten times as far as the
+        channel coefficients."""
+        return _column_levels(self.weights, tables)
+
+    def encode(self, encoder, tables, levels: np.ndarray) -> None:
+        _encode_columns(encoder, tables, self.weights, levels)
+
+    @classmethod
+    def decode(cls, decoder, tables, head_byte: int, shape: tuple[int, int]) -> "HeadChange":
+        """The change a segment's prefix byte 2 announces: PER_OUTPUT_LEVELS,
+        or (files of nc 0.15 and 0.16) one scale level for all, head_byte - 1.
+        Raises ValueError on levels out of range."""
+        if head_byte == PER_OUTPUT_LEVELS:
+            return cls(_decode_columns(decoder, tables, shape))
+        s = decoder.decode(tables.frequencies(*_row_model(tables, head_byte - 1, shape[0] * shape[1])))
+        return cls((s - 128).reshape(shape))
+
+
+@dataclass(frozen=True, eq=False)
+class LowRankChange:
+    """The last hidden layer's change (down @ up) >> LOW_RANK_SHIFT, on its
+    weight grid: down (inputs, rank) and up (rank, outputs) integers."""
+
+    down: np.ndarray
+    up: np.ndarray
+
+    @property
+    def rank(self) -> int:
+        return self.down.shape[1]
+
+    def delta(self) -> np.ndarray:
+        """The change of the weights, in exact integer arithmetic."""
+        return (self.down.astype(np.int64) @ self.up.astype(np.int64)) >> LOW_RANK_SHIFT
+
+    def _columns(self) -> np.ndarray:
+        return np.concatenate([self.down, self.up.T], axis=1)
+
+    def table(self, tables) -> tuple[np.ndarray, float]:
+        return _column_levels(self._columns(), tables)
+
+    def encode(self, encoder, tables, levels: np.ndarray) -> None:
+        _encode_columns(encoder, tables, self._columns(), levels)
+
+    @classmethod
+    def decode(cls, decoder, tables, rank: int, shape: tuple[int, int]) -> "LowRankChange":
+        cols = _decode_columns(decoder, tables, (shape[0], 2 * rank)) if shape[0] == shape[1] else None
+        if cols is None:
+            raise ValueError("low-rank change of a layer that is not square")
+        return cls(cols[:, :rank], np.ascontiguousarray(cols[:, rank:].T))
+
+
+@dataclass(frozen=True, eq=False)
+class ImageChange:
+    """What the encoder fitted to one image: the head's change and, or not,
+    the last hidden layer's."""
+
+    head: HeadChange
+    hidden: LowRankChange | None = None
+
+    @property
+    def rank(self) -> int:
+        """Segment prefix byte 3."""
+        return 0 if self.hidden is None else self.hidden.rank
+
+    def apply(self, net: IntegerARM) -> IntegerARM:
+        """``net`` with the changes added; raises ValueError if that leaves
+        the exact range."""
+        return net.with_changes(self.head.weights, None if self.hidden is None else self.hidden.delta())
+
+    def table(self, tables) -> tuple[tuple, float]:
+        """(the scale levels of each part's columns, the ideal bits of all)."""
+        head_levels, bits = self.head.table(tables)
+        if self.hidden is None:
+            return (head_levels, None), bits
+        hidden_levels, hidden_bits = self.hidden.table(tables)
+        return (head_levels, hidden_levels), bits + hidden_bits
+
+    def encode(self, encoder, tables, levels: tuple) -> None:
+        """The head's change, then the hidden layer's: first in the stream."""
+        self.head.encode(encoder, tables, levels[0])
+        if self.hidden is not None:
+            self.hidden.encode(encoder, tables, levels[1])
+
+    @classmethod
+    def decode(cls, decoder, tables, head_byte: int, rank: int, net: IntegerARM) -> "ImageChange":
+        head = HeadChange.decode(decoder, tables, head_byte, net.layers[-1][0].shape)
+        hidden = LowRankChange.decode(decoder, tables, rank, net.layers[-2][0].shape) if rank else None
+        return cls(head, hidden)
+
+
+# -- the fit ------------------------------------------------------------------------------
+def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
+        fits: tuple[tuple[int, int, int], ...], pixels: int) -> list[ImageChange]:
+    """Changes that lower the code length of an image of ``pixels`` pixels,
+    one per entry (steps, rank, batch) of ``fits`` (that many Adam steps
+    of ``batch`` pixels each, from the shipped network; rank 0: the head
+    alone), fitted on a sample
+    of its pixels whose contexts are ``context`` (m, inputs; pixel - 128)
+    and values ``values`` (m, 3); the sample's features are computed once
+    for all of them.  The loss is the sample's bits per pixel plus the
+    change's own, estimated at RATE_BITS per unit of
+    |delta| and spread over the image's pixels: a small image gets a small
+    change, or none."""
     import torch
 
     from codec.adam import Adam
     from models.arm.network import FIELDS, mixture_bits
 
     spec = net.spec
-    hidden, skip = net.hidden_features(context)
-    feats = torch.from_numpy(hidden).float()          # integers below 2^13: exact
-    fixed = torch.from_numpy(skip).float()            # the skip path, at the head's scale
+    before, skip = net.hidden_features(context, layers=spec.hidden_layers - 1)
+    last, _ = net.hidden_features(context)
+    inputs = torch.from_numpy(before).float()       # integers below 2^13: exact
+    feats = torch.from_numpy(last).float()
+    fixed = torch.from_numpy(skip).float()           # the skip path, at the head's scale
+    w_hidden = torch.from_numpy(net.layers[-2][0]).float()
+    b_hidden, k_hidden = torch.from_numpy(net.rounded_bias(-2)).float(), net.hidden_scale(-1)
     w0 = torch.from_numpy(net.layers[-1][0]).float()
     b0 = torch.from_numpy(net.layers[-1][1]).float()
     x = torch.from_numpy(values.T.copy()).float()     # (3, m)
@@ -154,22 +251,47 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, steps: tuple[i
     gain[:, :3, 0] = spec.mixtures
     gain[:, :3, 1:] = 0
     gain = gain.view_as(w0)
+
+    def snapped(t):            # rounding, with the gradient passed straight through
+        return t + (torch.round(t) - t).detach()
+
     changes = []
-    for total in steps:
+    for total, rank, batch in fits:
         d_w = torch.zeros_like(w0, requires_grad=True)
-        opt = Adam([d_w], lr=LEARNING_RATE)
+        params = [d_w]
+        if rank:
+            init = torch.Generator().manual_seed(SEED)
+            down = (torch.randn(w_hidden.shape[0], rank, generator=init) * LOW_RANK_INIT).requires_grad_()
+            up = torch.zeros(rank, w_hidden.shape[1], requires_grad=True)
+            params += [down, up]
+        opt = Adam(params, lr=LEARNING_RATE)
         gen = torch.Generator().manual_seed(SEED)
         for k in range(total):
             opt.lr = LEARNING_RATE * (1 - k / total)
-            idx = torch.randint(0, m, (min(BATCH, m),), generator=gen)
+            idx = torch.randint(0, m, (min(batch, m),), generator=gen)
             delta = d_w * gain
-            raw = (feats[idx] @ (w0 + delta) + b0 + fixed[idx]) * scale
+            loss = RATE_BITS * delta.abs().sum() / pixels
+            if rank:
+                d_down, d_up = snapped(down), snapped(up)
+                pre = (inputs[idx] @ (w_hidden + snapped(d_down @ d_up / 2**LOW_RANK_SHIFT))
+                       + b_hidden) * k_hidden
+                h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
+                loss = loss + RATE_BITS * (d_down.abs().sum() + d_up.abs().sum()) / pixels
+            else:
+                h = feats[idx]
+            raw = (h @ (w0 + delta) + b0 + fixed[idx]) * scale
             raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
-            loss = (mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
-                    + RATE_BITS * delta.abs().sum() / pixels)
+            loss = loss + mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
             opt.zero_grad()
             loss.backward()
             opt.step()
         with torch.no_grad():
-            changes.append(HeadChange(torch.round(d_w * gain).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()))
+            head = HeadChange(torch.round(d_w * gain).clamp(-DELTA_MAX, DELTA_MAX).long().numpy())
+            hidden = None
+            if rank:
+                hidden = LowRankChange(*(torch.round(p).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()
+                                         for p in (down, up)))
+                if not hidden.delta().any():
+                    hidden = None
+            changes.append(ImageChange(head, hidden))
     return changes

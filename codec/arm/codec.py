@@ -28,9 +28,10 @@ corrections from the residuals of already-coded neighbours: a linear bias of
 the means and a scale shift per local error-energy context.  They follow the
 table (layout 2) where they save more than they cost.
 
-Head change (``adaptation.py``).  At efforts 7 and up the encoder also fits
-the network's last layer to an RGB image and codes the change first in the
-stream (prefix byte 2) when the image codes smaller with it.
+Per-image change (``adaptation.py``).  At efforts 7 and up the encoder also
+fits the network's last layer and a low-rank change of its last hidden
+layer to an RGB image and codes them first in the stream (prefix bytes 2
+and 3) when the image codes smaller with them.
 
 Decoding runs the network per wavefront (BLAS) and everything per channel
 in compiled integer kernels (``kernels.py``); encoding uses the NumPy forms
@@ -72,8 +73,8 @@ class _Plan:
     layout: int
     calibration: np.ndarray
     feedback: ErrorFeedback | None
-    change: adaptation.HeadChange | None
-    head_levels: np.ndarray | None   # the change's tables, one per head output
+    change: adaptation.ImageChange | None
+    change_levels: tuple | None      # the change's tables, one per column of its integers
     means: np.ndarray
     levels: np.ndarray
     mix: np.ndarray
@@ -138,7 +139,7 @@ class ARMPlaneCodec:
         """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
         forces a segment layout (tests, measurements); by default the encoder
         writes the one with the fewest estimated bits.  At efforts 7 and up
-        the head is adapted to RGB planes (``adaptation.py``) where that pays."""
+        the network is adapted to RGB planes (``adaptation.py``) where that pays."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
             return self._encode(pixels, layout, effort)
@@ -147,16 +148,16 @@ class ARMPlaneCodec:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout)
-        steps = adaptation.steps_for_effort(effort)
-        if c == 3 and steps and len(geo.flat) >= adaptation.MIN_PIXELS:
-            for change in self._fit_head(geo, buf, values, steps):
+        fits = adaptation.fits_for_effort(effort)
+        if c == 3 and fits and len(geo.flat) >= adaptation.MIN_PIXELS:
+            for change in self._fit_change(geo, buf, values, fits):
                 adapted = self._plan(geo, buf, values, c, layout, change)
                 if adapted.bits < plan.bits:
                     plan = adapted
         return self._write(geo, values, c, plan)
 
     def _plan(self, geo: Wavefronts, buf, values, c: int, layout: int | None,
-              change: adaptation.HeadChange | None = None) -> "_Plan":
+              change: adaptation.ImageChange | None = None) -> "_Plan":
         """How to code the image under the model (changed by ``change``):
         every pixel's mixture, the layout with the fewest estimated bits
         (or ``layout``) and its side information."""
@@ -180,14 +181,14 @@ class ARMPlaneCodec:
         else:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
-        head_levels = None
+        change_levels = None
         if change is not None:
-            head_levels, change_bits = change.table(self.tables)
+            change_levels, change_bits = change.table(self.tables)
             bits += change_bits
-        return _Plan(layout, calibration, feedback, change, head_levels, means, levels, mix, bits)
+        return _Plan(layout, calibration, feedback, change, change_levels, means, levels, mix, bits)
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
-        """The segment: prefix, tables, then the stream (the head change first)."""
+        """The segment: prefix, tables, then the stream (the network's change first)."""
         layout, calibration, feedback, change = plan.layout, plan.calibration, plan.feedback, plan.change
         means, levels, mix = plan.means, plan.levels, plan.mix
         n = len(geo.flat)
@@ -199,10 +200,10 @@ class ARMPlaneCodec:
         pix, chan = pix[order], chan[order]
         enc = SymbolEncoder()
         ideal = 0.0
-        head_byte = 0
+        head_byte = rank = 0
         if change is not None:     # first in the stream; its bits count as side information
-            change.encode(enc, self.tables, plan.head_levels)
-            head_byte = adaptation.PER_OUTPUT_LEVELS
+            change.encode(enc, self.tables, plan.change_levels)
+            head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.rank
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
             m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
@@ -210,12 +211,12 @@ class ARMPlaneCodec:
             enc.encode(sym, self.tables.frequencies(m, l, wt))
             ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            side = (np.array([0, layout, head_byte, 0], np.int8).tobytes()
+            side = (np.array([0, layout, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
             if feedback is not None:
                 side += feedback.to_bytes()
         else:
-            side = np.array([calibration[0, 0], layout, head_byte, 0], np.int8).tobytes()
+            side = np.array([calibration[0, 0], layout, head_byte, rank], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
 
     def estimate_bits(self, pixels: np.ndarray, sample: int = 8) -> float:
@@ -232,16 +233,16 @@ class ARMPlaneCodec:
         options = self._fit_calibration(values[index, :c], means, levels, mix)
         return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
 
-    def _fit_head(self, geo: Wavefronts, buf, values, steps: tuple[int, ...]):
-        """The head changes fitted to this image, one per entry of
-        ``steps`` (``adaptation.fit``, on a seeded sample of its pixels),
+    def _fit_change(self, geo: Wavefronts, buf, values, fits: tuple[tuple[int, int, int], ...]):
+        """The network's changes fitted to this image, one per entry of
+        ``fits`` (``adaptation.fit``, on a seeded sample of its pixels),
         leaving out those that change nothing."""
         n = len(geo.flat)
         rng = np.random.default_rng(adaptation.SEED)
         sample = np.sort(rng.choice(n, min(n, adaptation.FEATURE_PIXELS), replace=False))
         changes = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
-                                 steps, n)
-        return [change for change in changes if change.weights.any()]
+                                 fits, n)
+        return [change for change in changes if change.head.weights.any() or change.hidden]
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -328,7 +329,7 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_byte, body = self._read_prefix(data, channels)
+        calibration, feedback, head_byte, rank, body = self._read_prefix(data, channels)
         spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
@@ -336,9 +337,9 @@ class ARMPlaneCodec:
         net = self.net
         if head_byte:
             try:
-                net = adaptation.HeadChange.decode(dec, tables, head_byte, net).apply(net)
+                net = adaptation.ImageChange.decode(dec, tables, head_byte, rank, net).apply(net)
             except ValueError:
-                raise FormatError("ARM segment has an invalid head change") from None
+                raise FormatError("ARM segment has an invalid network change") from None
         model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
                  if feedback is not None else None)
         k, top = spec.mixtures, spec.log_scale_levels - 1
@@ -388,17 +389,20 @@ class ARMPlaneCodec:
 
     def _read_prefix(self, data: bytes, channels: int):
         """(calibration table (C, bands), error feedback or None, prefix
-        byte 2 (the head change's form, 0: none), range-coder stream) of a segment."""
+        byte 2 (the head change's form, 0: none), prefix byte 3 (the rank
+        of the last hidden layer's change, 0: none), range-coder stream) of
+        a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
-        head_byte = data[2]
+        head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
-        if (data[3] != 0 or (head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
-                or (head_byte and channels != 3)):
+        if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
+                or (head_byte and channels != 3)
+                or (rank and (head_byte != adaptation.PER_OUTPUT_LEVELS or rank > adaptation.MAX_RANK))):
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
-            return (np.full((channels, self.bands), offset, np.int64), None, head_byte,
+            return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
                     data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
@@ -412,4 +416,4 @@ class ARMPlaneCodec:
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return table.reshape(channels, self.bands), feedback, head_byte, data[end:]
+        return table.reshape(channels, self.bands), feedback, head_byte, rank, data[end:]

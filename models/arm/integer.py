@@ -78,14 +78,17 @@ class IntegerARM:
         out = clip(out, self._out_lo, self._out_hi, out=out).astype(np.int64)
         return MixtureParams(out[:, 0:3], out[:, 3:6], out[:, 6:9], out[:, 9:12])
 
-    def hidden_features(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(last hidden layer's integer activations (n, hidden), the skip
-        path's integer contribution to the head's accumulator (n, outputs))
-        of ``context``: what the head reads (``__call__`` adds its product
-        and bias; an encoder fitting the head alone keeps these fixed)."""
+    def hidden_features(self, context: np.ndarray, layers: int | None = None
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """(the integer activations (n, hidden) of the last hidden layer, or
+        of the first ``layers`` of them; the skip path's integer
+        contribution to the head's accumulator (n, outputs)) of
+        ``context``: what the head reads (``__call__`` adds its product and
+        bias; an encoder fitting the last layers alone keeps these fixed)."""
         context = context.astype(np.float64)
         h = context
-        for i, ((w, _), b) in enumerate(zip(self.layers[:-1], self._biases)):
+        hidden = self.layers[:-1] if layers is None else self.layers[:layers]
+        for i, ((w, _), b) in enumerate(zip(hidden, self._biases)):
             h = h @ w
             h += b
             h *= self._hidden_scales[i]
@@ -93,15 +96,29 @@ class IntegerARM:
             clip(h, 0, self.spec.act_max, out=h)
         return h, context @ self.skip
 
-    def with_head_change(self, delta: np.ndarray) -> "IntegerARM":
-        """This network with ``delta`` (hidden, outputs) integers added to
-        the head's weights (a per-image adaptation); raises ValueError if
-        that leaves the exact range."""
+    def rounded_bias(self, layer: int) -> np.ndarray:
+        """Layer ``layer``'s bias with its rounding's 1/2 folded in (see
+        ``_rounding_biases``): a hidden layer's activation is
+        floor((h @ w + rounded_bias) * hidden_scale), clipped."""
+        return self._biases[layer]
+
+    def hidden_scale(self, layer: int) -> float:
+        """The power of two taking hidden layer ``layer``'s accumulator to its activations' grid."""
+        return float(self._hidden_scales[layer])
+
+    def with_changes(self, head: np.ndarray, hidden: np.ndarray | None = None) -> "IntegerARM":
+        """This network with integers added to the head's weights (``head``,
+        (hidden, outputs)) and to the last hidden layer's (``hidden``, or
+        none): a per-image adaptation.  Raises ValueError if that leaves
+        the exact range."""
         layers = [(w, b) for w, b in self.layers]
-        w, b = layers[-1]
-        if delta.shape != w.shape:
-            raise ValueError("head change of the wrong shape")
-        layers[-1] = (w + delta, b)
+        for i, delta in ((-1, head), (-2, hidden)):
+            if delta is None:
+                continue
+            w, b = layers[i]
+            if delta.shape != w.shape:
+                raise ValueError("network change of the wrong shape")
+            layers[i] = (w + delta, b)
         return IntegerARM(self.spec, layers, self._skip_weights)
 
     def _rounding_biases(self) -> None:
