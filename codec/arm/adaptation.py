@@ -167,10 +167,12 @@ class LowRankChange:
 
     @classmethod
     def decode(cls, decoder, tables, rank: int, shape: tuple[int, int]) -> "LowRankChange":
-        cols = _decode_columns(decoder, tables, (shape[0], 2 * rank)) if shape[0] == shape[1] else None
-        if cols is None:
+        """The change of a layer of weights ``shape`` (square: its columns
+        are [down | up^T]); raises ValueError on a level out of range."""
+        if shape[0] != shape[1]:
             raise ValueError("low-rank change of a layer that is not square")
-        return cls(cols[:, :rank], np.ascontiguousarray(cols[:, rank:].T))
+        columns = _decode_columns(decoder, tables, (shape[0], 2 * rank))
+        return cls(columns[:, :rank], np.ascontiguousarray(columns[:, rank:].T))
 
 
 @dataclass(frozen=True, eq=False)
