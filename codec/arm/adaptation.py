@@ -234,9 +234,9 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
 
     spec = net.spec
     before, skip = net.hidden_features(context, layers=spec.hidden_layers - 1)
-    last, _ = net.hidden_features(context)
     inputs = torch.from_numpy(before).float()       # integers below 2^13: exact
-    feats = torch.from_numpy(last).float()
+    # the last hidden layer's activations, which a fit of the head alone keeps fixed
+    feats = torch.from_numpy(net.hidden_layer(spec.hidden_layers - 1, before)).float()
     fixed = torch.from_numpy(skip).float()           # the skip path, at the head's scale
     w_hidden = torch.from_numpy(net.layers[-2][0]).float()
     b_hidden, k_hidden = torch.from_numpy(net.rounded_bias(-2)).float(), net.hidden_scale(-1)

@@ -87,14 +87,17 @@ class IntegerARM:
         bias; an encoder fitting the last layers alone keeps these fixed)."""
         context = context.astype(np.float64)
         h = context
-        hidden = self.layers[:-1] if layers is None else self.layers[:layers]
-        for i, ((w, _), b) in enumerate(zip(hidden, self._biases)):
-            h = h @ w
-            h += b
-            h *= self._hidden_scales[i]
-            np.floor(h, out=h)
-            clip(h, 0, self.spec.act_max, out=h)
+        for i in range(len(self.layers) - 1 if layers is None else layers):
+            h = self.hidden_layer(i, h)
         return h, context @ self.skip
+
+    def hidden_layer(self, i: int, h: np.ndarray) -> np.ndarray:
+        """Hidden layer ``i``'s integer activations from its inputs ``h`` (float64 integers)."""
+        h = h @ self.layers[i][0]
+        h += self._biases[i]
+        h *= self._hidden_scales[i]
+        np.floor(h, out=h)
+        return clip(h, 0, self.spec.act_max, out=h)
 
     def rounded_bias(self, layer: int) -> np.ndarray:
         """Layer ``layer``'s bias with its rounding's 1/2 folded in (see
