@@ -1,5 +1,5 @@
 """The ARM adapted to one image (codec/arm/adaptation.py): the changes of
-its head and of its last hidden layer travel ahead of the pixels in the
+its head and of its hidden layers travel ahead of the pixels in the
 segment's stream, the decoder applies them exactly, they lower the code
 length they were fitted on, and a malformed one is a one-line FormatError."""
 import numpy as np
@@ -22,23 +22,31 @@ def _with_change(arm, pixels, change, layout=None):
     return arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, layout, change)).data
 
 
-def _random_change(arm, seed=0, size=6, rank=0, factor_size=20):
+def _random_change(arm, seed=0, size=6, ranks=(), factor_size=20):
+    """A head change and, per entry of ``ranks``, a change of that rank of
+    the hidden layers from the last back (0: none)."""
     rng = np.random.default_rng(seed)
     head = adaptation.HeadChange(rng.integers(-size, size + 1, arm.net.layers[-1][0].shape))
-    if not rank:
-        return adaptation.ImageChange(head)
-    inputs, outputs = arm.net.layers[-2][0].shape
-    return adaptation.ImageChange(head, adaptation.LowRankChange(
-        rng.integers(-factor_size, factor_size + 1, (inputs, rank)),
-        rng.integers(-factor_size, factor_size + 1, (rank, outputs))))
+    hidden = []
+    for j, rank in enumerate(ranks):
+        inputs, outputs = arm.net.layers[-2 - j][0].shape
+        hidden.append(adaptation.LowRankChange(
+            rng.integers(-factor_size, factor_size + 1, (inputs, rank)),
+            rng.integers(-factor_size, factor_size + 1, (rank, outputs))) if rank else None)
+    return adaptation.ImageChange(head, tuple(hidden))
 
 
-@pytest.mark.parametrize("layout, rank", [(None, 0), (0, 0), (None, 8), (0, 3)])
-def test_a_change_round_trips_exactly(arm, photo_large, layout, rank):
+@pytest.mark.parametrize("layout, ranks, byte", [
+    (None, (), 0), (0, (), 0), (None, (8,), 8), (0, (3,), 3),
+    (None, (8, 4), adaptation.DEEP_CHANGE + 2), (0, (0, 5), adaptation.DEEP_CHANGE + 2),
+    (None, (6, 0), 6)])
+def test_a_change_round_trips_exactly(arm, photo_large, layout, ranks, byte):
+    """Prefix byte 3: the last hidden layer's rank when it alone changes
+    (the form nc 0.22 wrote), DEEP_CHANGE + 2 when the layer before changes too."""
     pixels = np.asarray(photo_large)
-    data = _with_change(arm, pixels, _random_change(arm, rank=rank), layout)
+    data = _with_change(arm, pixels, _random_change(arm, ranks=ranks), layout)
     assert data[2] == adaptation.PER_OUTPUT_LEVELS   # the prefix names the change's form
-    assert data[3] == rank
+    assert data[3] == byte
     np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
 
 
@@ -49,14 +57,14 @@ def test_the_hidden_change_is_exact_integer_arithmetic():
                                                            / 2**adaptation.LOW_RANK_SHIFT))
 
 
-@pytest.mark.parametrize("cleared, rank", [(2, 0), (3, 8)])
-def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, rank):
+@pytest.mark.parametrize("cleared, ranks, byte", [(2, (), 0), (3, (8,), 0), (3, (8, 4), 8)])
+def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, ranks, byte):
     """Read without its change (prefix byte 2, or 3 for the hidden
-    layer's, cleared), the stream no longer gives the image: the change is
-    really applied."""
+    layers', cleared, or read as the last one's alone), the stream no
+    longer gives the image: the change is really applied."""
     pixels = np.asarray(photo_large)
-    data = bytearray(_with_change(arm, pixels, _random_change(arm, size=40, rank=rank)))
-    data[cleared] = 0
+    data = bytearray(_with_change(arm, pixels, _random_change(arm, size=40, ranks=ranks)))
+    data[cleared] = byte
     try:
         out = arm.decode(bytes(data), *pixels.shape)
     except Exception:         # the range decoder may fail outright (the pipeline reports it)
@@ -67,12 +75,13 @@ def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, rank):
 def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     """150 steps: Adam's first steps move every weight by the full step size
     and raise the code length (arm-v4: +10 % at 20 steps, +0.1 % at 60)
-    before it falls (-2.2 % at 150).  The hidden layer's change, fitted
-    beside the head's, lowers it further."""
+    before it falls (-2.2 % at 150).  The hidden layers' changes, fitted
+    beside the head's, lower it further."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
-    head, both = adaptation.fit(arm.net, geo.context(buf, geo.flat), values, ((150, 0, 1 << 15), (150, 8, 1 << 15)), 10**9)
-    assert head.head.weights.any() and head.hidden is None and both.rank == 8
+    head, both = adaptation.fit(arm.net, geo.context(buf, geo.flat), values,
+                                ((150, (), 1 << 15), (150, (8, 4), 1 << 15)), 10**9)
+    assert head.head.weights.any() and head.hidden == () and both.ranks == (8, 4)
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
     after_head = arm._estimated_bits(geo, buf, values, 3, head.apply(arm.net), 1)
     after_both = arm._estimated_bits(geo, buf, values, 3, both.apply(arm.net), 1)
@@ -86,12 +95,14 @@ def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels)
     effort 6 writes, whether or not the encoder tries one (min_pixels 0)."""
     if min_pixels is not None:      # (shorter fits than effort 9's, to keep the test quick)
         monkeypatch.setattr(adaptation, "MIN_PIXELS", min_pixels)
-        monkeypatch.setattr(adaptation, "_FITS", {9: ((100, 0, 1 << 12), (100, 8, 1 << 12))})
+        monkeypatch.setattr(adaptation, "_FITS", {9: ((100, (), 1 << 12), (100, (8, 4), 1 << 12))})
     pixels = np.asarray(photo)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 
 
-@pytest.mark.parametrize("index, byte", [(2, 66), (2, 255), (3, adaptation.MAX_RANK + 1), (3, 255)])
+@pytest.mark.parametrize("index, byte", [
+    (2, 66), (2, 255), (3, adaptation.MAX_RANK + 1), (3, 255),
+    (3, adaptation.DEEP_CHANGE), (3, adaptation.DEEP_CHANGE + 1), (3, adaptation.DEEP_CHANGE + 3)])
 def test_an_invalid_change_byte_is_a_format_error(arm, photo_large, index, byte):
     pixels = np.asarray(photo_large)
     data = bytearray(_with_change(arm, pixels, _random_change(arm)))
@@ -100,13 +111,14 @@ def test_an_invalid_change_byte_is_a_format_error(arm, photo_large, index, byte)
         arm.decode(bytes(data), *pixels.shape)
 
 
-def test_a_hidden_change_without_a_head_change_is_a_format_error(arm, photo_large):
-    """The hidden layer's change follows the head's in the stream; a rank
+@pytest.mark.parametrize("byte", [8, adaptation.DEEP_CHANGE + 2])
+def test_a_hidden_change_without_a_head_change_is_a_format_error(arm, photo_large, byte):
+    """The hidden layers' change follows the head's in the stream; one
     without a head change is no layout an encoder writes."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
     data = bytearray(arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, None)).data)
-    data[3] = 8
+    data[3] = byte
     with pytest.raises(FormatError, match="prefix"):
         arm.decode(bytes(data), *pixels.shape)
 
@@ -123,7 +135,7 @@ def test_a_change_beyond_the_exact_range_is_a_format_error(arm, photo_large, mon
     pixels = np.asarray(photo_large)
     data = _with_change(arm, pixels, _random_change(arm))
 
-    def too_large(self, head, hidden=None):
+    def too_large(self, head, hidden=()):
         raise ValueError("weights too large for exact float64 evaluation")
     monkeypatch.setattr(type(arm.net), "with_changes", too_large)
     with pytest.raises(FormatError, match="network change"):
@@ -161,3 +173,27 @@ def test_each_head_output_gets_its_own_table(arm):
     one_level = min(-arm.tables.log2_probabilities(s, *adaptation._row_model(arm.tables, level, len(s))).sum()
                     for level in range(arm.tables.cdf.shape[0]))
     assert bits - len(levels) * np.log2(arm.tables.cdf.shape[0]) <= one_level
+
+
+def test_a_deep_change_rank_out_of_range_is_refused(arm):
+    """The ranks of a deep change are range-coded after the head's change;
+    one above MAX_RANK (only a damaged stream holds one) is refused."""
+    head = _random_change(arm).head
+    levels, _ = head.table(arm.tables)
+    enc = SymbolEncoder()
+    head.encode(enc, arm.tables, levels)
+    enc.encode(np.array([8, adaptation.MAX_RANK + 7]), adaptation._uniform_rows(2, adaptation.MAX_RANK + 1))
+    with pytest.raises(ValueError, match="rank"):
+        adaptation.ImageChange.decode(SymbolDecoder(enc.finish()), arm.tables, adaptation.PER_OUTPUT_LEVELS,
+                                      adaptation.DEEP_CHANGE + 2, arm.net)
+
+
+def test_the_change_reaches_the_layer_before_the_last(arm):
+    """A deep change alters the hidden layer before the last, and only the
+    layers it names."""
+    change = _random_change(arm, ranks=(0, 4))
+    changed = change.apply(arm.net)
+    assert change.hidden[0] is None and change.ranks == (0, 4)
+    np.testing.assert_array_equal(changed.layers[-2][0], arm.net.layers[-2][0])
+    np.testing.assert_array_equal(changed.layers[-3][0] - arm.net.layers[-3][0], change.hidden[1].delta())
+    np.testing.assert_array_equal(changed.layers[0][0], arm.net.layers[0][0])

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from codec.arm.adaptation import DEEP_CHANGE
 from codec.format.container import SegmentKind, unpack
 from codec.weights import DEFAULT_MODELS
 
@@ -45,13 +46,13 @@ if op == "encode":
 elif op == "encode-e6":
     open(dst, "wb").write(codec.encode(Image.open(src), effort=6))
 elif op == "encode-adapted":
-    # the ARM's change of its head and last hidden layer (codec/arm/adaptation.py),
+    # the ARM's change of its head and last two hidden layers (codec/arm/adaptation.py),
     # taken whatever its bytes cost: a small test image would not pay for one
     from codec.arm import adaptation
     table = adaptation.ImageChange.table
     adaptation.ImageChange.table = lambda self, tables: (table(self, tables)[0], 0.0)
     adaptation.MIN_PIXELS = 0
-    adaptation._FITS = {7: ((300, 8, 1 << 12),)}    # shorter than effort 7's: exactness is the point here
+    adaptation._FITS = {7: ((300, (8, 4), 1 << 12),)}    # shorter than effort 7's: exactness is the point here
     open(dst, "wb").write(codec.encode(Image.open(src).convert("RGB"), effort=7))
 else:
     codec.decode(open(src, "rb").read()).save(dst)
@@ -85,14 +86,14 @@ def sample(tmp_path_factory, photo_large):
 @pytest.mark.parametrize("op", ["encode", "encode-adapted"])
 def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env, op):
     """(encode-adapted: RGB whose ARM segment carries a change of the head and
-    of the last hidden layer.)"""
+    of the last two hidden layers.)"""
     d, src = sample
     nc, back = d / f"{op}-{id(enc_env)}.nc", d / f"{op}-{id(enc_env)}.png"
     run(op, src, nc, enc_env)
     expected = Image.open(src)
     if op == "encode-adapted":
         segment = unpack(nc.read_bytes()).segment(SegmentKind.COLOUR)
-        assert segment[2] > 0 and segment[3] > 0
+        assert segment[2] > 0 and segment[3] == DEEP_CHANGE + 2
         expected = expected.convert("RGB")
     run("decode", nc, back, dec_env)
     np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(expected))

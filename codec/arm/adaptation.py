@@ -1,6 +1,7 @@
 """The ARM adapted to this one image: a change to its head (the last layer)
-and, since nc 0.22, a low-rank change to its last hidden layer, fitted when
-encoding and sent at the head of the segment's stream (docs/FORMAT.md §5.2).
+and low-rank changes to its hidden layers (nc 0.22: the last; nc 0.23: the
+last two), fitted when encoding and sent at the head of the segment's
+stream (docs/FORMAT.md §5.2, §5.3).
 
 Why these layers.  Published lossless codecs gain most of their edge over
 a static model by fine-tuning part of it on each image.  The head (128
@@ -8,20 +9,23 @@ hidden features to the 24 mixture outputs) is the part that is cheapest to
 fit and to send: the hidden features of every pixel are exact integers
 that do not change, so the encoder computes them once for a sample of
 pixels and fits the head by gradient steps on the sample's code length
-alone, without running the network again.  The last hidden layer is the
-next cheapest: the features it reads are as fixed, so a fit through it
-costs one more 128x128 product a step; its 16 384 weights would cost more
-to send than they save, but a rank-8 change (two 128x8 integer factors,
-their product shifted right by LOW_RANK_SHIFT) costs about 1.5 KB and
-saved 0.6-1.5 % beyond the head's own change on held-out photographs
-(docs/MODELS.md).
+alone, without running the network again.  The hidden layers come next,
+from the last back: the fit runs the network only from the first layer it
+changes, whose inputs are as fixed, so each layer costs one more 128x128
+product a step.  A whole layer's 16 384 weights would cost more to send
+than they save, but a low-rank change (two 128 x r integer factors, their
+product shifted right by LOW_RANK_SHIFT) costs about 1.5 KB at rank 8.  On
+held-out photographs (docs/MODELS.md) rank 8 on the last hidden layer
+saved 0.6-1.5 % beyond the head's change, and rank 4 on the layer before
+0.4 % more; the first layer (72 inputs, not square) and the biases did not
+pay.
 
 What is sent.  Integers, each clipped to +-127 and range-coded as symbols
 128 + delta, column by column under the model's own logistic table (mean
 128) whose scale codes that column smallest.  Head: its change on the
 head's weight grid, a column per head output; the mixture weights read
 only the logits' differences, so only the first component's logits change
-(the other columns are zero and cost next to nothing).  Hidden layer: the
+(the other columns are zero and cost next to nothing).  Hidden layers: the
 factors' columns (a column of ``down`` and a row of ``up`` per rank).  The
 decoder adds the changes to its integer weights, in integers, so it runs
 the same exact network with other integers and its cost does not change.
@@ -38,16 +42,19 @@ import numpy as np
 
 from models.arm.integer import IntegerARM
 
-# effort -> the fits tried, each (gradient steps, rank of the hidden layer's
-# change (0: the head alone), pixels per step).  Efforts below 7 code with
-# the model as shipped; the encoder keeps whichever codes smallest, so a
-# higher effort never loses to a lower one where a fit overshoots.  Many
-# small steps beat few large ones at equal time: on a 768x512 held-out
-# photograph, 300 steps of 2^15 pixels 3.842 bpsp, 1 000 of 2^12 3.814 in
-# half the time, 2 000 of 2^13 3.792 (docs/MODELS.md).
-_FITS = {7: ((1000, 8, 1 << 12),),
-         8: ((2000, 8, 1 << 12),),
-         9: ((1000, 8, 1 << 12), (2000, 8, 1 << 13))}
+# effort -> the fits tried, each (gradient steps, the ranks of the hidden
+# layers' changes from the last back (() for the head alone), pixels per
+# step).  Efforts below 7 code with the model as shipped; the encoder keeps
+# whichever codes smallest, so a higher effort never loses to a lower one
+# where a fit overshoots.  Many small steps beat few large ones at equal
+# time: on a 768x512 held-out photograph (head and rank 8), 300 steps of
+# 2^15 pixels 3.842 bpsp, 1 000 of 2^12 3.814 in half the time, 2 000 of
+# 2^13 3.792; rank 4 on the layer before, 1 000 of 2^12: 3.793
+# (docs/MODELS.md).  The fits are noisy (+-0.3 % from one setting to a
+# near one), so effort 9 tries two and keeps the better.
+_FITS = {7: ((1000, (8, 4), 1 << 12),),
+         8: ((2000, (8, 4), 1 << 12),),
+         9: ((1000, (8, 4), 1 << 12), (2000, (8, 4), 1 << 12))}
 LEARNING_RATE = 2.0          # Adam, in integer units of the grids, falling linearly to 0
 FEATURE_PIXELS = 1 << 17     # pixels whose hidden features the fit reads (a seeded sample)
 DELTA_MAX = 127
@@ -56,13 +63,14 @@ RATE_BITS = 1.0              # a change's cost in the loss, per unit of |delta| 
                              # saving; 2 and 3 did no better for the factors (held-out photographs)
 LOW_RANK_INIT = 4.0          # spread of the ``down`` factor's seeded start (``up`` starts at 0)
 LOW_RANK_SHIFT = 3           # the hidden layer's change is (down @ up) >> 3
-MAX_RANK = 32                # prefix byte 3: the rank (0: no hidden change)
+MAX_RANK = 32                # the largest rank of a hidden layer's change
+DEEP_CHANGE = 64             # prefix byte 3 = DEEP_CHANGE + k: the change reaches k >= 2 hidden layers
 MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
 PER_OUTPUT_LEVELS = 65       # segment prefix byte 2: the change names a scale level per head output
 
 
-def fits_for_effort(effort: int) -> tuple[tuple[int, int, int], ...]:
+def fits_for_effort(effort: int) -> tuple[tuple[int, tuple[int, ...], int], ...]:
     return _FITS.get(effort, ())
 
 
@@ -177,69 +185,116 @@ class LowRankChange:
 
 @dataclass(frozen=True, eq=False)
 class ImageChange:
-    """What the encoder fitted to one image: the head's change and, or not,
-    the last hidden layer's."""
+    """What the encoder fitted to one image: the head's change and low-rank
+    changes of hidden layers, ``hidden[j]`` that of the j-th hidden layer
+    counted back from the last (None: unchanged)."""
 
     head: HeadChange
-    hidden: LowRankChange | None = None
+    hidden: tuple[LowRankChange | None, ...] = ()
+
+    def __post_init__(self):
+        hidden = tuple(self.hidden)
+        while hidden and hidden[-1] is None:      # an unchanged layer at the far end is no change
+            hidden = hidden[:-1]
+        object.__setattr__(self, "hidden", hidden)
 
     @property
-    def rank(self) -> int:
-        """Segment prefix byte 3."""
-        return 0 if self.hidden is None else self.hidden.rank
+    def ranks(self) -> tuple[int, ...]:
+        return tuple(0 if c is None else c.rank for c in self.hidden)
+
+    @property
+    def prefix_byte(self) -> int:
+        """Segment prefix byte 3: 0 (no hidden change), the rank of the last
+        hidden layer's when it alone changes (as nc 0.22 wrote), or
+        DEEP_CHANGE + the number of hidden layers the change reaches back
+        (their ranks then open its part of the stream)."""
+        if len(self.hidden) <= 1:
+            return sum(self.ranks)
+        return DEEP_CHANGE + len(self.hidden)
 
     def apply(self, net: IntegerARM) -> IntegerARM:
         """``net`` with the changes added; raises ValueError if that leaves
         the exact range."""
-        return net.with_changes(self.head.weights, None if self.hidden is None else self.hidden.delta())
+        return net.with_changes(self.head.weights,
+                                [None if c is None else c.delta() for c in self.hidden])
 
     def table(self, tables) -> tuple[tuple, float]:
-        """(the scale levels of each part's columns, the ideal bits of all)."""
+        """(the scale levels of each part's columns, the ideal bits of all,
+        the ranks' own included)."""
         head_levels, bits = self.head.table(tables)
-        if self.hidden is None:
-            return (head_levels, None), bits
-        hidden_levels, hidden_bits = self.hidden.table(tables)
-        return (head_levels, hidden_levels), bits + hidden_bits
+        levels = [head_levels]
+        if len(self.hidden) > 1:
+            bits += len(self.hidden) * np.log2(MAX_RANK + 1)
+        for change in self.hidden:
+            if change is None:
+                levels.append(None)
+                continue
+            change_levels, change_bits = change.table(tables)
+            levels.append(change_levels)
+            bits += change_bits
+        return tuple(levels), bits
 
     def encode(self, encoder, tables, levels: tuple) -> None:
-        """The head's change, then the hidden layer's: first in the stream."""
+        """The head's change, then (a deep change) the hidden layers' ranks
+        and their changes, the last hidden layer's first: first in the stream."""
         self.head.encode(encoder, tables, levels[0])
-        if self.hidden is not None:
-            self.hidden.encode(encoder, tables, levels[1])
+        if len(self.hidden) > 1:
+            encoder.encode(np.array(self.ranks), _uniform_rows(len(self.hidden), MAX_RANK + 1))
+        for change, change_levels in zip(self.hidden, levels[1:]):
+            if change is not None:
+                change.encode(encoder, tables, change_levels)
 
     @classmethod
-    def decode(cls, decoder, tables, head_byte: int, rank: int, net: IntegerARM) -> "ImageChange":
+    def decode(cls, decoder, tables, head_byte: int, rank_byte: int, net: IntegerARM) -> "ImageChange":
+        """The change the prefix bytes 2 and 3 announce; raises ValueError
+        on a rank or level out of range or a layer that cannot take it."""
         head = HeadChange.decode(decoder, tables, head_byte, net.layers[-1][0].shape)
-        hidden = LowRankChange.decode(decoder, tables, rank, net.layers[-2][0].shape) if rank else None
-        return cls(head, hidden)
+        if rank_byte <= MAX_RANK:
+            ranks = [rank_byte] if rank_byte else []
+        else:
+            depth = rank_byte - DEEP_CHANGE
+            if not 2 <= depth < len(net.layers) - 1:
+                raise ValueError("deep change of more layers than the network has")
+            ranks = decoder.decode(_uniform_rows(depth, MAX_RANK + 1))
+            if ranks.max() > MAX_RANK:
+                raise ValueError("hidden change rank out of range")
+        hidden = [LowRankChange.decode(decoder, tables, int(r), net.layers[-2 - j][0].shape) if r else None
+                  for j, r in enumerate(ranks)]
+        return cls(head, tuple(hidden))
 
 
 # -- the fit ------------------------------------------------------------------------------
 def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
-        fits: tuple[tuple[int, int, int], ...], pixels: int) -> list[ImageChange]:
+        fits: tuple[tuple[int, tuple[int, ...], int], ...], pixels: int) -> list[ImageChange]:
     """Changes that lower the code length of an image of ``pixels`` pixels,
-    one per entry (steps, rank, batch) of ``fits`` (that many Adam steps
-    of ``batch`` pixels each, from the shipped network; rank 0: the head
-    alone), fitted on a sample
-    of its pixels whose contexts are ``context`` (m, inputs; pixel - 128)
-    and values ``values`` (m, 3); the sample's features are computed once
-    for all of them.  The loss is the sample's bits per pixel plus the
-    change's own, estimated at RATE_BITS per unit of
-    |delta| and spread over the image's pixels: a small image gets a small
-    change, or none."""
+    one per entry (steps, ranks, batch) of ``fits``: that many Adam steps
+    of ``batch`` pixels each, from the shipped network, on its head and on
+    a low-rank change of each hidden layer that ``ranks`` gives a rank
+    (ranks[0] the last hidden layer's, ranks[1] the one before's, ...; ():
+    the head alone).  They are fitted on a sample of the image's pixels
+    whose contexts are ``context`` (m, inputs; pixel - 128) and values
+    ``values`` (m, 3); the sample's activations are computed once for all
+    fits, and a fit runs the network only from the first layer it changes.
+    The loss is the sample's bits per pixel plus the change's own,
+    estimated at RATE_BITS per unit of |delta| and spread over the image's
+    pixels: a small image gets a small change, or none."""
     import torch
 
     from codec.adam import Adam
     from models.arm.network import FIELDS, mixture_bits
 
     spec = net.spec
-    before, skip = net.hidden_features(context, layers=spec.hidden_layers - 1)
-    inputs = torch.from_numpy(before).float()       # integers below 2^13: exact
-    # the last hidden layer's activations, which a fit of the head alone keeps fixed
-    feats = torch.from_numpy(net.hidden_layer(spec.hidden_layers - 1, before)).float()
+    n_hidden = spec.hidden_layers
+    # every layer's integer inputs on the sample (float32 holds them exactly: below 2^13)
+    h = context.astype(np.float64)
+    inputs, skip = [], context.astype(np.float64) @ net.skip
+    for i in range(n_hidden):
+        inputs.append(torch.from_numpy(h).float())
+        h = net.hidden_layer(i, h)
+    feats = torch.from_numpy(h).float()              # what the head reads, unchanged
     fixed = torch.from_numpy(skip).float()           # the skip path, at the head's scale
-    w_hidden = torch.from_numpy(net.layers[-2][0]).float()
-    b_hidden, k_hidden = torch.from_numpy(net.rounded_bias(-2)).float(), net.hidden_scale(-1)
+    weights = [torch.from_numpy(net.layers[i][0]).float() for i in range(n_hidden)]
+    biases = [torch.from_numpy(net.rounded_bias(i)).float() for i in range(n_hidden)]
     w0 = torch.from_numpy(net.layers[-1][0]).float()
     b0 = torch.from_numpy(net.layers[-1][1]).float()
     x = torch.from_numpy(values.T.copy()).float()     # (3, m)
@@ -257,15 +312,24 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
     def snapped(t):            # rounding, with the gradient passed straight through
         return t + (torch.round(t) - t).detach()
 
+    def rounded(t):
+        return torch.round(t).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()
+
     changes = []
-    for total, rank, batch in fits:
+    for total, ranks, batch in fits:
+        if len(ranks) > n_hidden:
+            raise ValueError("more hidden layers to change than the network has")
+        first = n_hidden - len(ranks)                 # the first layer the fit runs
         d_w = torch.zeros_like(w0, requires_grad=True)
-        params = [d_w]
-        if rank:
-            init = torch.Generator().manual_seed(SEED)
-            down = (torch.randn(w_hidden.shape[0], rank, generator=init) * LOW_RANK_INIT).requires_grad_()
-            up = torch.zeros(rank, w_hidden.shape[1], requires_grad=True)
-            params += [down, up]
+        params, factors = [d_w], {}
+        init = torch.Generator().manual_seed(SEED)
+        for j, rank in enumerate(ranks):
+            if rank:
+                i = n_hidden - 1 - j
+                down = (torch.randn(weights[i].shape[0], rank, generator=init) * LOW_RANK_INIT).requires_grad_()
+                up = torch.zeros(rank, weights[i].shape[1], requires_grad=True)
+                factors[i] = (down, up)
+                params += [down, up]
         opt = Adam(params, lr=LEARNING_RATE)
         gen = torch.Generator().manual_seed(SEED)
         for k in range(total):
@@ -273,14 +337,15 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
             idx = torch.randint(0, m, (min(batch, m),), generator=gen)
             delta = d_w * gain
             loss = RATE_BITS * delta.abs().sum() / pixels
-            if rank:
-                d_down, d_up = snapped(down), snapped(up)
-                pre = (inputs[idx] @ (w_hidden + snapped(d_down @ d_up / 2**LOW_RANK_SHIFT))
-                       + b_hidden) * k_hidden
+            h = feats[idx] if first == n_hidden else inputs[first][idx]
+            for i in range(first, n_hidden):
+                w = weights[i]
+                if i in factors:
+                    down, up = (snapped(f) for f in factors[i])
+                    w = w + snapped(down @ up / 2**LOW_RANK_SHIFT)
+                    loss = loss + RATE_BITS * (down.abs().sum() + up.abs().sum()) / pixels
+                pre = (h @ w + biases[i]) * net.hidden_scale(i)
                 h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
-                loss = loss + RATE_BITS * (d_down.abs().sum() + d_up.abs().sum()) / pixels
-            else:
-                h = feats[idx]
             raw = (h @ (w0 + delta) + b0 + fixed[idx]) * scale
             raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
             loss = loss + mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
@@ -288,12 +353,10 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
             loss.backward()
             opt.step()
         with torch.no_grad():
-            head = HeadChange(torch.round(d_w * gain).clamp(-DELTA_MAX, DELTA_MAX).long().numpy())
-            hidden = None
-            if rank:
-                hidden = LowRankChange(*(torch.round(p).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()
-                                         for p in (down, up)))
-                if not hidden.delta().any():
-                    hidden = None
-            changes.append(ImageChange(head, hidden))
+            hidden = []
+            for j in range(len(ranks)):
+                i = n_hidden - 1 - j
+                change = LowRankChange(*(rounded(f) for f in factors[i])) if i in factors else None
+                hidden.append(change if change is not None and change.delta().any() else None)
+            changes.append(ImageChange(HeadChange(rounded(d_w * gain)), tuple(hidden)))
     return changes

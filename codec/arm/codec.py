@@ -29,8 +29,8 @@ the means and a scale shift per local error-energy context.  They follow the
 table (layout 2) where they save more than they cost.
 
 Per-image change (``adaptation.py``).  At efforts 7 and up the encoder also
-fits the network's last layer and a low-rank change of its last hidden
-layer to an RGB image and codes them first in the stream (prefix bytes 2
+fits the network's last layer and low-rank changes of its last two hidden
+layers to an RGB image and codes them first in the stream (prefix bytes 2
 and 3) when the image codes smaller with them.
 
 Decoding runs the network per wavefront (BLAS) and everything per channel
@@ -203,7 +203,7 @@ class ARMPlaneCodec:
         head_byte = rank = 0
         if change is not None:     # first in the stream; its bits count as side information
             change.encode(enc, self.tables, plan.change_levels)
-            head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.rank
+            head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.prefix_byte
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
             m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
@@ -233,7 +233,7 @@ class ARMPlaneCodec:
         options = self._fit_calibration(values[index, :c], means, levels, mix)
         return min(bits for _, bits in options.values()) * len(geo.flat) / len(index)
 
-    def _fit_change(self, geo: Wavefronts, buf, values, fits: tuple[tuple[int, int, int], ...]):
+    def _fit_change(self, geo: Wavefronts, buf, values, fits):
         """The network's changes fitted to this image, one per entry of
         ``fits`` (``adaptation.fit``, on a seeded sample of its pixels),
         leaving out those that change nothing."""
@@ -242,7 +242,7 @@ class ARMPlaneCodec:
         sample = np.sort(rng.choice(n, min(n, adaptation.FEATURE_PIXELS), replace=False))
         changes = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
                                  fits, n)
-        return [change for change in changes if change.head.weights.any() or change.hidden]
+        return [change for change in changes if change.head.weights.any() or any(change.ranks)]
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -389,9 +389,10 @@ class ARMPlaneCodec:
 
     def _read_prefix(self, data: bytes, channels: int):
         """(calibration table (C, bands), error feedback or None, prefix
-        byte 2 (the head change's form, 0: none), prefix byte 3 (the rank
-        of the last hidden layer's change, 0: none), range-coder stream) of
-        a segment."""
+        byte 2 (the head change's form, 0: none), prefix byte 3 (the hidden
+        layers' change: 0 none, 1 ... MAX_RANK the last one's rank, or
+        DEEP_CHANGE + the number of layers it reaches), range-coder stream)
+        of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
@@ -399,7 +400,9 @@ class ARMPlaneCodec:
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
         if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
                 or (head_byte and channels != 3)
-                or (rank and (head_byte != adaptation.PER_OUTPUT_LEVELS or rank > adaptation.MAX_RANK))):
+                or (rank and (head_byte != adaptation.PER_OUTPUT_LEVELS
+                              or adaptation.MAX_RANK < rank <= adaptation.DEEP_CHANGE + 1
+                              or rank >= adaptation.DEEP_CHANGE + self.spec.hidden_layers))):
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,

@@ -109,13 +109,16 @@ class IntegerARM:
         """The power of two taking hidden layer ``layer``'s accumulator to its activations' grid."""
         return float(self._hidden_scales[layer])
 
-    def with_changes(self, head: np.ndarray, hidden: np.ndarray | None = None) -> "IntegerARM":
+    def with_changes(self, head: np.ndarray, hidden=()) -> "IntegerARM":
         """This network with integers added to the head's weights (``head``,
-        (hidden, outputs)) and to the last hidden layer's (``hidden``, or
-        none): a per-image adaptation.  Raises ValueError if that leaves
-        the exact range."""
+        (hidden, outputs)) and to hidden layers' (``hidden[j]``: the j-th
+        hidden layer's, counted back from the last; None leaves one as it
+        is): a per-image adaptation.  Raises ValueError if that leaves the
+        exact range."""
+        if len(hidden) >= len(self.layers):
+            raise ValueError("network change of more layers than the network has")
         layers = [(w, b) for w, b in self.layers]
-        for i, delta in ((-1, head), (-2, hidden)):
+        for i, delta in zip(range(-1, -len(self.layers) - 1, -1), (head, *hidden)):
             if delta is None:
                 continue
             w, b = layers[i]
