@@ -273,90 +273,106 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
     (ranks[0] the last hidden layer's, ranks[1] the one before's, ...; ():
     the head alone).  They are fitted on a sample of the image's pixels
     whose contexts are ``context`` (m, inputs; pixel - 128) and values
-    ``values`` (m, 3); the sample's activations are computed once for all
-    fits, and a fit runs the network only from the first layer it changes.
-    The loss is the sample's bits per pixel plus the change's own,
-    estimated at RATE_BITS per unit of |delta| and spread over the image's
-    pixels: a small image gets a small change, or none."""
+    ``values`` (m, 3).  The loss is the sample's bits per pixel plus the
+    change's own, estimated at RATE_BITS per unit of |delta| and spread
+    over the image's pixels: a small image gets a small change, or none."""
+    sample = _Sample(net, context, values)
+    return [_fit_one(sample, steps, ranks, batch, pixels) for steps, ranks, batch in fits]
+
+
+class _Sample:
+    """The network as float32 tensors (integers below 2^24: exact) and the
+    sample's integer inputs to every layer, computed once for all fits: a
+    fit runs the network only from the first layer it changes."""
+
+    def __init__(self, net: IntegerARM, context: np.ndarray, values: np.ndarray):
+        import torch
+
+        from models.arm.network import FIELDS
+
+        self.spec = spec = net.spec
+        h = context.astype(np.float64)
+        self.inputs = []                              # hidden layer i's inputs
+        for i in range(spec.hidden_layers):
+            self.inputs.append(torch.from_numpy(h).float())
+            h = net.hidden_layer(i, h)
+        self.features = torch.from_numpy(h).float()   # what the head reads
+        self.skip = torch.from_numpy(context.astype(np.float64) @ net.skip).float()  # at the head's scale
+        self.values = torch.from_numpy(values.T.copy()).float()                      # (3, m)
+        self.weights = [torch.from_numpy(net.layers[i][0]).float() for i in range(spec.hidden_layers)]
+        self.biases = [torch.from_numpy(net.rounded_bias(i)).float() for i in range(spec.hidden_layers)]
+        self.scales = [net.hidden_scale(i) for i in range(spec.hidden_layers)]
+        self.head = torch.from_numpy(net.layers[-1][0]).float()
+        self.head_bias = torch.from_numpy(net.layers[-1][1]).float()
+        self.head_scale = 2.0 ** -(spec.weight_frac + spec.act_frac)
+        # the mixture weights read only the logits' differences, so the first
+        # component's logit change carries them all and the others' stay 0 (a
+        # column of zeros costs nothing to send); its steps are K times as long,
+        # as far as the pair of changes it replaces would move the difference
+        gain = torch.ones_like(self.head).view(-1, FIELDS, spec.mixtures)
+        gain[:, :3, 0] = spec.mixtures
+        gain[:, :3, 1:] = 0
+        self.head_gain = gain.view_as(self.head)
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+def _snapped(t):
+    """Rounding, with the gradient passed straight through."""
+    return t + (t.round() - t).detach()
+
+
+def _fit_one(sample: _Sample, total: int, ranks: tuple[int, ...], batch: int, pixels: int) -> ImageChange:
     import torch
 
     from codec.adam import Adam
     from models.arm.network import FIELDS, mixture_bits
 
-    spec = net.spec
-    n_hidden = spec.hidden_layers
-    # every layer's integer inputs on the sample (float32 holds them exactly: below 2^13)
-    h = context.astype(np.float64)
-    inputs, skip = [], context.astype(np.float64) @ net.skip
-    for i in range(n_hidden):
-        inputs.append(torch.from_numpy(h).float())
-        h = net.hidden_layer(i, h)
-    feats = torch.from_numpy(h).float()              # what the head reads, unchanged
-    fixed = torch.from_numpy(skip).float()           # the skip path, at the head's scale
-    weights = [torch.from_numpy(net.layers[i][0]).float() for i in range(n_hidden)]
-    biases = [torch.from_numpy(net.rounded_bias(i)).float() for i in range(n_hidden)]
-    w0 = torch.from_numpy(net.layers[-1][0]).float()
-    b0 = torch.from_numpy(net.layers[-1][1]).float()
-    x = torch.from_numpy(values.T.copy()).float()     # (3, m)
-    scale = 2.0 ** -(spec.weight_frac + spec.act_frac)
-    m = len(feats)
-    # the mixture weights read only the logits' differences, so the first
-    # component's logit change carries them all and the others' stay 0 (a
-    # column of zeros costs nothing to send); its steps are K times as long,
-    # as far as the pair of changes it replaces would move the difference
-    gain = torch.ones_like(w0).view(-1, FIELDS, spec.mixtures)
-    gain[:, :3, 0] = spec.mixtures
-    gain[:, :3, 1:] = 0
-    gain = gain.view_as(w0)
+    spec, n_hidden = sample.spec, sample.spec.hidden_layers
+    if len(ranks) > n_hidden:
+        raise ValueError("more hidden layers to change than the network has")
+    first = n_hidden - len(ranks)                     # the first layer the fit runs
+    d_head = torch.zeros_like(sample.head, requires_grad=True)
+    params, factors = [d_head], {}
+    init = torch.Generator().manual_seed(SEED)
+    for j, rank in enumerate(ranks):
+        if rank:
+            i = n_hidden - 1 - j
+            down = (torch.randn(sample.weights[i].shape[0], rank, generator=init) * LOW_RANK_INIT
+                    ).requires_grad_()
+            up = torch.zeros(rank, sample.weights[i].shape[1], requires_grad=True)
+            factors[i] = (down, up)
+            params += [down, up]
+    opt = Adam(params, lr=LEARNING_RATE)
+    gen = torch.Generator().manual_seed(SEED)
+    for k in range(total):
+        opt.lr = LEARNING_RATE * (1 - k / total)
+        idx = torch.randint(0, len(sample), (min(batch, len(sample)),), generator=gen)
+        delta = d_head * sample.head_gain
+        loss = RATE_BITS * delta.abs().sum() / pixels
+        h = sample.features[idx] if first == n_hidden else sample.inputs[first][idx]
+        for i in range(first, n_hidden):
+            w = sample.weights[i]
+            if i in factors:
+                down, up = (_snapped(f) for f in factors[i])
+                w = w + _snapped(down @ up / 2**LOW_RANK_SHIFT)
+                loss = loss + RATE_BITS * (down.abs().sum() + up.abs().sum()) / pixels
+            pre = (h @ w + sample.biases[i]) * sample.scales[i]
+            h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
+        raw = (h @ (sample.head + delta) + sample.head_bias + sample.skip[idx]) * sample.head_scale
+        raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
+        loss = loss + mixture_bits(raw, sample.values[None, :, None, idx], spec).sum() / len(idx)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        def rounded(t):
+            return torch.round(t).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()
 
-    def snapped(t):            # rounding, with the gradient passed straight through
-        return t + (torch.round(t) - t).detach()
-
-    def rounded(t):
-        return torch.round(t).clamp(-DELTA_MAX, DELTA_MAX).long().numpy()
-
-    changes = []
-    for total, ranks, batch in fits:
-        if len(ranks) > n_hidden:
-            raise ValueError("more hidden layers to change than the network has")
-        first = n_hidden - len(ranks)                 # the first layer the fit runs
-        d_w = torch.zeros_like(w0, requires_grad=True)
-        params, factors = [d_w], {}
-        init = torch.Generator().manual_seed(SEED)
-        for j, rank in enumerate(ranks):
-            if rank:
-                i = n_hidden - 1 - j
-                down = (torch.randn(weights[i].shape[0], rank, generator=init) * LOW_RANK_INIT).requires_grad_()
-                up = torch.zeros(rank, weights[i].shape[1], requires_grad=True)
-                factors[i] = (down, up)
-                params += [down, up]
-        opt = Adam(params, lr=LEARNING_RATE)
-        gen = torch.Generator().manual_seed(SEED)
-        for k in range(total):
-            opt.lr = LEARNING_RATE * (1 - k / total)
-            idx = torch.randint(0, m, (min(batch, m),), generator=gen)
-            delta = d_w * gain
-            loss = RATE_BITS * delta.abs().sum() / pixels
-            h = feats[idx] if first == n_hidden else inputs[first][idx]
-            for i in range(first, n_hidden):
-                w = weights[i]
-                if i in factors:
-                    down, up = (snapped(f) for f in factors[i])
-                    w = w + snapped(down @ up / 2**LOW_RANK_SHIFT)
-                    loss = loss + RATE_BITS * (down.abs().sum() + up.abs().sum()) / pixels
-                pre = (h @ w + biases[i]) * net.hidden_scale(i)
-                h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
-            raw = (h @ (w0 + delta) + b0 + fixed[idx]) * scale
-            raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
-            loss = loss + mixture_bits(raw, x[None, :, None, idx], spec).sum() / len(idx)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            hidden = []
-            for j in range(len(ranks)):
-                i = n_hidden - 1 - j
-                change = LowRankChange(*(rounded(f) for f in factors[i])) if i in factors else None
-                hidden.append(change if change is not None and change.delta().any() else None)
-            changes.append(ImageChange(HeadChange(rounded(d_w * gain)), tuple(hidden)))
-    return changes
+        hidden = []
+        for j in range(len(ranks)):
+            i = n_hidden - 1 - j
+            change = LowRankChange(*(rounded(f) for f in factors[i])) if i in factors else None
+            hidden.append(change if change is not None and change.delta().any() else None)
+        return ImageChange(HeadChange(rounded(d_head * sample.head_gain)), tuple(hidden))
