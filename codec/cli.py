@@ -168,7 +168,7 @@ def main():
                    f"post-filter to the image, 5 and up also refine the latents to it "
                    f"(effort 9 about 18x effort 7's time).  Lossless (arm): efforts 7 "
                    f"and up fit the model's last three layers to the image (a 768x512 photo: "
-                   f"about 30 s at effort 7, 90 s at 9).  Decoding costs the same whatever "
+                   f"about 30 s at effort 7, 65 s at 9).  Decoding costs the same whatever "
                    f"the effort.")
 @click.option("--model", help="Pin the model weights by id (e.g. arm-v3) [default: the codec's].")
 @click.option("--strip", is_flag=True, help="Leave out the ICC profile, EXIF, XMP and text.")
