@@ -74,6 +74,14 @@ def fits_for_effort(effort: int) -> tuple[tuple[int, tuple[int, ...], int], ...]
     return _FITS.get(effort, ())
 
 
+def valid_rank_byte(byte: int, hidden_layers: int) -> bool:
+    """Whether segment prefix byte 3 names a hidden change a network of
+    ``hidden_layers`` hidden layers can take: 0 (none), a rank of the last
+    one, or a deep change of 2 ... hidden_layers - 1 of them (the first
+    layer is not square)."""
+    return byte <= MAX_RANK or DEEP_CHANGE + 2 <= byte < DEEP_CHANGE + hidden_layers
+
+
 # -- columns of integers under the model's logistic tables -------------------------------
 def _column_levels(values: np.ndarray, tables) -> tuple[np.ndarray, float]:
     """(per column of ``values`` (rows, cols), the scale level whose logistic
@@ -249,13 +257,12 @@ class ImageChange:
         """The change the prefix bytes 2 and 3 announce; raises ValueError
         on a rank or level out of range or a layer that cannot take it."""
         head = HeadChange.decode(decoder, tables, head_byte, net.layers[-1][0].shape)
+        if not valid_rank_byte(rank_byte, len(net.layers) - 1):
+            raise ValueError("hidden change of layers the network cannot change")
         if rank_byte <= MAX_RANK:
             ranks = [rank_byte] if rank_byte else []
         else:
-            depth = rank_byte - DEEP_CHANGE
-            if not 2 <= depth < len(net.layers) - 1:
-                raise ValueError("deep change of more layers than the network has")
-            ranks = decoder.decode(_uniform_rows(depth, MAX_RANK + 1))
+            ranks = decoder.decode(_uniform_rows(rank_byte - DEEP_CHANGE, MAX_RANK + 1))
             if ranks.max() > MAX_RANK:
                 raise ValueError("hidden change rank out of range")
         hidden = [LowRankChange.decode(decoder, tables, int(r), net.layers[-2 - j][0].shape) if r else None
@@ -276,28 +283,32 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray,
     ``values`` (m, 3).  The loss is the sample's bits per pixel plus the
     change's own, estimated at RATE_BITS per unit of |delta| and spread
     over the image's pixels: a small image gets a small change, or none."""
-    sample = _Sample(net, context, values)
+    deepest = max((len(ranks) for _, ranks, _ in fits), default=0)
+    sample = _Sample(net, context, values, first=net.spec.hidden_layers - deepest)
     return [_fit_one(sample, steps, ranks, batch, pixels) for steps, ranks, batch in fits]
 
 
 class _Sample:
     """The network as float32 tensors (integers below 2^24: exact) and the
-    sample's integer inputs to every layer, computed once for all fits: a
-    fit runs the network only from the first layer it changes."""
+    sample's integer inputs to hidden layers ``first`` ... (the first one
+    a fit changes) and to the head, computed once for all fits: a fit runs
+    the network only from the first layer it changes."""
 
-    def __init__(self, net: IntegerARM, context: np.ndarray, values: np.ndarray):
+    def __init__(self, net: IntegerARM, context: np.ndarray, values: np.ndarray, first: int):
         import torch
 
         from models.arm.network import FIELDS
 
         self.spec = spec = net.spec
-        h = context.astype(np.float64)
-        self.inputs = []                              # hidden layer i's inputs
+        context = context.astype(np.float64)
+        h = context
+        self.inputs = {}                              # hidden layer i's inputs, from ``first`` on
         for i in range(spec.hidden_layers):
-            self.inputs.append(torch.from_numpy(h).float())
+            if i >= first:
+                self.inputs[i] = torch.from_numpy(h).float()
             h = net.hidden_layer(i, h)
         self.features = torch.from_numpy(h).float()   # what the head reads
-        self.skip = torch.from_numpy(context.astype(np.float64) @ net.skip).float()  # at the head's scale
+        self.skip = torch.from_numpy(net.skip_path(context)).float()  # at the head's scale
         self.values = torch.from_numpy(values.T.copy()).float()                      # (3, m)
         self.weights = [torch.from_numpy(net.layers[i][0]).float() for i in range(spec.hidden_layers)]
         self.biases = [torch.from_numpy(net.rounded_bias(i)).float() for i in range(spec.hidden_layers)]

@@ -401,8 +401,7 @@ class ARMPlaneCodec:
         if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
                 or (head_byte and channels != 3)
                 or (rank and (head_byte != adaptation.PER_OUTPUT_LEVELS
-                              or adaptation.MAX_RANK < rank <= adaptation.DEEP_CHANGE + 1
-                              or rank >= adaptation.DEEP_CHANGE + self.spec.hidden_layers))):
+                              or not adaptation.valid_rank_byte(rank, self.spec.hidden_layers)))):
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,

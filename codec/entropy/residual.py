@@ -127,12 +127,11 @@ class ResidualCoder:
         order, spans = self._by_group(groups)
         symbols = np.empty(len(order), np.int64)
         escapes = []
-        top = np.maximum.reduce
         for g, start, end in spans:
             rad = self.radius[g]
             sym = decoder.decode(self.models[g], end - start)
             symbols[start:end] = sym
-            if top(sym) == 2 * rad or np.minimum.reduce(sym) == 0:
+            if np.maximum.reduce(sym) == 2 * rad or np.minimum.reduce(sym) == 0:
                 esc = np.flatnonzero((sym == 0) | (sym == 2 * rad))
                 excess = decoder.decode(self._excess, len(esc)).astype(np.int64)
                 escapes.append((start + esc, np.where(sym[esc] == 0, -1, 1) * excess))

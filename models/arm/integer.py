@@ -78,18 +78,21 @@ class IntegerARM:
         out = clip(out, self._out_lo, self._out_hi, out=out).astype(np.int64)
         return MixtureParams(out[:, 0:3], out[:, 3:6], out[:, 6:9], out[:, 9:12])
 
-    def hidden_features(self, context: np.ndarray, layers: int | None = None
-                        ) -> tuple[np.ndarray, np.ndarray]:
-        """(the integer activations (n, hidden) of the last hidden layer, or
-        of the first ``layers`` of them; the skip path's integer
-        contribution to the head's accumulator (n, outputs)) of
-        ``context``: what the head reads (``__call__`` adds its product and
-        bias; an encoder fitting the last layers alone keeps these fixed)."""
+    def hidden_features(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(the last hidden layer's integer activations (n, hidden), the
+        skip path's integer contribution to the head's accumulator (n,
+        outputs)) of ``context``: what the head reads (``__call__`` adds its
+        product and bias)."""
         context = context.astype(np.float64)
         h = context
-        for i in range(len(self.layers) - 1 if layers is None else layers):
+        for i in range(len(self.layers) - 1):
             h = self.hidden_layer(i, h)
-        return h, context @ self.skip
+        return h, self.skip_path(context)
+
+    def skip_path(self, context: np.ndarray) -> np.ndarray:
+        """The linear context-to-head path's integer contribution to the
+        head's accumulator (n, outputs), ``context`` as float64 integers."""
+        return context @ self.skip
 
     def hidden_layer(self, i: int, h: np.ndarray) -> np.ndarray:
         """Hidden layer ``i``'s integer activations from its inputs ``h`` (float64 integers)."""
