@@ -197,3 +197,35 @@ def test_the_change_reaches_the_layer_before_the_last(arm):
     np.testing.assert_array_equal(changed.layers[-2][0], arm.net.layers[-2][0])
     np.testing.assert_array_equal(changed.layers[-3][0] - arm.net.layers[-3][0], change.hidden[1].delta())
     np.testing.assert_array_equal(changed.layers[0][0], arm.net.layers[0][0])
+
+
+def test_fits_side_by_side_keep_their_order_and_the_thread_count():
+    """The encoder runs its fits (and its plans under them) on one PyTorch
+    thread each, several at once; the results come back in the order given,
+    and the thread count the caller had is restored, even after a failure."""
+    import threading
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+
+        def work(item):
+            seen.append((torch.get_num_threads(), threading.get_ident()))
+            return item * item
+
+        assert adaptation.side_by_side(work, [3, 1, 2], cost=lambda item: item) == [9, 1, 4]
+        assert all(threads == 1 for threads, _ in seen)
+        assert torch.get_num_threads() == 2
+
+        def fail(item):
+            raise RuntimeError("a fit failed")
+
+        with pytest.raises(RuntimeError, match="a fit failed"):
+            adaptation.side_by_side(fail, [1, 2])
+        assert torch.get_num_threads() == 2
+        assert adaptation.side_by_side(work, [5]) == [25]      # one item: in this thread
+    finally:
+        torch.set_num_threads(before)
