@@ -80,7 +80,7 @@ def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
     head, both = adaptation.fit(arm.net, geo.context(buf, geo.flat), values,
-                                ((150, (), 1 << 15), (150, (8, 4), 1 << 15)), 10**9)
+                                (adaptation.Fit(150, (), 1 << 15), adaptation.Fit(150, (8, 4), 1 << 15)), 10**9)
     assert head.head.weights.any() and head.hidden == () and both.ranks == (8, 4)
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
     after_head = arm._estimated_bits(geo, buf, values, 3, head.apply(arm.net), 1)
@@ -95,7 +95,8 @@ def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels)
     effort 6 writes, whether or not the encoder tries one (min_pixels 0)."""
     if min_pixels is not None:      # (shorter fits than effort 9's, to keep the test quick)
         monkeypatch.setattr(adaptation, "MIN_PIXELS", min_pixels)
-        monkeypatch.setattr(adaptation, "_FITS", {9: ((100, (), 1 << 12), (100, (8, 4), 1 << 12))})
+        monkeypatch.setattr(adaptation, "_FITS", {9: (adaptation.Fit(100, (), 1 << 12),
+                                                        adaptation.Fit(100, (8, 4), 1 << 12))})
     pixels = np.asarray(photo)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 

@@ -52,7 +52,7 @@ elif op == "encode-adapted":
     table = adaptation.ImageChange.table
     adaptation.ImageChange.table = lambda self, tables: (table(self, tables)[0], 0.0)
     adaptation.MIN_PIXELS = 0
-    adaptation._FITS = {7: ((300, (8, 4), 1 << 12),)}    # shorter than effort 7's: exactness is the point here
+    adaptation._FITS = {7: (adaptation.Fit(300, (8, 4), 1 << 12),)}    # shorter than effort 7's: exactness is the point here
     open(dst, "wb").write(codec.encode(Image.open(src).convert("RGB"), effort=7))
 else:
     codec.decode(open(src, "rb").read()).save(dst)

@@ -298,7 +298,6 @@ def fit(net: IntegerARM, context: np.ndarray, values: np.ndarray, fits: tuple[Fi
     plus the change's own, estimated at RATE_BITS per unit of |delta| and
     spread over the image's pixels: a small image gets a small change, or
     none."""
-    fits = tuple(Fit(*f) for f in fits)
     deepest = max((len(f.ranks) for f in fits), default=0)
     sample = _Sample(net, context, values, first=net.spec.hidden_layers - deepest)
     return side_by_side(lambda f: _fit_one(sample, f, pixels), fits, cost=lambda f: f.steps * f.batch)

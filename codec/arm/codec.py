@@ -150,8 +150,10 @@ class ARMPlaneCodec:
         plan = self._plan(geo, buf, values, c, layout)
         fits = adaptation.fits_for_effort(effort)
         if c == 3 and fits and len(geo.flat) >= adaptation.MIN_PIXELS:
+            # the plans under the changes side by side, as the fits ran
             changes = self._fit_change(geo, buf, values, fits)
-            for adapted in self._plans(geo, buf, values, c, layout, changes):
+            for adapted in adaptation.side_by_side(
+                    lambda change: self._plan(geo, buf, values, c, layout, change), changes):
                 if adapted.bits < plan.bits:
                     plan = adapted
         return self._write(geo, values, c, plan)
@@ -186,13 +188,6 @@ class ARMPlaneCodec:
             change_levels, change_bits = change.table(self.tables)
             bits += change_bits
         return _Plan(layout, calibration, feedback, change, change_levels, means, levels, mix, bits)
-
-    def _plans(self, geo: Wavefronts, buf, values, c: int, layout: int | None,
-               changes: list) -> list["_Plan"]:
-        """The plan under each change, side by side on the cores the fits
-        used (``adaptation.side_by_side``)."""
-        return adaptation.side_by_side(
-            lambda change: self._plan(geo, buf, values, c, layout, change), changes)
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
         """The segment: prefix, tables, then the stream (the network's change first)."""
