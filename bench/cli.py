@@ -25,13 +25,18 @@ def main():
 @click.option("--effort", "efforts", multiple=True, type=click.IntRange(1, 9),
               help="nc's encode effort (repeat to compare several, each its own row) "
                    "[default: nc's default].")
-def lossless(folder, codecs, no_reference, limit, json_out, per_image, process_images, efforts):
+@click.option("--timing-repeats", type=click.IntRange(1, 20), default=1, show_default=True,
+              help="Time nc's decodes (in-process and whole processes) and the classic "
+                   "codecs' encodes and decodes this many times each and keep the least: "
+                   "steadier ratios on a shared host.  nc's encode runs once.")
+def lossless(folder, codecs, no_reference, limit, json_out, per_image, process_images, efforts,
+             timing_repeats):
     """Lossless bpp, bpsp and speed on every PNG in FOLDER, through real files."""
     from .lossless import run
 
     json_out = json_out or Path(__file__).parent / "results" / f"lossless-{folder.name}.json"
     run(folder, list(codecs), not no_reference, limit, json_out, per_image, process_images,
-        tuple(efforts))
+        tuple(efforts), timing_repeats)
 
 
 @main.command()

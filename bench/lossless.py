@@ -24,11 +24,25 @@ from .process import timed_command
 from .reference import lossless_codecs
 
 
+def _best_of(repeats: int, timed) -> float:
+    """The least of ``repeats`` timings of ``timed()`` (seconds): on a shared
+    host the least is the one other load disturbed least, and a ratio of two
+    codecs' times is only fair with both timed alike (``--timing-repeats``)."""
+    return min(timed() for _ in range(repeats))
+
+
+def _stopwatch(work) -> float:
+    t = time.perf_counter()
+    work()
+    return time.perf_counter() - t
+
+
 def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
-                effort: int | None = None) -> dict:
+                effort: int | None = None, repeats: int = 1) -> dict:
     """``codec_spec`` is a codec name, or ``codec:model`` to pin the model;
     ``process``: also time a whole ``nc decode`` process of the file;
-    ``effort``: nc's encode effort (None: its default)."""
+    ``effort``: nc's encode effort (None: its default); ``repeats``: decodes
+    are timed this many times, the least kept (the encode runs once)."""
     codec_name, _, model = codec_spec.partition(":")
     slug = codec_spec.replace(":", "-") + (f"-e{effort}" if effort else "")
     out = work / f"{path.stem}.{slug}.nc"
@@ -36,9 +50,7 @@ def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
     t = time.perf_counter()
     r = api.encode_file(path, out, codec_name, force=True, model=model or None, effort=effort)
     enc = time.perf_counter() - t
-    t = time.perf_counter()
-    api.decode_file(out, back, force=True)
-    dec = time.perf_counter() - t
+    dec = _best_of(repeats, lambda: _stopwatch(lambda: api.decode_file(out, back, force=True)))
     original = Image.open(path)
     exact = np.array_equal(np.asarray(Image.open(back)), np.asarray(original))
     size = out.stat().st_size
@@ -46,32 +58,36 @@ def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
            "ideal_bits": r.ideal_bits, "actual_bits": 8 * size,
            "model": api.info(out.read_bytes())["model"]}
     if process:
-        row["decode_process_s"] = timed_command([sys.executable, "-m", "codec.cli", "decode",
-                                                 str(out), "-o", str(back), "--force"])[0]
+        command = [sys.executable, "-m", "codec.cli", "decode", str(out), "-o", str(back), "--force"]
+        row["decode_process_s"] = _best_of(repeats, lambda: timed_command(command)[0])
     return row
 
 
-def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path) -> dict:
+def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path, repeats: int = 1) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in rc.name.lower())
     out = work / f"{stem}.{slug}{rc.suffix}"
     t = time.perf_counter()
     data = rc.encode(pixels)
-    enc = time.perf_counter() - t
+    enc = min([time.perf_counter() - t] + [_stopwatch(lambda: rc.encode(pixels))
+                                           for _ in range(repeats - 1)])
     out.write_bytes(data)
     data = out.read_bytes()
     t = time.perf_counter()
     back = rc.decode(data)
-    dec = time.perf_counter() - t
+    dec = min([time.perf_counter() - t] + [_stopwatch(lambda: rc.decode(data))
+                                           for _ in range(repeats - 1)])
     return {"bytes": len(data), "encode_s": enc, "decode_s": dec,
             "exact": np.array_equal(back, pixels)}
 
 
 def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
         json_out: Path | None, per_image: bool, process_images: int = 2,
-        efforts: tuple[int, ...] = ()) -> dict:
+        efforts: tuple[int, ...] = (), timing_repeats: int = 1) -> dict:
     """``process_images``: time whole ``nc decode`` processes (start-up
     included) on this many of the images; ``efforts``: nc's encode efforts,
-    each its own row (none: the default effort, rows named by codec alone)."""
+    each its own row (none: the default effort, rows named by codec alone);
+    ``timing_repeats``: nc's decodes and the classic codecs' encodes and
+    decodes are timed this many times each, the least kept."""
     paths = sorted(Path(folder).glob("*.png"))[:limit]
     if not paths:
         raise SystemExit(f"no PNG images in {folder}")
@@ -86,10 +102,11 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
             pixels = np.asarray(img)
             npx = img.width * img.height
             for c, effort, name in runs:
-                m = _measure_nc(path, work, c, process=i < process_images, effort=effort)
+                m = _measure_nc(path, work, c, process=i < process_images, effort=effort,
+                                repeats=timing_repeats)
                 rows[name].append({"image": path.name, "pixels": npx, **m})
             for rc in refs:
-                m = _measure_reference(rc, pixels, path.stem, work)
+                m = _measure_reference(rc, pixels, path.stem, work, timing_repeats)
                 rows[rc.name].append({"image": path.name, "pixels": npx, **m})
             if per_image:
                 print(path.name, "  ".join(f"{k}: {8 * v[-1]['bytes'] / npx:.3f}" for k, v in rows.items()),
@@ -129,7 +146,7 @@ def run(folder: Path, nc_codecs: list[str], references: bool, limit: int | None,
                 print(f"{name}: whole nc decode process / JPEG XL e9 encode, image by image "
                       f"({len(timed)} images): " + ", ".join(f"{x:.2f}" for x in ratios))
     result = {"folder": str(folder), "images": [p.name for p in paths], "summary": summary,
-              "per_image": rows, "nc_version": codec.__version__}
+              "per_image": rows, "nc_version": codec.__version__, "timing_repeats": timing_repeats}
     if json_out:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=1))

@@ -94,3 +94,51 @@ def test_log2_probabilities_match_rows(tables):
     sym = rng.integers(0, 256, 500)
     expect = np.log2(f[np.arange(500), sym] / f.sum(axis=1))
     np.testing.assert_allclose(tables.log2_probabilities(sym, means, levels, w), expect, rtol=1e-12)
+
+
+# -- residuals coded by group (IDF, lossy) -----------------------------------------------
+def _residual_coder():
+    """A coder with more groups than the decoder takes at once, as the IDF's has
+    (a scale level and a mean fraction per group)."""
+    from codec.entropy import ResidualCoder
+    from codec.entropy.residual import SPECULATIVE_GROUPS, build_logistic_tables
+
+    coder = ResidualCoder(build_logistic_tables(np.geomspace(0.3, 20, 48), 4))
+    assert coder.groups > 2 * SPECULATIVE_GROUPS
+    return coder
+
+
+@pytest.mark.parametrize("escapes", [0, 1, 40])
+def test_residuals_round_trip_across_speculative_chunks(escapes):
+    """Several times as many groups as the decoder takes at once
+    (``SPECULATIVE_GROUPS``), with escapes (both signs) in some chunks and none
+    in others; the stream's next symbols must decode after them, from the
+    same decoder."""
+    from codec.entropy import range_decoder, range_encoder, stream_bytes
+    from codec.entropy.residual import SPECULATIVE_GROUPS
+
+    coder = _residual_coder()
+    rng = np.random.default_rng(escapes)
+    groups = rng.integers(0, coder.groups, 20 * SPECULATIVE_GROUPS)
+    scale = np.geomspace(0.3, 20, 48)[groups >> 4]
+    residuals = np.round(rng.logistic(0, scale)).astype(np.int64)
+    where = rng.choice(len(residuals), escapes, replace=False)
+    residuals[where] = rng.choice([-1, 1], escapes) * rng.integers(100, 5000, escapes)
+    # the first group's symbols end up first in the stream: an escape there too
+    if escapes:
+        residuals[np.flatnonzero(groups == groups.min())[0]] = -700
+    after = rng.integers(0, 2**20, 50)
+    enc = range_encoder()
+    coder.encode(enc, residuals, groups)
+    enc.encode(after.astype(np.int32), coder._excess)
+    dec = range_decoder(stream_bytes(enc))
+    assert np.array_equal(coder.decode(dec, groups), residuals)
+    assert np.array_equal(dec.decode(coder._excess, len(after)), after)
+
+
+def test_residuals_of_no_groups_decode_to_nothing():
+    from codec.entropy import range_decoder
+
+    coder = _residual_coder()
+    out = coder.decode(range_decoder(b"\0" * 8), np.zeros((0, 3), np.int64))
+    assert out.shape == (0, 3)

@@ -27,12 +27,29 @@ def stream_bytes(encoder) -> bytes:
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def range_decoder(data: bytes):
+class RangeDecoder:
+    """constriction's range decoder, held by reference.  A reader may decode
+    ahead on a copy of ``coder`` and, where that went right, keep the copy
+    (``ResidualCoder.decode`` does, so as not to look for escapes group by
+    group): it puts the copy back here, and whoever holds this object goes
+    on from where the copy stopped."""
+
+    __slots__ = ("coder",)
+
+    def __init__(self, coder):
+        self.coder = coder
+
+    def decode(self, model, *args):
+        return self.coder.decode(model, *args)
+
+
+def range_decoder(data: bytes) -> RangeDecoder:
     """A decoder over a stream written by ``stream_bytes``; refuses a length
     that is not whole words (a malformed file, not a programming error)."""
     if len(data) % 4:
         raise FormatError("range-coded stream is not a whole number of 32-bit words")
-    return constriction.stream.queue.RangeDecoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+    return RangeDecoder(constriction.stream.queue.RangeDecoder(
+        np.frombuffer(data, dtype="<u4").astype(np.uint32)))
 
 
 class SymbolEncoder:
