@@ -129,9 +129,11 @@ class ResidualCoder:
         2R, after which the excess follows in the stream) cost 2.6 times the
         group's decode call.  So groups are decoded ``SPECULATIVE_GROUPS`` at
         a time on a copy of the coder without looking, and the chunk's
-        symbols checked at once; where one is an escape, which a dozen times
-        an image or so, the chunk is decoded again from the coder as it was,
-        group by group.  The symbols are centred and put in place at the end."""
+        symbols checked at once.  Where one is an escape, the groups up to
+        the first such are decoded again on the coder as it was (their
+        symbols are right), then that group's excesses, then the rest of the
+        chunk group by group.  The symbols are centred and put in place at
+        the end."""
         order, spans = self._by_group(groups)
         if not spans:
             return np.zeros(groups.shape, np.int64)
@@ -141,27 +143,33 @@ class ResidualCoder:
         escapes = []
         coder = decoder.coder
         models = self.models
-        for a in range(0, len(spans), SPECULATIVE_GROUPS):
-            chunk = spans[a:a + SPECULATIVE_GROUPS]
+        for i in range(0, len(spans), SPECULATIVE_GROUPS):
+            chunk = spans[i:i + SPECULATIVE_GROUPS]
             lo, hi = chunk[0][1], chunk[-1][2]
             ahead = coder.clone()
             try:
                 part = np.concatenate([ahead.decode(models[g], end - start)
                                        for g, start, end in chunk])
-            except Exception:     # a damaged stream may end early: decode it carefully
-                part = None
-            if part is not None and not ((part == 0) | (part == top[lo:hi])).any():
+            except Exception:     # a damaged stream may end early: look group by group
+                self._decode_carefully(coder, chunk, symbols, escapes)
+                continue
+            escaped = np.flatnonzero((part == 0) | (part == top[lo:hi]))
+            if not len(escaped):
                 symbols[lo:hi] = part
                 coder = ahead
                 continue
-            for g, start, end in chunk:
-                rad = self.radius[g]
-                sym = coder.decode(models[g], end - start)
-                symbols[start:end] = sym
-                if np.maximum.reduce(sym) == 2 * rad or np.minimum.reduce(sym) == 0:
-                    esc = np.flatnonzero((sym == 0) | (sym == 2 * rad))
-                    excess = coder.decode(self._excess, len(esc)).astype(np.int64)
-                    escapes.append((start + esc, np.where(sym[esc] == 0, -1, 1) * excess))
+            # the chunk's symbols are right up to the end of the first group with an
+            # escape: decode those groups again on the coder (to move it on), then
+            # that group's excesses, then the chunk's other groups one by one (so a
+            # chunk costs at most about what it did when every group was looked at)
+            starts = [start for _, start, _ in chunk]
+            j = int(np.searchsorted(starts, lo + escaped[0], side="right")) - 1
+            for g, start, end in chunk[:j + 1]:
+                coder.decode(models[g], end - start)
+            g, start, end = chunk[j]
+            symbols[lo:end] = part[:end - lo]
+            self._decode_excess(coder, g, start, part[start - lo:end - lo], escapes)
+            self._decode_carefully(coder, chunk[j + 1:], symbols, escapes)
         decoder.coder = coder
         symbols -= self._radius_array[sorted_groups]
         for at, extra in escapes:
@@ -169,3 +177,20 @@ class ResidualCoder:
         out = np.empty(len(order), np.int64)
         out[order] = symbols
         return out.reshape(groups.shape)
+
+    def _decode_excess(self, coder, g: int, start: int, sym: np.ndarray, escapes: list) -> None:
+        """The excesses of group ``g``'s escapes among its symbols ``sym``
+        (which begin at ``start``), as (positions, signed excess) on ``escapes``."""
+        rad = self.radius[g]
+        esc = np.flatnonzero((sym == 0) | (sym == 2 * rad))
+        excess = coder.decode(self._excess, len(esc)).astype(np.int64)
+        escapes.append((start + esc, np.where(sym[esc] == 0, -1, 1) * excess))
+
+    def _decode_carefully(self, coder, chunk, symbols: np.ndarray, escapes: list) -> None:
+        """Groups one at a time, each looked at for escapes."""
+        for g, start, end in chunk:
+            rad = self.radius[g]
+            sym = coder.decode(self.models[g], end - start)
+            symbols[start:end] = sym
+            if np.maximum.reduce(sym) == 2 * rad or np.minimum.reduce(sym) == 0:
+                self._decode_excess(coder, g, start, sym, escapes)
