@@ -43,6 +43,7 @@ ENERGIES = ENERGY_NEIGHBOURS * (SURPRISES - 1) + 1
 CONTEXTS = ENERGIES * SURPRISES
 SHIFT_RANGE = (-8, 13)           # context shifts, as the band shifts
 BAND_SHIFT = 1                   # the calibration table's band: level >> 1
+ROBUST_ROUNDS = 3                # reweighting rounds of the bias regression (encoder only)
 
 
 def level_shift_bits(values, means, levels, mix, group, groups, tables, top, offsets):
@@ -244,6 +245,26 @@ class FeedbackModel:
         return out_means, out_levels, energy, surprise
 
 
+def robust_regression(a: np.ndarray, r: np.ndarray, inv_scale: np.ndarray, unit: int,
+                      rounds: int = ROBUST_ROUNDS) -> np.ndarray:
+    """Coefficients x with r ~ a @ x (r in 1/unit pixel, inv_scale the
+    predicted scale's inverse, per pixel), fitted for a logistic
+    likelihood: least squares weighted by 1/scale^2, then ``rounds`` of
+    iterative reweighting by tanh(u/2)/u, u the residual in scales (the
+    logistic's own weights: a residual u scales out weighs about 2/u of
+    one near the mean, where least squares weighs them alike).  The
+    residuals are heavy-tailed; on the eight held5 photographs this saved
+    0.12 % of the plan's bits (calibration and feedback, no network
+    change) against plain weighted least squares."""
+    wa, wr = a * inv_scale[:, None], r * inv_scale
+    sol = np.linalg.lstsq(wa, wr, rcond=None)[0]
+    for _ in range(rounds):
+        u = np.maximum(np.abs(wr - wa @ sol) / unit, 1e-3)
+        k = np.sqrt(np.tanh(u / 2) / u)
+        sol = np.linalg.lstsq(wa * k[:, None], wr * k, rcond=None)[0]
+    return sol
+
+
 def fit(model: FeedbackModel, values, means, levels, mix, tables):
     """The error feedback of one image (encoder only: any float arithmetic is
     fine here, the result is written to the file).  ``model`` holds the
@@ -253,8 +274,8 @@ def fit(model: FeedbackModel, values, means, levels, mix, tables):
     n, C, _ = means.shape
     nf = len(FEEDBACK_OFFSETS)
     _, base_levels, _, _ = model.apply_all(values, means, levels, mix)
-    # bias: weighted least squares of each residual on its regressors, with
-    # weights 1/scale^2 (roughly the logistic's likelihood); rows in raster order
+    # bias: the regression of each residual on its regressors, rows in raster
+    # order (``robust_regression``)
     residual = model.raster(0, 0)[..., :C].reshape(-1, C)
     neighbour = [model.raster(dy, dx)[..., :C].reshape(-1, C) for dy, dx in FEEDBACK_OFFSETS]
     coeffs = []
@@ -263,7 +284,7 @@ def fit(model: FeedbackModel, values, means, levels, mix, tables):
         level[geo.ys, geo.xs] = pick(base_levels[:, c], np.argmax(mix[:, c], axis=1))
         w = np.exp(-(spec.log_scale_min + level.reshape(-1) / 2**spec.log_scale_frac))
         a = np.stack([v[:, c] for v in neighbour] + [residual[:, k] for k in range(c)], 1)
-        sol, *_ = np.linalg.lstsq(a * w[:, None], residual[:, c] * w, rcond=None)
+        sol = robust_regression(a, residual[:, c], w, 1 << spec.mean_frac)
         coeffs.append(clip(np.round(sol * 2**COEFF_FRAC), -COEFF_MAX, COEFF_MAX).astype(np.int64))
     model.fb = ErrorFeedback(coeffs, np.zeros((C, CONTEXTS), np.int64))
     model.neighbour_coeffs = np.stack([c[:nf] for c in coeffs], 1)
