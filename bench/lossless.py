@@ -24,17 +24,19 @@ from .process import timed_command
 from .reference import lossless_codecs
 
 
-def _best_of(repeats: int, timed) -> float:
-    """The least of ``repeats`` timings of ``timed()`` (seconds): on a shared
-    host the least is the one other load disturbed least, and a ratio of two
-    codecs' times is only fair with both timed alike (``--timing-repeats``)."""
-    return min(timed() for _ in range(repeats))
-
-
-def _stopwatch(work) -> float:
-    t = time.perf_counter()
-    work()
-    return time.perf_counter() - t
+def _timed(work, repeats: int = 1):
+    """(work()'s first result, the least of ``repeats`` timings of it in
+    seconds): on a shared host the least is the one other load disturbed
+    least, and a ratio of two codecs' times is only fair with both timed
+    alike (``--timing-repeats``)."""
+    times = []
+    for k in range(repeats):
+        t = time.perf_counter()
+        out = work()
+        times.append(time.perf_counter() - t)
+        if k == 0:
+            result = out
+    return result, min(times)
 
 
 def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
@@ -50,7 +52,7 @@ def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
     t = time.perf_counter()
     r = api.encode_file(path, out, codec_name, force=True, model=model or None, effort=effort)
     enc = time.perf_counter() - t
-    dec = _best_of(repeats, lambda: _stopwatch(lambda: api.decode_file(out, back, force=True)))
+    dec = _timed(lambda: api.decode_file(out, back, force=True), repeats)[1]
     original = Image.open(path)
     exact = np.array_equal(np.asarray(Image.open(back)), np.asarray(original))
     size = out.stat().st_size
@@ -59,23 +61,17 @@ def _measure_nc(path: Path, work: Path, codec_spec: str, process: bool = False,
            "model": api.info(out.read_bytes())["model"]}
     if process:
         command = [sys.executable, "-m", "codec.cli", "decode", str(out), "-o", str(back), "--force"]
-        row["decode_process_s"] = _best_of(repeats, lambda: timed_command(command)[0])
+        row["decode_process_s"] = min(timed_command(command)[0] for _ in range(repeats))
     return row
 
 
 def _measure_reference(rc, pixels: np.ndarray, stem: str, work: Path, repeats: int = 1) -> dict:
     slug = "".join(c if c.isalnum() else "-" for c in rc.name.lower())
     out = work / f"{stem}.{slug}{rc.suffix}"
-    t = time.perf_counter()
-    data = rc.encode(pixels)
-    enc = min([time.perf_counter() - t] + [_stopwatch(lambda: rc.encode(pixels))
-                                           for _ in range(repeats - 1)])
+    data, enc = _timed(lambda: rc.encode(pixels), repeats)
     out.write_bytes(data)
     data = out.read_bytes()
-    t = time.perf_counter()
-    back = rc.decode(data)
-    dec = min([time.perf_counter() - t] + [_stopwatch(lambda: rc.decode(data))
-                                           for _ in range(repeats - 1)])
+    back, dec = _timed(lambda: rc.decode(data), repeats)
     return {"bytes": len(data), "encode_s": enc, "decode_s": dec,
             "exact": np.array_equal(back, pixels)}
 
