@@ -69,10 +69,11 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, WINDOWED, ARMPlaneCodec
 
     # the colour planes must exercise the richest layout (band table and error feedback)
-    assert ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK
+    data = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)

@@ -86,6 +86,63 @@ def test_range_coder_round_trip_and_size_near_ideal(tables):
     assert 8 * len(data) <= ideal * 1.005 + 64
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_window_rows_are_the_full_rows_cut_in_two(tables, k):
+    """The window's entries are the full row's at its values, the escape
+    holds the rest, and the outside rows are the rest in order: the two
+    steps give each symbol its full-row probability."""
+    from codec.entropy import window
+
+    rng = np.random.default_rng(10 + k)
+    means, levels, logits = random_params(rng, 5000, k)
+    means[0], means[1] = SPEC.mean_min, SPEC.mean_max   # windows against both ends
+    w = tables.weights(logits)
+    full = tables.frequencies(means, levels, w)
+    starts, rows = window.window_frequencies(tables, means, levels, w)
+    dominant = np.argmax(w, axis=1)                  # the first on ties
+    centre = means[np.arange(len(means)), dominant] >> SPEC.mean_frac
+    np.testing.assert_array_equal(starts, np.clip(centre - (window.WIDTH // 2 - 1), 0,
+                                                  256 - window.WIDTH))
+    assert starts[0] == 0 and starts[1] == 256 - window.WIDTH
+    inside = starts[:, None] + np.arange(window.WIDTH)
+    np.testing.assert_array_equal(rows[:, :-1], np.take_along_axis(full, inside, axis=1))
+    np.testing.assert_array_equal(rows[:, -1], full.sum(axis=1) - rows[:, :-1].sum(axis=1))
+    outside = window.outside_frequencies(tables, means, levels, w, starts)
+    keep = np.ones_like(full, bool)
+    np.put_along_axis(keep, inside, False, axis=1)
+    np.testing.assert_array_equal(outside, full[keep].reshape(len(full), -1))
+
+
+def test_windowed_symbols_round_trip_at_the_full_rows_size(tables):
+    """Symbols drawn from their mixtures (a few escape) and symbols far from
+    them (all escape, at 0 and 255 too) come back in order, batch by batch;
+    the file is as small as full rows make it."""
+    from codec.entropy import window
+
+    rng = np.random.default_rng(4)
+    means, levels, logits = random_params(rng, 20000)
+    levels = np.clip(levels, 20, 48)
+    w = tables.weights(logits)
+    freqs = tables.frequencies(means, levels, w)
+    symbols = np.array([rng.choice(256, p=row / row.sum()) for row in freqs])
+    symbols[:500] = rng.choice([0, 255], 500)
+    starts, _ = window.window_frequencies(tables, means, levels, w)
+    escaped = (symbols < starts) | (symbols >= starts + window.WIDTH)
+    assert 0.02 < escaped[500:].mean() < 0.5 and escaped[:500].mean() > 0.5
+    batches = range(0, len(symbols), 700)
+    enc, full = SymbolEncoder(), SymbolEncoder()
+    for a in batches:
+        part = slice(a, a + 700)
+        window.encode(enc, symbols[part], tables, means[part], levels[part], w[part])
+        full.encode(symbols[part], freqs[part])
+    data = enc.finish()
+    dec = SymbolDecoder(data)
+    back = np.concatenate([window.decode(dec, tables, means[a:a + 700], levels[a:a + 700], w[a:a + 700])
+                           for a in batches])
+    np.testing.assert_array_equal(back, symbols)
+    assert abs(len(data) - len(full.finish())) <= 0.002 * len(data)
+
+
 def test_log2_probabilities_match_rows(tables):
     rng = np.random.default_rng(3)
     means, levels, logits = random_params(rng, 500)

@@ -90,3 +90,29 @@ def test_a_neighbourhood_off_the_earlier_wavefronts_is_refused(offset):
     pixel it predicts (dx < -2 dy above, dx < 0 on the row)."""
     with pytest.raises(ValueError, match="earlier wavefronts"):
         ARMSpec(neighbourhood=NEIGHBOURHOODS["default"] + (offset,))
+
+
+def test_compiled_rescaling_equals_the_numpy_definition():
+    """The decoder's and the encoder's network rescale its products with
+    compiled kernels; the NumPy operations are the definition
+    (docs/FORMAT.md §5): floor((acc + bias) * 2^-k), clipped."""
+    from models.arm.integer import _activate, _head_fields
+
+    rng = np.random.default_rng(0)
+    acc = rng.integers(-2**40, 2**40, (300, 24)).astype(np.float64)
+    bias = rng.integers(-2**20, 2**20, 24).astype(np.float64)
+    want = np.clip(np.floor((acc + bias) * 2.0**-18), 0, 8191)
+    got = acc.copy()
+    _activate(got, bias, 2.0**-18, 8191.0)
+    np.testing.assert_array_equal(got, want)
+    assert 0 < (want == 0).mean() < 1 and 0 < (want == 8191).mean() < 1
+
+    scale = 2.0 ** -rng.integers(10, 20, 12).astype(np.float64)
+    offset = rng.integers(-100, 100, 12).astype(np.float64)
+    lo, hi = -rng.integers(0, 2**12, 12).astype(np.float64), rng.integers(0, 2**12, 12).astype(np.float64)
+    out = np.empty((300, 12, 2), np.int64)
+    _head_fields(acc, bias, scale, offset, lo, hi, out)
+    fields = (acc + bias).reshape(300, 12, 2) * scale[:, None]
+    want = np.clip(np.floor(fields) + offset[:, None], lo[:, None], hi[:, None]).astype(np.int64)
+    np.testing.assert_array_equal(out, want)
+    assert 0 < (want == hi[:, None]).mean() < 1

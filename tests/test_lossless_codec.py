@@ -39,18 +39,19 @@ def test_every_arm_layout_round_trips(photo, photo_large):
         LAYOUT_CALIBRATION,
         LAYOUT_FEEDBACK,
         LAYOUT_SINGLE_OFFSET,
+        WINDOWED,
         ARMPlaneCodec,
     )
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     # the encoder's own choices: a single shift for a tiny crop, feedback for a photo
     for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_FEEDBACK)]:
-        assert arm.encode(np.asarray(img)).data[1] == layout
+        assert arm.encode(np.asarray(img)).data[1] == layout | WINDOWED
     for img in (photo, photo_large, photo_large.convert("L")):
         pixels = np.asarray(img).reshape(img.height, img.width, -1)
         for layout in (LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             coded = arm.encode(pixels, layout=layout)
-            assert coded.data[1] == layout
+            assert coded.data[1] == layout | WINDOWED
             np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
 
 
@@ -83,6 +84,27 @@ def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
     assert abs(arm.estimate_bits(pixels) / actual - 1) < 0.03
 
 
+def test_arm_segments_say_how_their_symbols_are_coded(photo_large):
+    """Segments this version writes code symbols in windows (layout byte
+    flag WINDOWED); without the flag (nc 0.25 and before: the pinned files)
+    full rows are read, so the same stream then decodes to other pixels or
+    fails, never silently to the right ones by chance."""
+    from codec.arm.codec import WINDOWED, ARMPlaneCodec
+    from codec.errors import FormatError
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    data = bytearray(arm.encode(pixels).data)
+    assert data[1] & WINDOWED
+    np.testing.assert_array_equal(arm.decode(bytes(data), *pixels.shape), pixels)
+    data[1] &= ~WINDOWED
+    try:
+        wrong = arm.decode(bytes(data), *pixels.shape)
+    except (FormatError, ValueError, AssertionError):
+        return
+    assert not np.array_equal(wrong, pixels)
+
+
 def test_invalid_calibration_table_is_a_format_error(photo_large):
     from codec.arm.codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
     from codec.errors import FormatError
@@ -98,14 +120,14 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
 
 
 def test_invalid_feedback_table_is_a_format_error(photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, WINDOWED, ARMPlaneCodec
     from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
-    assert data[1] == LAYOUT_FEEDBACK
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED
     end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
     data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
     with pytest.raises(FormatError, match="feedback"):

@@ -35,7 +35,10 @@ and 3) when the image codes smaller with them.
 
 Decoding runs the network per wavefront (BLAS) and everything per channel
 in compiled integer kernels (``kernels.py``); encoding uses the NumPy forms
-of the same arithmetic over the whole image at once.
+of the same arithmetic over the whole image at once.  Symbols are coded in
+32-value windows around their dominant component's mean, with an escape to
+the values outside (``codec/entropy/window.py``; segments before nc 0.26
+use full 256-entry rows): the same bits, a seventh of the rows.
 """
 from __future__ import annotations
 
@@ -49,7 +52,7 @@ from codec.arm import adaptation
 from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
-from codec.entropy import SymbolDecoder, SymbolEncoder
+from codec.entropy import SymbolDecoder, SymbolEncoder, window
 from codec.entropy.logistic import LogisticMixtureTables
 from codec.errors import FormatError
 from codec.pipeline.lossless import CodedPlanes
@@ -63,7 +66,8 @@ SEGMENT_PREFIX = 4
 LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK = 0, 1, 2
 PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-sized)
-SYMBOL_BATCH = 1 << 12   # symbols per frequency-table build and coder call
+SYMBOL_BATCH = 1 << 12   # symbols per ideal code length batch
+WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/window.py; nc 0.26)
 
 
 @dataclass
@@ -206,19 +210,23 @@ class ARMPlaneCodec:
         if change is not None:     # first in the stream; its bits count as side information
             change.encode(enc, self.tables, plan.change_levels)
             head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.prefix_byte
+        # one batch per wavefront and channel, as the decoder meets them
+        key = step[pix] * c + chan
+        bounds = np.concatenate([[0], np.flatnonzero(np.diff(key)) + 1, [len(pix)]])
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            pi, ci = pix[a:b], chan[a:b]
+            window.encode(enc, values[pi, ci], self.tables, means[pi, ci], levels[pi, ci], mix[pi, ci])
         for a in range(0, len(pix), SYMBOL_BATCH):
             pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
-            m, l, wt = means[pi, ci], levels[pi, ci], mix[pi, ci]
-            sym = values[pi, ci]
-            enc.encode(sym, self.tables.frequencies(m, l, wt))
-            ideal -= float(self.tables.log2_probabilities(sym, m, l, wt).sum())
+            ideal -= float(self.tables.log2_probabilities(values[pi, ci], means[pi, ci], levels[pi, ci],
+                                                          mix[pi, ci]).sum())
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            side = (np.array([0, layout, head_byte, rank], np.int8).tobytes()
+            side = (np.array([0, layout | WINDOWED, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
             if feedback is not None:
                 side += feedback.to_bytes()
         else:
-            side = np.array([calibration[0, 0], layout, head_byte, rank], np.int8).tobytes()
+            side = np.array([calibration[0, 0], layout | WINDOWED, head_byte, rank], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
 
     def estimate_bits(self, pixels: np.ndarray, sample: int = 8) -> float:
@@ -331,7 +339,7 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_byte, rank, body = self._read_prefix(data, channels)
+        calibration, feedback, head_byte, rank, windowed, body = self._read_prefix(data, channels)
         spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
@@ -377,7 +385,10 @@ class ARMPlaneCodec:
                         ch, m, l, dominant, calibration[ch], BAND_SHIFT, acc, energy, residual,
                         surprise, earlier[ch], model.fb.context_shift[ch], arm_feedback.SURPRISES,
                         arm_feedback.COEFF_FRAC, spec.mean_min, spec.mean_max, top, memo)
-                v = dec.decode(tables.frequencies(m, l, mix[:n]))
+                if windowed:
+                    v = window.decode(dec, tables, m, l, mix[:n])
+                else:
+                    v = dec.decode(tables.frequencies(m, l, mix[:n]))
                 decoded[:n, ch] = v
                 if model is not None:
                     kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,
@@ -393,11 +404,15 @@ class ARMPlaneCodec:
         """(calibration table (C, bands), error feedback or None, prefix
         byte 2 (the head change's form, 0: none), prefix byte 3 (the hidden
         layers' change: 0 none, 1 ... MAX_RANK the last one's rank, or
-        DEEP_CHANGE + the number of layers it reaches), range-coder stream)
-        of a segment."""
+        DEEP_CHANGE + the number of layers it reaches), whether its symbols
+        are coded in windows (layout byte flag WINDOWED, nc 0.26; before:
+        full rows), range-coder stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
+        windowed = layout >= 0 and bool(layout & WINDOWED)
+        if windowed:
+            layout -= WINDOWED
         head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
         if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
@@ -407,7 +422,7 @@ class ARMPlaneCodec:
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
-                    data[SEGMENT_PREFIX:])
+                    windowed, data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
@@ -420,4 +435,4 @@ class ARMPlaneCodec:
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return table.reshape(channels, self.bands), feedback, head_byte, rank, data[end:]
+        return table.reshape(channels, self.bands), feedback, head_byte, rank, windowed, data[end:]

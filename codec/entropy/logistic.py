@@ -152,3 +152,73 @@ def _mixture_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, rows):
             high += (CDF_TOTAL - cdf[level, f, start + ALPHABET - 2]) * w
         row[0] = low
         row[ALPHABET - 1] = high
+
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _frequency(pmf, cdf, level, f, start, x):
+    """Symbol x's frequency under one component (``_mixture_rows``' entry)."""
+    if x == 0:
+        return float(cdf[level, f, start])
+    if x == ALPHABET - 1:
+        return float(CDF_TOTAL - cdf[level, f, start + ALPHABET - 2])
+    return pmf[level, f, start + x]
+
+
+@numba.njit(cache=True, nogil=True)
+def _window_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, width, starts, rows):
+    """starts[i] = the first of the ``width`` values centred on the integer
+    part of the dominant component's mean (the largest weight, the first on
+    ties), moved inside 0 ... 255; rows[i, :width] = the frequencies
+    ``_mixture_rows`` gives those values, rows[i, width] = the rest of the
+    row's total (sum_j weights[i, j] * CDF_TOTAL), without the other
+    256 - width entries."""
+    n, k = means.shape
+    mask = (1 << mean_frac) - 1
+    for i in range(n):
+        best = 0
+        for j in range(1, k):
+            if weights[i, j] > weights[i, best]:
+                best = j
+        lo = min(max((means[i, best] >> mean_frac) - (width // 2 - 1), 0), ALPHABET - width)
+        starts[i] = lo
+        row = rows[i]
+        row[:] = 0.0
+        total = 0.0
+        for j in range(k):
+            f = means[i, j] & mask
+            start = m_hi - (means[i, j] >> mean_frac) + 1
+            level = levels[i, j]
+            w = float(weights[i, j])
+            total += CDF_TOTAL * w
+            row[0] += _frequency(pmf, cdf, level, f, start, lo) * w
+            window = pmf[level, f, start + lo + 1:start + lo + width - 1]
+            for x in range(width - 2):
+                row[x + 1] += window[x] * w
+            row[width - 1] += _frequency(pmf, cdf, level, f, start, lo + width - 1) * w
+        inside = 0.0
+        for x in range(width):
+            inside += row[x]
+        row[width] = total - inside
+
+
+@numba.njit(cache=True, nogil=True)
+def _outside_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, width, starts, rows):
+    """rows[i] = the frequencies ``_mixture_rows`` gives the 256 - width
+    values outside the window starts[i] ... starts[i] + width - 1, in
+    increasing order of value."""
+    n, k = means.shape
+    mask = (1 << mean_frac) - 1
+    for i in range(n):
+        row = rows[i]
+        row[:] = 0.0
+        lo = starts[i]
+        for j in range(k):
+            f = means[i, j] & mask
+            start = m_hi - (means[i, j] >> mean_frac) + 1
+            level = levels[i, j]
+            w = float(weights[i, j])
+            for x in range(lo):
+                row[x] += _frequency(pmf, cdf, level, f, start, x) * w
+            for x in range(lo + width, ALPHABET):
+                row[x - width] += _frequency(pmf, cdf, level, f, start, x) * w
