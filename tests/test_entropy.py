@@ -23,6 +23,18 @@ def tables():
                                  s.mean_frac, s.mean_max)
 
 
+def drawn_symbols(tables, seed: int, n: int, max_level: int):
+    """(symbols drawn from random mixtures of scale levels 20 ... max_level,
+    their means, levels, weights and full frequency rows)."""
+    rng = np.random.default_rng(seed)
+    means, levels, logits = random_params(rng, n)
+    levels = np.clip(levels, 20, max_level)
+    w = tables.weights(logits)
+    freqs = tables.frequencies(means, levels, w)
+    symbols = np.array([rng.choice(256, p=row / row.sum()) for row in freqs])
+    return symbols, means, levels, w, freqs
+
+
 def random_params(rng, n, k=2):
     s = SPEC
     means = rng.integers(s.mean_min, s.mean_max + 1, (n, k))
@@ -69,12 +81,7 @@ def test_frequencies_follow_the_mean(tables):
 
 
 def test_range_coder_round_trip_and_size_near_ideal(tables):
-    rng = np.random.default_rng(2)
-    means, levels, logits = random_params(rng, 20000)
-    levels = np.clip(levels, 20, 40)
-    w = tables.weights(logits)
-    freqs = tables.frequencies(means, levels, w)
-    symbols = np.array([rng.choice(256, p=row / row.sum()) for row in freqs])
+    symbols, means, levels, w, freqs = drawn_symbols(tables, 2, 20000, 40)
     enc = SymbolEncoder()
     for a in range(0, len(symbols), 3000):
         enc.encode(symbols[a:a + 3000], freqs[a:a + 3000])
@@ -119,13 +126,8 @@ def test_windowed_symbols_round_trip_at_the_full_rows_size(tables):
     the file is as small as full rows make it."""
     from codec.entropy import window
 
-    rng = np.random.default_rng(4)
-    means, levels, logits = random_params(rng, 20000)
-    levels = np.clip(levels, 20, 48)
-    w = tables.weights(logits)
-    freqs = tables.frequencies(means, levels, w)
-    symbols = np.array([rng.choice(256, p=row / row.sum()) for row in freqs])
-    symbols[:500] = rng.choice([0, 255], 500)
+    symbols, means, levels, w, freqs = drawn_symbols(tables, 4, 20000, 48)
+    symbols[:500] = np.random.default_rng(5).choice([0, 255], 500)
     starts, _ = window.window_frequencies(tables, means, levels, w)
     escaped = (symbols < starts) | (symbols >= starts + window.WIDTH)
     assert 0.02 < escaped[500:].mean() < 0.5 and escaped[:500].mean() > 0.5

@@ -128,23 +128,28 @@ class LogisticMixtureTables:
         return np.log2((hi - lo) / total)
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _component(means, levels, weights, i, j, mean_frac, m_hi):
+    """(scale level, mean fraction, table index of d = x - m at x = 0,
+    weight as float) of pixel i's component j: where its frequencies lie in
+    the tables."""
+    m = means[i, j]
+    return levels[i, j], m & ((1 << mean_frac) - 1), m_hi - (m >> mean_frac) + 1, float(weights[i, j])
+
+
 @numba.njit(cache=True, nogil=True)
 def _mixture_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, rows):
     """rows[i] = sum over components j of weights[i, j] times the 256
     frequencies of component j's window, the edge symbols taking the tails
     (``LogisticMixtureTables.frequencies_reference`` step by step)."""
     n, k = means.shape
-    mask = (1 << mean_frac) - 1
     for i in range(n):
         row = rows[i]
         row[:] = 0.0
         low = 0.0
         high = 0.0
         for j in range(k):
-            f = means[i, j] & mask
-            start = m_hi - (means[i, j] >> mean_frac) + 1
-            level = levels[i, j]
-            w = float(weights[i, j])
+            level, f, start, w = _component(means, levels, weights, i, j, mean_frac, m_hi)
             window = pmf[level, f, start:start + ALPHABET]
             for x in range(ALPHABET):
                 row[x] += window[x] * w
@@ -174,7 +179,6 @@ def _window_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, width, start
     row's total (sum_j weights[i, j] * CDF_TOTAL), without the other
     256 - width entries."""
     n, k = means.shape
-    mask = (1 << mean_frac) - 1
     for i in range(n):
         best = 0
         for j in range(1, k):
@@ -186,10 +190,7 @@ def _window_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, width, start
         row[:] = 0.0
         total = 0.0
         for j in range(k):
-            f = means[i, j] & mask
-            start = m_hi - (means[i, j] >> mean_frac) + 1
-            level = levels[i, j]
-            w = float(weights[i, j])
+            level, f, start, w = _component(means, levels, weights, i, j, mean_frac, m_hi)
             total += CDF_TOTAL * w
             row[0] += _frequency(pmf, cdf, level, f, start, lo) * w
             window = pmf[level, f, start + lo + 1:start + lo + width - 1]
@@ -208,16 +209,12 @@ def _outside_rows(pmf, cdf, means, levels, weights, mean_frac, m_hi, width, star
     values outside the window starts[i] ... starts[i] + width - 1, in
     increasing order of value."""
     n, k = means.shape
-    mask = (1 << mean_frac) - 1
     for i in range(n):
         row = rows[i]
         row[:] = 0.0
         lo = starts[i]
         for j in range(k):
-            f = means[i, j] & mask
-            start = m_hi - (means[i, j] >> mean_frac) + 1
-            level = levels[i, j]
-            w = float(weights[i, j])
+            level, f, start, w = _component(means, levels, weights, i, j, mean_frac, m_hi)
             for x in range(lo):
                 row[x] += _frequency(pmf, cdf, level, f, start, x) * w
             for x in range(lo + width, ALPHABET):
