@@ -105,7 +105,7 @@ def test_window_rows_are_the_full_rows_cut_in_two(tables, k):
     means[0], means[1] = SPEC.mean_min, SPEC.mean_max   # windows against both ends
     w = tables.weights(logits)
     full = tables.frequencies(means, levels, w)
-    starts, rows = window.window_frequencies(tables, means, levels, w)
+    starts, rows = tables.window_frequencies(means, levels, w, window.WIDTH)
     dominant = np.argmax(w, axis=1)                  # the first on ties
     centre = means[np.arange(len(means)), dominant] >> SPEC.mean_frac
     np.testing.assert_array_equal(starts, np.clip(centre - (window.WIDTH // 2 - 1), 0,
@@ -114,7 +114,7 @@ def test_window_rows_are_the_full_rows_cut_in_two(tables, k):
     inside = starts[:, None] + np.arange(window.WIDTH)
     np.testing.assert_array_equal(rows[:, :-1], np.take_along_axis(full, inside, axis=1))
     np.testing.assert_array_equal(rows[:, -1], full.sum(axis=1) - rows[:, :-1].sum(axis=1))
-    outside = window.outside_frequencies(tables, means, levels, w, starts)
+    outside = tables.outside_frequencies(means, levels, w, starts, window.WIDTH)
     keep = np.ones_like(full, bool)
     np.put_along_axis(keep, inside, False, axis=1)
     np.testing.assert_array_equal(outside, full[keep].reshape(len(full), -1))
@@ -128,7 +128,7 @@ def test_windowed_symbols_round_trip_at_the_full_rows_size(tables):
 
     symbols, means, levels, w, freqs = drawn_symbols(tables, 4, 20000, 48)
     symbols[:500] = np.random.default_rng(5).choice([0, 255], 500)
-    starts, _ = window.window_frequencies(tables, means, levels, w)
+    starts, _ = tables.window_frequencies(means, levels, w, window.WIDTH)
     escaped = (symbols < starts) | (symbols >= starts + window.WIDTH)
     assert 0.02 < escaped[500:].mean() < 0.5 and escaped[:500].mean() > 0.5
     batches = range(0, len(symbols), 700)

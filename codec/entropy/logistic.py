@@ -84,10 +84,36 @@ class LogisticMixtureTables:
 
         means, levels, weights: integer arrays (n, K)."""
         rows = np.empty((len(means), ALPHABET))
-        _mixture_rows(self._pmf, self.cdf, np.ascontiguousarray(means, np.int64),
-                      np.ascontiguousarray(levels, np.int64),
-                      np.ascontiguousarray(weights, np.int64), self.mean_frac, self.m_hi, rows)
+        _mixture_rows(self._pmf, self.cdf, *self._contiguous(means, levels, weights),
+                      self.mean_frac, self.m_hi, rows)
         return rows
+
+    def window_frequencies(self, means, levels, weights, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(each symbol's window's first value (n,), rows (n, width + 1)
+        holding exact integers: the frequencies ``frequencies`` gives the
+        window's values, then the rest of the row's total, the escape's).  A
+        window holds the ``width`` values centred on the integer part of
+        the dominant component's mean (the largest weight, the first on
+        ties), moved inside 0 ... 255 (``window.py``)."""
+        n = len(means)
+        starts, rows = np.empty(n, np.int64), np.empty((n, width + 1))
+        _window_rows(self._pmf, self.cdf, *self._contiguous(means, levels, weights),
+                     self.mean_frac, self.m_hi, width, starts, rows)
+        return starts, rows
+
+    def outside_frequencies(self, means, levels, weights, starts: np.ndarray, width: int) -> np.ndarray:
+        """Rows (n, 256 - width): the frequencies ``frequencies`` gives the
+        values outside each window (first value ``starts``), in increasing
+        order of value."""
+        rows = np.empty((len(means), ALPHABET - width))
+        _outside_rows(self._pmf, self.cdf, *self._contiguous(means, levels, weights),
+                      self.mean_frac, self.m_hi, width, np.ascontiguousarray(starts, np.int64), rows)
+        return rows
+
+    @staticmethod
+    def _contiguous(*arrays) -> list[np.ndarray]:
+        """The kernels' integer inputs as contiguous int64 arrays."""
+        return [np.ascontiguousarray(a, np.int64) for a in arrays]
 
     def frequencies_reference(self, means: np.ndarray, levels: np.ndarray,
                               weights: np.ndarray) -> np.ndarray:

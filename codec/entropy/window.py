@@ -23,58 +23,32 @@ from __future__ import annotations
 
 import numpy as np
 
-from .logistic import ALPHABET, LogisticMixtureTables, _outside_rows, _window_rows
+from .logistic import LogisticMixtureTables
 
 WIDTH = 32      # values in a window; 2-7 % of a photograph's symbols escape it (held-out photographs)
 
 
-def window_frequencies(tables: LogisticMixtureTables, means, levels, weights
-                       ) -> tuple[np.ndarray, np.ndarray]:
-    """(each symbol's window's first value (n,), rows (n, WIDTH + 1)
-    holding exact integers: the window's frequencies, then the escape's,
-    the mass outside the window).  A window holds the WIDTH values centred
-    on the integer part of the dominant component's mean (the largest
-    weight, the first on ties), moved inside 0 ... 255."""
-    n = len(means)
-    starts, rows = np.empty(n, np.int64), np.empty((n, WIDTH + 1))
-    _window_rows(tables._pmf, tables.cdf, np.ascontiguousarray(means, np.int64),
-                 np.ascontiguousarray(levels, np.int64), np.ascontiguousarray(weights, np.int64),
-                 tables.mean_frac, tables.m_hi, WIDTH, starts, rows)
-    return starts, rows
-
-
-def outside_frequencies(tables: LogisticMixtureTables, means, levels, weights,
-                        starts: np.ndarray) -> np.ndarray:
-    """Rows (n, 256 - WIDTH): the full rows' frequencies of the values outside
-    each window, in increasing order of value."""
-    rows = np.empty((len(means), ALPHABET - WIDTH))
-    _outside_rows(tables._pmf, tables.cdf, np.ascontiguousarray(means, np.int64),
-                  np.ascontiguousarray(levels, np.int64), np.ascontiguousarray(weights, np.int64),
-                  tables.mean_frac, tables.m_hi, WIDTH, np.ascontiguousarray(starts, np.int64), rows)
-    return rows
-
-
 def encode(encoder, symbols: np.ndarray, tables: LogisticMixtureTables, means, levels, weights) -> None:
     """Code ``symbols`` (n,) under the mixtures (means, levels, weights: (n, K))."""
-    starts, rows = window_frequencies(tables, means, levels, weights)
+    starts, rows = tables.window_frequencies(means, levels, weights, WIDTH)
     inside = symbols - starts
     escaped = (inside < 0) | (inside >= WIDTH)
     encoder.encode(np.where(escaped, WIDTH, inside), rows)
     if escaped.any():
         s, lo = symbols[escaped], starts[escaped]
         encoder.encode(np.where(s < lo, s, s - WIDTH),
-                       outside_frequencies(tables, means[escaped], levels[escaped], weights[escaped], lo))
+                       tables.outside_frequencies(means[escaped], levels[escaped], weights[escaped], lo, WIDTH))
 
 
 def decode(decoder, tables: LogisticMixtureTables, means, levels, weights) -> np.ndarray:
     """What ``encode`` wrote for mixtures (means, levels, weights): the symbols (n,)."""
-    starts, rows = window_frequencies(tables, means, levels, weights)
+    starts, rows = tables.window_frequencies(means, levels, weights, WIDTH)
     inside = decoder.decode(rows)
     symbols = starts + inside
     escaped = inside == WIDTH
     if escaped.any():
         lo = starts[escaped]
-        outside = decoder.decode(outside_frequencies(tables, means[escaped], levels[escaped],
-                                                     weights[escaped], lo))
+        outside = decoder.decode(tables.outside_frequencies(means[escaped], levels[escaped],
+                                                            weights[escaped], lo, WIDTH))
         symbols[escaped] = np.where(outside < lo, outside, outside + WIDTH)
     return symbols
