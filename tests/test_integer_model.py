@@ -84,6 +84,40 @@ def test_a_wider_context_starts_at_the_old_code_length(photo_array):
         wider_context_state(new.state_dict(), spec.to_dict(), old.spec, old)
 
 
+def test_a_wider_or_richer_network_starts_at_the_old_code_length(photo_array):
+    """``--hidden`` and ``--mixtures`` above an init's (widened_state): new
+    hidden units send nothing on, so the code length is exactly the old
+    one; new mixture components are copies of old ones with the logits
+    split among them, so it moves only by the logit grid and the copies'
+    small difference.  The new parts learn: moving them changes the length.
+    Narrowing is refused."""
+    from codec import weights
+    from models.arm.network import widened_state
+    from models.training import load_state
+
+    state, spec_d = load_state(weights.weights_path(weights.DEFAULT_MODELS["arm"]))
+    old = ARMNetwork(ARMSpec.from_dict(spec_d))
+    old.load_state_dict(state)
+    x = torch.from_numpy(photo_array[:48, :64].copy()).permute(2, 0, 1)[None]
+    for hidden, mixtures, tolerance in ((160, 2, 0.0), (128, 3, 1e-3), (160, 3, 1e-3)):
+        spec = ARMSpec.from_dict({**spec_d, "hidden": hidden, "mixtures": mixtures})
+        torch.manual_seed(0)
+        new = ARMNetwork(spec)
+        new.load_state_dict(widened_state(state, spec_d, spec, new))
+        for fake_quant in (True, False):
+            old.fake_quant = new.fake_quant = fake_quant
+            with torch.no_grad():
+                assert abs(float(new(x)) / float(old(x)) - 1) <= tolerance
+        with torch.no_grad():
+            if hidden > old.spec.hidden:
+                new.head.weight[:, -1] += 0.05
+            else:
+                new.head.bias[spec.mixtures - 1] += 2.0      # the new component's R logit
+            assert float(new(x)) != float(old(x))
+    with pytest.raises(SystemExit):
+        widened_state(new.state_dict(), spec.to_dict(), old.spec, old)
+
+
 @pytest.mark.parametrize("offset", [(0, 0), (0, 1), (-1, 2), (-2, 4), (1, -3)])
 def test_a_neighbourhood_off_the_earlier_wavefronts_is_refused(offset):
     """The wavefront decoder needs every context pixel decoded before the

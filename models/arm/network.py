@@ -143,6 +143,51 @@ def wider_context_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetw
     return {**state, "w_in": w_in, "skip.weight": skip}
 
 
+
+def widened_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork,
+                  spread: float = 1e-3, seed: int = 0) -> dict:
+    """Warm start of a network wider than the old one in any of its
+    neighbourhood (``wider_context_state``), hidden width or mixture
+    count, computing what the old one did.  New hidden units keep ``net``'s
+    fresh incoming weights and get zero outgoing ones, so nothing
+    downstream moves while they learn.  Each new mixture component k
+    copies component k mod K_old (head and skip rows, plus ``spread`` noise
+    on its logits' weights so that the copies can part), and the copied components'
+    logits drop by ln(copies): a mixture of identical components is the
+    component, so the code length stays the old one's (up to that noise and
+    the logit grid, 1/8)."""
+    state = wider_context_state(state, old_spec, spec, net)
+    old_h, new_h = old_spec["hidden"], spec.hidden
+    old_k, new_k = old_spec["mixtures"], spec.mixtures
+    if new_h < old_h or new_k < old_k:
+        raise SystemExit("a warm start can widen a network, not narrow it")
+    out = dict(state)
+    if new_h > old_h:
+        fresh = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        for name in ("w_in", "b_in", *(f"hidden_layers.{i}.{p}" for i in range(spec.hidden_layers - 1)
+                                       for p in ("weight", "bias"))):
+            t = fresh[name]
+            t[(slice(0, old_h),) + tuple(slice(0, n) for n in state[name].shape[1:])] = state[name]
+            if name.endswith(".weight"):
+                t[:old_h, old_h:] = 0.0             # the old units ignore the new ones
+            out[name] = t
+        head = torch.zeros(state["head.weight"].shape[0], new_h)
+        head[:, :old_h] = state["head.weight"]
+        out["head.weight"] = head
+    if new_k > old_k:
+        gen = torch.Generator().manual_seed(seed)
+        source = torch.arange(new_k) % old_k
+        copies = torch.bincount(source, minlength=old_k).float()
+        for name in ("head.weight", "head.bias", "skip.weight"):
+            old = out[name].view(FIELDS, old_k, *out[name].shape[1:])
+            new = old[:, source].clone()
+            if name == "head.bias":
+                new[:3] -= torch.log(copies)[source]      # fields 0-2: the logits
+            elif name == "head.weight":                   # the copies' logits part a little
+                new[:3, old_k:] += torch.randn(new[:3, old_k:].shape, generator=gen) * spread
+            out[name] = new.reshape(FIELDS * new_k, *old.shape[2:])
+    return out
+
 def output_grids(raw: torch.Tensor, spec: ARMSpec):
     """Snap head outputs to the integer grids of the decoder (straight-through).
 

@@ -16,7 +16,7 @@ import torch
 from ..distributed import join
 from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
-from .network import ARMNetwork, wider_context_state
+from .network import ARMNetwork, widened_state
 from .spec import NEIGHBOURHOODS, ARMSpec
 
 
@@ -41,9 +41,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--head-lr-mult", type=float, default=0.05,
                    help="learning-rate factor of the head and skip: their outputs are scaled to "
                         "pixel units (x64), so the same step moves a mean 64x further")
-    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--hidden", type=int,
+                   help="hidden width (default: the --init-from model's, else 128); a model "
+                        "widened from a narrower one starts at its old code length")
     p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--mixtures", type=int, default=2)
+    p.add_argument("--mixtures", type=int,
+                   help="logistics per subpixel (default: the --init-from model's, else 2); "
+                        "new components start as copies of the old ones")
     p.add_argument("--neighbourhood", choices=sorted(NEIGHBOURHOODS),
                    help="the causal context (default: the --init-from model's, else 'default'); "
                         "a model widened to a larger one starts at its old code length")
@@ -69,11 +73,15 @@ def main(argv=None):
                                  {"params": head, "lr_mult": args.head_lr_mult}], lr=args.lr)
 
     nb = NEIGHBOURHOODS[args.neighbourhood or "default"]
-    spec = ARMSpec(neighbourhood=nb, hidden=args.hidden, hidden_layers=args.layers, mixtures=args.mixtures)
-    overrides = (lambda old: {"neighbourhood": [list(o) for o in nb]}) if args.neighbourhood else None
+    spec = ARMSpec(neighbourhood=nb, hidden=args.hidden or 128, hidden_layers=args.layers,
+                   mixtures=args.mixtures or 2)
+    widened = {**({"neighbourhood": [list(o) for o in nb]} if args.neighbourhood else {}),
+               **({"hidden": args.hidden} if args.hidden else {}),
+               **({"mixtures": args.mixtures} if args.mixtures else {})}
     spec, net, opt, step, best = resume_or_start(run, spec, ARMSpec, lambda sp: ARMNetwork(sp).to(device),
-                                                 make_opt, args.init_from, overrides=overrides,
-                                                 adapt_state=wider_context_state, split=split)
+                                                 make_opt, args.init_from,
+                                                 overrides=(lambda old: widened) if widened else None,
+                                                 adapt_state=widened_state, split=split)
 
     def before_step(step, progress):
         # by progress, not steps: a run bounded by --max-minutes ends quantized too
