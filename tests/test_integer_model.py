@@ -85,9 +85,10 @@ def test_a_wider_context_starts_at_the_old_code_length(photo_array):
 
 
 def test_a_wider_or_richer_network_starts_at_the_old_code_length(photo_array):
-    """``--hidden`` and ``--mixtures`` above an init's (widened_state): new
-    hidden units send nothing on, so the code length is exactly the old
-    one; new mixture components are copies of old ones with the logits
+    """``--hidden`` and ``--mixtures`` above an init's, with or without a
+    wider ``--neighbourhood`` (widened_state): new hidden units send
+    nothing on, so the code length is exactly the old one; new mixture
+    components are copies of old ones with the logits
     split among them, so it moves only by the logit grid and the copies'
     small difference.  The new parts learn: moving them changes the length.
     Narrowing is refused."""
@@ -99,8 +100,11 @@ def test_a_wider_or_richer_network_starts_at_the_old_code_length(photo_array):
     old = ARMNetwork(ARMSpec.from_dict(spec_d))
     old.load_state_dict(state)
     x = torch.from_numpy(photo_array[:48, :64].copy()).permute(2, 0, 1)[None]
-    for hidden, mixtures, tolerance in ((160, 2, 0.0), (128, 3, 1e-3), (160, 3, 1e-3)):
-        spec = ARMSpec.from_dict({**spec_d, "hidden": hidden, "mixtures": mixtures})
+    large = [list(o) for o in NEIGHBOURHOODS["large"]]
+    for hidden, mixtures, nb, tolerance in ((160, 2, None, 0.0), (128, 3, None, 1e-3),
+                                            (160, 3, large, 1e-3)):
+        spec = ARMSpec.from_dict({**spec_d, "hidden": hidden, "mixtures": mixtures,
+                                  "neighbourhood": nb or spec_d["neighbourhood"]})
         torch.manual_seed(0)
         new = ARMNetwork(spec)
         new.load_state_dict(widened_state(state, spec_d, spec, new))

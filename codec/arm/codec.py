@@ -66,7 +66,7 @@ SEGMENT_PREFIX = 4
 LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK = 0, 1, 2
 PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-sized)
-SYMBOL_BATCH = 1 << 12   # symbols per ideal code length batch
+SYMBOL_BATCH = 1 << 12   # pixels per batch of the ideal code length
 WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/window.py; nc 0.26)
 
 
@@ -197,29 +197,24 @@ class ARMPlaneCodec:
         """The segment: prefix, tables, then the stream (the network's change first)."""
         layout, calibration, feedback, change = plan.layout, plan.calibration, plan.feedback, plan.change
         means, levels, mix = plan.means, plan.levels, plan.mix
-        n = len(geo.flat)
-        # symbol order: wavefront by wavefront, channel by channel, pixel by pixel
-        step = np.repeat(np.arange(len(geo.bounds) - 1), np.diff(geo.bounds))
-        pix = np.repeat(np.arange(n), c)
-        chan = np.tile(np.arange(c), n)
-        order = np.lexsort((pix, chan, step[pix]))
-        pix, chan = pix[order], chan[order]
         enc = SymbolEncoder()
-        ideal = 0.0
         head_byte = rank = 0
         if change is not None:     # first in the stream; its bits count as side information
             change.encode(enc, self.tables, plan.change_levels)
             head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.prefix_byte
-        # one batch per wavefront and channel, as the decoder meets them
-        key = step[pix] * c + chan
-        bounds = np.concatenate([[0], np.flatnonzero(np.diff(key)) + 1, [len(pix)]])
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            pi, ci = pix[a:b], chan[a:b]
-            window.encode(enc, values[pi, ci], self.tables, means[pi, ci], levels[pi, ci], mix[pi, ci])
-        for a in range(0, len(pix), SYMBOL_BATCH):
-            pi, ci = pix[a:a + SYMBOL_BATCH], chan[a:a + SYMBOL_BATCH]
-            ideal -= float(self.tables.log2_probabilities(values[pi, ci], means[pi, ci], levels[pi, ci],
-                                                          mix[pi, ci]).sum())
+        # the decoder's order: wavefront by wavefront (pixels are stored in
+        # coding order, so a wavefront is a slice), channel by channel
+        for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
+            for ch in range(c):
+                window.encode(enc, values[a:b, ch], self.tables, means[a:b, ch], levels[a:b, ch],
+                              mix[a:b, ch])
+        ideal = 0.0                # the same in any order
+        k = means.shape[-1]
+        for a in range(0, len(means), SYMBOL_BATCH):
+            sl = slice(a, a + SYMBOL_BATCH)
+            ideal -= float(self.tables.log2_probabilities(
+                values[sl, :c].ravel(), means[sl].reshape(-1, k), levels[sl].reshape(-1, k),
+                mix[sl].reshape(-1, k)).sum())
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             side = (np.array([0, layout | WINDOWED, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
@@ -352,6 +347,12 @@ class ARMPlaneCodec:
                 raise FormatError("ARM segment has an invalid network change") from None
         model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
                  if feedback is not None else None)
+        if windowed:
+            def decode_symbols(m, l, w):
+                return window.decode(dec, tables, m, l, w)
+        else:                      # segments of nc 0.25 and before
+            def decode_symbols(m, l, w):
+                return dec.decode(tables.frequencies(m, l, w))
         k, top = spec.mixtures, spec.log_scale_levels - 1
         widest = int(np.diff(geo.bounds).max())
         context = np.empty((widest, len(geo.offsets) * 3))
@@ -385,10 +386,7 @@ class ARMPlaneCodec:
                         ch, m, l, dominant, calibration[ch], BAND_SHIFT, acc, energy, residual,
                         surprise, earlier[ch], model.fb.context_shift[ch], arm_feedback.SURPRISES,
                         arm_feedback.COEFF_FRAC, spec.mean_min, spec.mean_max, top, memo)
-                if windowed:
-                    v = window.decode(dec, tables, m, l, mix[:n])
-                else:
-                    v = dec.decode(tables.frequencies(m, l, mix[:n]))
+                v = decode_symbols(m, l, mix[:n])
                 decoded[:n, ch] = v
                 if model is not None:
                     kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,

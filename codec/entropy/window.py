@@ -6,10 +6,10 @@ pixel values, yet a 256-entry frequency row per symbol is what the range
 coder's categorical model reads, and building and quantizing those rows
 was two fifths of the ARM decoder's time (kodim21: 0.95 of 2.44 s).  So
 each symbol is coded in two steps: first among the WIDTH values of a
-window placed on its dominant
-component's mean, plus one escape symbol holding the rest of the mass;
-then, only for the symbols that escaped, which of the 256 - WIDTH values
-outside the window it is, under the same frequencies.  The product of the
+window placed on its dominant component's mean, plus one escape symbol
+holding the rest of the mass; then, only for the symbols that escaped,
+which of the 256 - WIDTH values outside the window it is, under the same
+frequencies.  The product of the
 two probabilities is the symbol's probability in the full row (up to the
 coder's rounding), so the bits stay the same while the rows are 33 entries
 wide instead of 256.

@@ -100,8 +100,8 @@ class IntegerARM:
         # head: acc at scale 2^-(weight_frac + act_frac); (n, FIELDS, K), each
         # field group rescaled to its grid, offset and clipped
         out = np.empty((len(acc), 12, s.mixtures), np.int64)
-        _head_fields(acc, self._biases[-1], self._out_scale[:, 0], self._out_offset[:, 0],
-                     self._out_lo[:, 0], self._out_hi[:, 0], out)
+        _head_fields(acc, self._biases[-1], self._out_scale, self._out_offset, self._out_lo,
+                     self._out_hi, out)
         return MixtureParams(out[:, 0:3], out[:, 3:6], out[:, 6:9], out[:, 9:12])
 
     def hidden_features(self, context: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -169,13 +169,13 @@ class IntegerARM:
             self._biases.append(b + 2.0 ** (k - 1))
             self._hidden_scales.append(2.0 ** -k)
         # head: one k per field (the grids of _output_grids), fields are (12, K) row-major
-        k = -np.log2(self._out_scale[:, 0])
+        k = -np.log2(self._out_scale)
         assert np.all(k >= 1) and np.all(k == np.round(k))
         half = np.repeat(2.0 ** (k - 1), self.spec.mixtures)
         self._biases.append(self.layers[-1][1] + half)
 
     def _output_grids(self) -> None:
-        """Per field (12, 1): the power of two taking the head's scale to the
+        """Per field (12,): the power of two taking the head's scale to the
         field's grid, the offset added after rounding and the clipping bounds
         (logits, means in 1/16 around 128, scale levels, coefficients)."""
         s = self.spec
@@ -189,8 +189,8 @@ class IntegerARM:
             (s.log_scale_frac, ls_offset, 0, s.log_scale_levels - 1),
             (s.coeff_frac, 0, -s.coeff_max, s.coeff_max),
         ]
-        col = lambda k: np.repeat([float(g[k]) for g in groups], 3)[:, None]  # noqa: E731
-        self._out_scale = np.repeat([2.0 ** (g[0] - out_frac) for g in groups], 3)[:, None]
+        col = lambda k: np.repeat([float(g[k]) for g in groups], 3)  # noqa: E731
+        self._out_scale = np.repeat([2.0 ** (g[0] - out_frac) for g in groups], 3)
         self._out_offset, self._out_lo, self._out_hi = col(1), col(2), col(3)
 
 

@@ -135,13 +135,13 @@ def wider_context_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetw
     if missing:
         raise SystemExit(f"the new neighbourhood lacks offsets the old one uses: {missing}")
     where = [new_nb.index(o) for o in old_nb]
-    w_in = torch.zeros_like(net.w_in.data)                 # (hidden, channels, offsets)
+    # the old hidden width and outputs: ``widened_state`` widens those after
+    w_in = state["w_in"].new_zeros(len(state["w_in"]), spec.channels, len(new_nb))
     w_in[:, :, where] = state["w_in"]
-    skip = torch.zeros_like(net.skip.weight.data)          # (outputs, offsets * channels)
+    skip = state["skip.weight"].new_zeros(len(state["skip.weight"]), len(new_nb) * spec.channels)
     by_offset = (len(skip), -1, spec.channels)
     skip.view(by_offset)[:, where] = state["skip.weight"].view(by_offset)
     return {**state, "w_in": w_in, "skip.weight": skip}
-
 
 
 def widened_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork,
@@ -151,11 +151,11 @@ def widened_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork,
     count, computing what the old one did.  New hidden units keep ``net``'s
     fresh incoming weights and get zero outgoing ones, so nothing
     downstream moves while they learn.  Each new mixture component k
-    copies component k mod K_old (head and skip rows, plus ``spread`` noise
-    on its logits' weights so that the copies can part), and the copied components'
-    logits drop by ln(copies): a mixture of identical components is the
-    component, so the code length stays the old one's (up to that noise and
-    the logit grid, 1/8)."""
+    copies component k mod K_old (head and skip rows, plus ``spread``
+    noise on its logits' weights so that the copies can part), and the
+    copied components' logits drop by ln(copies): a mixture of identical
+    components is the component, so the code length stays the old one's
+    (up to that noise and the logit grid, 1/8)."""
     state = wider_context_state(state, old_spec, spec, net)
     old_h, new_h = old_spec["hidden"], spec.hidden
     old_k, new_k = old_spec["mixtures"], spec.mixtures
@@ -187,6 +187,7 @@ def widened_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork,
                 new[:3, old_k:] += torch.randn(new[:3, old_k:].shape, generator=gen) * spread
             out[name] = new.reshape(FIELDS * new_k, *old.shape[2:])
     return out
+
 
 def output_grids(raw: torch.Tensor, spec: ARMSpec):
     """Snap head outputs to the integer grids of the decoder (straight-through).
