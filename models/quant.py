@@ -18,10 +18,12 @@ def clamp_ste(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
     return x + (torch.clamp(x, lo, hi) - x).detach()
 
 
-def quantize_ste(x: torch.Tensor, frac: int, lo: float, hi: float) -> torch.Tensor:
-    """Snap ``x`` to the grid 2^-frac inside [lo, hi] (bounds in grid units)."""
+def quantize_ste(x: torch.Tensor, frac: int, lo: float, hi: float, bound=clamp_ste) -> torch.Tensor:
+    """Snap ``x`` to the grid 2^-frac inside [lo, hi] (bounds in grid units),
+    clamping with ``bound`` (``clamp_ste``, or ``torch.clamp`` for a
+    gradient of zero past the bounds)."""
     scale = float(2**frac)
-    return clamp_ste(round_ste(x * scale), lo, hi) / scale
+    return bound(round_ste(x * scale), lo, hi) / scale
 
 
 def round_scaled(acc: torch.Tensor, shift: int) -> torch.Tensor:

@@ -89,6 +89,27 @@ def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     assert after_both < after_head
 
 
+def test_the_fit_reads_no_gradient_past_an_output_bound(arm, photo_large, monkeypatch):
+    """The fit's loss clamps the head's outputs with ``torch.clamp``: the
+    straight-through clamp's gradient at the lowest scale level misled it
+    (adaptation.py, ``loss_of``)."""
+    import torch
+
+    import models.arm.network as network
+
+    bounds = []
+    real = network.mixture_bits
+
+    def recording(raw, x, spec, bound=network.clamp_ste):
+        bounds.append(bound)
+        return real(raw, x, spec, bound)
+
+    monkeypatch.setattr(network, "mixture_bits", recording)
+    geo, buf, values = arm._layout(np.asarray(photo_large))
+    adaptation.fit(arm.net, geo.context(buf, geo.flat), values, (adaptation.Fit(2, (2,), 64),), 10**9)
+    assert bounds and all(b is torch.clamp for b in bounds)
+
+
 @pytest.mark.parametrize("min_pixels", [None, 0])
 def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels):
     """On 48x40 pixels no change pays for its bytes: the file is the one

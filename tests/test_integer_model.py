@@ -6,7 +6,7 @@ import torch
 from codec.arm.codec import Wavefronts
 from models.arm.export import integer_layers, integer_skip
 from models.arm.integer import IntegerARM
-from models.arm.network import ARMNetwork, output_grids, wider_context_state
+from models.arm.network import ARMNetwork, mixture_bits, output_grids, wider_context_state
 from models.arm.spec import NEIGHBOURHOODS, ARMSpec
 
 
@@ -154,3 +154,19 @@ def test_compiled_rescaling_equals_the_numpy_definition():
     want = np.clip(np.floor(fields) + offset[:, None], lo[:, None], hi[:, None]).astype(np.int64)
     np.testing.assert_array_equal(out, want)
     assert 0 < (want == hi[:, None]).mean() < 1
+
+
+@pytest.mark.parametrize("bound, passes", [(None, True), (torch.clamp, False)])
+def test_an_output_past_its_bound_passes_a_gradient_only_straight_through(bound, passes):
+    """Training's straight-through clamp lets a scale output below the
+    lowest level learn its way back; ``torch.clamp`` (the per-image fit)
+    gives it no gradient, as the clamped value does not move."""
+    spec = ARMSpec(hidden=8, hidden_layers=1)
+    raw = torch.zeros(1, 12, spec.mixtures, 1, 1)
+    raw[:, 6:9] = spec.log_scale_min - 1.0          # every scale output one unit below the floor
+    raw.requires_grad_()
+    x = torch.full((1, 3, 1, 1), 131.0)
+    kwargs = {} if bound is None else {"bound": bound}
+    mixture_bits(raw, x, spec, **kwargs).sum().backward()
+    assert bool(raw.grad[:, 6:9].abs().sum() > 0) == passes
+    assert raw.grad[:, 3:6].abs().sum() > 0          # the means inside their range learn either way

@@ -412,7 +412,16 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
             h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
         raw = (h @ (sample.head + delta) + sample.head_bias + sample.skip[idx]) * sample.head_scale
         raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
-        return loss + mixture_bits(raw, sample.values[None, :, None, idx], spec).sum() / len(idx)
+        # The head's outputs are clamped to their grids' ranges with no gradient past
+        # a bound (torch.clamp), not with the training's straight-through clamp.  On a
+        # smooth photograph a quarter of the symbols sit at the lowest scale level;
+        # there the identity's gradient still asks for smaller scales, which the
+        # clamp cannot give those pixels but the shared weights give all the
+        # others.  The fit then fought itself: on the nine held-out 768x512
+        # photographs at effort 7 the true gradient saved 4.04 % against 3.19-3.43 %
+        # over three seeds (realsr cam2_02: 8.7 % against 2.2-5.3 %).
+        bits = mixture_bits(raw, sample.values[None, :, None, idx], spec, bound=torch.clamp)
+        return loss + bits.sum() / len(idx)
 
     # Adam's first steps move every weight by the whole step size: at the
     # full step the first one doubled the code length (3.1 -> 6.5 bits) and

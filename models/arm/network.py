@@ -31,6 +31,8 @@ class ARMNetwork(nn.Module):
         # in float and switches it on for the final steps.  Output grids are
         # always applied.
         self.fake_quant = True
+        # how outputs are clamped to their grids' ranges (``output_grids``)
+        self.output_bound = clamp_ste
         nb = spec.neighbourhood
         self.dy_min = min(dy for dy, _ in nb)
         self.dx_min = min(dx for _, dx in nb)
@@ -118,7 +120,7 @@ class ARMNetwork(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Code length of x in bits, per image (B,)."""
-        return mixture_bits(self.raw_outputs(x), x, self.spec)
+        return mixture_bits(self.raw_outputs(x), x, self.spec, self.output_bound)
 
 
 def wider_context_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork) -> dict:
@@ -189,27 +191,32 @@ def widened_state(state: dict, old_spec: dict, spec: ARMSpec, net: ARMNetwork,
     return out
 
 
-def output_grids(raw: torch.Tensor, spec: ARMSpec):
+def output_grids(raw: torch.Tensor, spec: ARMSpec, bound=clamp_ste):
     """Snap head outputs to the integer grids of the decoder (straight-through).
 
     Returns logits (B,3,K,H,W) in logit units, means (pixels, before channel
-    shifts), log-scales (natural log), coefficients (B,3,K,H,W).
+    shifts), log-scales (natural log), coefficients (B,3,K,H,W).  ``bound``
+    clamps each to its grid's range: ``clamp_ste`` (training: an output
+    pushed past a bound learns its way back) or ``torch.clamp`` (the
+    per-image fit, codec/arm/adaptation.py: no gradient past a bound).
     """
     s = spec
-    logits = quantize_ste(raw[:, 0:3], s.logit_frac, -s.logit_range, s.logit_range)
+    logits = quantize_ste(raw[:, 0:3], s.logit_frac, -s.logit_range, s.logit_range, bound)
     # mean grid: pixel = 128 + 64 * raw, in 1/16
-    mean_units = clamp_ste(round_ste(raw[:, 3:6] * 2**(s.input_frac + s.mean_frac)
-                                     + 128 * 2**s.mean_frac), s.mean_min, s.mean_max)
-    ls_idx = clamp_ste(round_ste((raw[:, 6:9] - s.log_scale_min) * 2**s.log_scale_frac),
-                       0, s.log_scale_levels - 1)
+    mean_units = bound(round_ste(raw[:, 3:6] * 2**(s.input_frac + s.mean_frac)
+                                 + 128 * 2**s.mean_frac), s.mean_min, s.mean_max)
+    ls_idx = bound(round_ste((raw[:, 6:9] - s.log_scale_min) * 2**s.log_scale_frac),
+                   0, s.log_scale_levels - 1)
     log_scales = s.log_scale_min + ls_idx / 2**s.log_scale_frac
-    coeffs = quantize_ste(raw[:, 9:12], s.coeff_frac, -s.coeff_max, s.coeff_max)
+    coeffs = quantize_ste(raw[:, 9:12], s.coeff_frac, -s.coeff_max, s.coeff_max, bound)
     return logits, mean_units, log_scales, coeffs
 
 
-def mixture_bits(raw: torch.Tensor, x: torch.Tensor, spec: ARMSpec) -> torch.Tensor:
+def mixture_bits(raw: torch.Tensor, x: torch.Tensor, spec: ARMSpec, bound=clamp_ste) -> torch.Tensor:
+    """Bits of the values ``x`` under the head outputs ``raw`` on the
+    decoder's grids (``output_grids``; ``bound`` clamps to their ranges)."""
     s = spec
-    logits, mean_units, log_scales, coeffs = output_grids(raw, spec)
+    logits, mean_units, log_scales, coeffs = output_grids(raw, spec, bound)
     xf = x.float().unsqueeze(2)  # (B,3,1,H,W)
     r, g = xf[:, 0], xf[:, 1]
     mf = 2**s.mean_frac
@@ -218,8 +225,8 @@ def mixture_bits(raw: torch.Tensor, x: torch.Tensor, spec: ARMSpec) -> torch.Ten
     shift_b = round_ste(coeffs[:, 1] * (r - 128) * mf + coeffs[:, 2] * (g - 128) * mf)
     mean_units = torch.stack([
         mean_units[:, 0],
-        clamp_ste(mean_units[:, 1] + shift_g, s.mean_min, s.mean_max),
-        clamp_ste(mean_units[:, 2] + shift_b, s.mean_min, s.mean_max),
+        bound(mean_units[:, 1] + shift_g, s.mean_min, s.mean_max),
+        bound(mean_units[:, 2] + shift_b, s.mean_min, s.mean_max),
     ], 1)
     means = mean_units / mf
     logp = discretized_logistic_logp(xf, means, log_scales)  # (B,3,K,H,W)

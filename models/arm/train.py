@@ -51,6 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--neighbourhood", choices=sorted(NEIGHBOURHOODS),
                    help="the causal context (default: the --init-from model's, else 'default'); "
                         "a model widened to a larger one starts at its old code length")
+    p.add_argument("--true-bounds", action="store_true",
+                   help="no gradient through an output clamped at its grid's bound (as the "
+                        "per-image fit, codec/arm/adaptation.py) instead of the identity's")
     add_photo_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the run (steps or --max-minutes) after which hidden layers "
@@ -82,6 +85,9 @@ def main(argv=None):
                                                  make_opt, args.init_from,
                                                  overrides=(lambda old: widened) if widened else None,
                                                  adapt_state=widened_state, split=split)
+
+    if args.true_bounds:
+        net.output_bound = torch.clamp
 
     def before_step(step, progress):
         # by progress, not steps: a run bounded by --max-minutes ends quantized too
