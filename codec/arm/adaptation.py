@@ -412,14 +412,10 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
             h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
         raw = (h @ (sample.head + delta) + sample.head_bias + sample.skip[idx]) * sample.head_scale
         raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
-        # The head's outputs are clamped to their grids' ranges with no gradient past
-        # a bound (torch.clamp), not with the training's straight-through clamp.  On a
-        # smooth photograph a quarter of the symbols sit at the lowest scale level;
-        # there the identity's gradient still asks for smaller scales, which the
-        # clamp cannot give those pixels but the shared weights give all the
-        # others.  The fit then fought itself: on the nine held-out 768x512
-        # photographs at effort 7 the true gradient saved 4.04 % against 3.19-3.43 %
-        # over three seeds (realsr cam2_02: 8.7 % against 2.2-5.3 %).
+        # no gradient past an output's bound (torch.clamp): the training's
+        # straight-through clamp asks pixels at the scale floor for smaller
+        # scales still, which the shared weights then give all the others
+        # (held-out effort 7: 4.04 % saved against 3.19-3.43 %; docs/MODELS.md, nc 0.27.0)
         bits = mixture_bits(raw, sample.values[None, :, None, idx], spec, bound=torch.clamp)
         return loss + bits.sum() / len(idx)
 
