@@ -251,3 +251,29 @@ def test_fits_side_by_side_keep_their_order_and_the_thread_count():
         assert adaptation.side_by_side(work, [5]) == [25]      # one item: in this thread
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_fit_judges_the_integers_the_file_holds():
+    """What the fit's loss adds to the weights once it rounds the head's
+    change (``_as_sent``) is exactly what the decoder adds for the
+    integers the fit ends on (``_image_change``): the hidden layers'
+    products floored as ``LowRankChange.delta`` shifts them, not rounded
+    (that shifted every changed weight by -0.4 of a unit), and the head's
+    change rounded (unrounded, the fit kept states worth 0.3 bits a pixel
+    less than the file it wrote)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    d_head = torch.randn(128, 24, generator=gen) * 3
+    gain = torch.ones(128, 24)
+    gain[:, :4] = 3
+    factors = {5: (torch.randn(128, 8, generator=gen) * 9, torch.randn(8, 128, generator=gen) * 9),
+               4: (torch.randn(128, 4, generator=gen) * 9, torch.randn(4, 128, generator=gen) * 9)}
+    head, hidden = adaptation._as_sent(d_head, gain, factors, snap_head=True)
+    change = adaptation._image_change(d_head, gain, factors, n_hidden=6, depth=2)
+    assert change.ranks == (8, 4)
+    assert np.array_equal(head.detach().numpy(), change.head.weights)
+    for j, i in enumerate((5, 4)):
+        assert np.array_equal(hidden[i].detach().numpy(), change.hidden[j].delta())
+    # a product's floor and its rounding differ on about half the weights here
+    assert (change.hidden[0].delta() != np.round(change.hidden[0].down @ change.hidden[0].up / 8)).mean() > 0.3
