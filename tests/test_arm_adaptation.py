@@ -269,11 +269,14 @@ def test_the_fit_judges_the_integers_the_file_holds():
     gain[:, :4] = 3
     factors = {5: (torch.randn(128, 8, generator=gen) * 9, torch.randn(8, 128, generator=gen) * 9),
                4: (torch.randn(128, 4, generator=gen) * 9, torch.randn(4, 128, generator=gen) * 9)}
-    head, hidden = adaptation._as_sent(d_head, gain, factors, snap_head=True)
+    head, hidden, sent = adaptation._as_sent(d_head, gain, factors, snap_head=True)
     change = adaptation._image_change(d_head, gain, factors, n_hidden=6, depth=2)
     assert change.ranks == (8, 4)
     assert np.array_equal(head.detach().numpy(), change.head.weights)
     for j, i in enumerate((5, 4)):
         assert np.array_equal(hidden[i].detach().numpy(), change.hidden[j].delta())
+    # the rate term counts the integers sent
+    assert float(sent) == np.abs(change.head.weights).sum() + sum(
+        np.abs(c.down).sum() + np.abs(c.up).sum() for c in change.hidden)
     # a product's floor and its rounding differ on about half the weights here
     assert (change.hidden[0].delta() != np.round(change.hidden[0].down @ change.hidden[0].up / 8)).mean() > 0.3

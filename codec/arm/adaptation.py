@@ -382,8 +382,9 @@ def _floored(t):
 
 
 def _as_sent(d_head, head_gain, factors: dict, snap_head: bool):
-    """(the head's change, {hidden layer: its weights' change}) as the
-    decoder will add them, the gradients passed straight through: the
+    """(the head's change, {hidden layer: its weights' change}, the sum of
+    |integer| the file sends for them) as the decoder will add them, the
+    gradients passed straight through: the
     factors rounded to integers and their product shifted right, which
     floors (``LowRankChange.delta``), and the head's change rounded once
     ``snap_head``.  A loss that rounded the product instead shifted every
@@ -393,9 +394,12 @@ def _as_sent(d_head, head_gain, factors: dict, snap_head: bool):
     head = d_head * head_gain
     if snap_head:
         head = _snapped(head)
-    hidden = {i: _floored(_snapped(down) @ _snapped(up) / 2**LOW_RANK_SHIFT)
-              for i, (down, up) in factors.items()}
-    return head, hidden
+    sent, hidden = head.abs().sum(), {}
+    for i, (down, up) in factors.items():
+        down, up = _snapped(down), _snapped(up)
+        hidden[i] = _floored(down @ up / 2**LOW_RANK_SHIFT)
+        sent = sent + down.abs().sum() + up.abs().sum()
+    return head, hidden, sent
 
 
 def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
@@ -421,19 +425,18 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
             factors[i] = (down, up)
             params += [down, up]
 
-    snap_head = False
+    late = False                                      # in the fit's second half
 
     def loss_of(idx):
-        delta, hidden = _as_sent(d_head, sample.head_gain, factors, snap_head)
-        loss = RATE_BITS * delta.abs().sum() / pixels
+        delta, hidden, sent = _as_sent(d_head, sample.head_gain, factors, snap_head=late)
+        loss = RATE_BITS * sent / pixels
         h = sample.features[idx] if first == n_hidden else sample.inputs[first][idx]
         for i in range(first, n_hidden):
             w = sample.weights[i]
             if i in factors:
                 w = w + hidden[i]
-                loss = loss + RATE_BITS * sum(_snapped(f).abs().sum() for f in factors[i]) / pixels
             pre = (h @ w + sample.biases[i]) * sample.scales[i]
-            h = torch.clamp(pre + (torch.floor(pre) - pre).detach(), 0, spec.act_max)
+            h = torch.clamp(_floored(pre), 0, spec.act_max)
         raw = (h @ (sample.head + delta) + sample.head_bias + sample.skip[idx]) * sample.head_scale
         raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
         # no gradient past an output's bound (torch.clamp): the training's
@@ -460,13 +463,13 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
         # the head's change moves freely for the first half (rounded from the
         # start, it stalls: held-out e7 -4.27/-4.19 % against -4.54/-4.57 %)
         # and is rounded in the second, whose states are the ones judged
-        snap_head = k >= total // 2
+        late = k >= total // 2
         idx = torch.randint(0, len(sample), (min(batch, len(sample)),), generator=gen)
         loss = loss_of(idx)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        if k >= total // 2 and ((k + 1) % BEST_EVERY == 0 or k == total - 1):
+        if late and ((k + 1) % BEST_EVERY == 0 or k == total - 1):
             with torch.no_grad():
                 bits = float(loss_of(judged))
             if bits < best_bits:
