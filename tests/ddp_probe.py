@@ -69,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    distributed.run_as_command(main)  # no teardown to abort the run (see there)

@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from ..distributed import join
+from ..distributed import join, run_as_command
 from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
 from .network import ARMNetwork, widened_state
@@ -102,4 +102,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_as_command(main)

@@ -12,7 +12,7 @@ import argparse
 
 import torch
 
-from ..distributed import join
+from ..distributed import join, run_as_command
 from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
                         resume_or_start, training_device)
 from .network import IDF
@@ -172,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_as_command(main)

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ..distributed import join, unwrapped
+from ..distributed import join, run_as_command, unwrapped
 from ..training import (
     Run,
     RunningMean,
@@ -345,4 +345,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_as_command(main)
