@@ -376,7 +376,9 @@ class _Sample:
 def _snapped(t):
     """Rounding to the integers a file holds (clipped to +-DELTA_MAX), with
     the gradient passed straight through."""
-    return t + (t.round().clamp(-DELTA_MAX, DELTA_MAX) - t).detach()
+    from models.quant import clamp_ste, round_ste
+
+    return clamp_ste(round_ste(t), -DELTA_MAX, DELTA_MAX)
 
 
 def _floored(t):

@@ -197,10 +197,9 @@ def _as_sent(delta, weights, weight_max: int):
     kept on their 8-bit grid (within +-weight_max), with a straight-through
     gradient.  The fit's second half and its result both take it, so the
     states the fit ends on are the ones the file holds."""
-    import torch
+    from models.quant import clamp_ste, round_ste
 
-    held = torch.clamp(torch.round(delta) + weights, -weight_max, weight_max) - weights
-    return delta + (held - delta).detach()
+    return clamp_ste(round_ste(delta) + weights, -weight_max, weight_max) - weights
 
 
 def _patches(feats: np.ndarray, positions: np.ndarray) -> np.ndarray:
