@@ -18,6 +18,7 @@ import numpy as np
 
 from codec import weights
 from codec.errors import FormatError, NcError
+from codec.format import container as container_format
 from codec.format import metadata
 from codec.format.container import Codec, Container, Header, Mode, Segment, SegmentKind
 from codec.format.digest import tile_digest
@@ -48,10 +49,26 @@ def side_segments(pic: Picture, strip: bool) -> list[Segment]:
 def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort: int = 0,
                     jobs: int | None = 1, strip: bool = False,
                     tile_size: int | None = None) -> Encoded:
+    """The image coded with the model ``lossless.models_to_try`` names or,
+    where it names two (at effort 7, the default model, fitted to the
+    image, and the one the estimate picked, as shipped), the smaller of
+    the two files, each model running its share of the effort's fits.
+    The two run in turn: only one of them fits, on every core
+    (side by side, one PyTorch thread each, took 40 s a 768x512
+    photograph against 35 s)."""
     mode = Mode.from_name(pic.mode)
     grid = TileGrid.for_image(pic.width, pic.height, tile_size or TILE_SIZE)
     colour = lossless.plane_groups(mode)[0].take(pic.samples)
-    model_id = lossless.choose_model(colour, codec, model_ids)
+    tried = lossless.models_to_try(colour, codec, model_ids, effort)
+    encoded = [_encode_lossless_with(pic, codec, model_id, mode, grid, effort, (i, len(tried)),
+                                     jobs, strip) for i, model_id in enumerate(tried)]
+    if len(encoded) == 1:
+        return encoded[0]
+    return min(encoded, key=lambda e: len(container_format.pack(e.container)))
+
+
+def _encode_lossless_with(pic: Picture, codec: Codec, model_id: str, mode: Mode, grid: TileGrid,
+                          effort: int, share: tuple[int, int], jobs, strip: bool) -> Encoded:
     pc = lossless.plane_codec(codec, model_id)
     header = Header(codec, mode, pic.width, pic.height, model_id, weights.digest(model_id),
                     codec_param=pc.codec_param, bit_depth=mode.bit_depth,
@@ -59,7 +76,7 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
     side = side_segments(pic, strip)
     head = header.pack(len(side) + len(grid) * (len(lossless.plane_groups(mode)) + 1))
     tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head,
-              effort) for t in grid]
+              effort, share) for t in grid]
     segments, ideal = list(side), 0.0
     for tile_segments, bits in map_tiles(_encode_lossless_tile, tasks, jobs):
         segments += tile_segments
@@ -67,8 +84,9 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
     return Encoded(Container(header, segments), ideal)
 
 
-def _encode_lossless_tile(codec, model_id, mode, samples, index, head, effort):
-    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index, effort=effort)
+def _encode_lossless_tile(codec, model_id, mode, samples, index, head, effort, share):
+    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index, effort=effort,
+                                          share=share)
     digest = tile_digest(head, index, samples)
     return segments + [Segment(SegmentKind.DIGEST, digest, index)], bits
 
