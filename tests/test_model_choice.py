@@ -1,12 +1,9 @@
 """Which model the lossless encoder codes an image with: the one its
 estimate picks and, where the ARM fits its network to the image once
-(effort 7), also the default model, keeping the smaller file
-(codec/pipeline/lossless.py, ``models_to_try``).  The effort's fits are
-shared between the two encodes, the default model's first (``fits_share``:
-at effort 7 the one fit is the default model's)."""
+(effort 7), also the default model, fitted, beside the pick as shipped,
+keeping the smaller file (codec/pipeline/lossless.py, ``models_to_try``)."""
 import numpy as np
 import pytest
-import torch
 
 from codec import api
 from codec.arm import adaptation
@@ -15,19 +12,12 @@ from codec.pipeline import lossless
 from codec.weights import DEFAULT_MODELS
 
 
-@pytest.mark.parametrize("fits, share, expected", [
-    (("a", "b"), (0, 1), ("a", "b")), (("a", "b"), (0, 2), ("a",)), (("a", "b"), (1, 2), ("b",)),
-    (("a",), (0, 2), ("a",)), (("a",), (1, 2), ()), ((), (1, 2), ())])
-def test_two_encodes_share_the_efforts_fits(fits, share, expected):
-    assert lossless.fits_share(fits, share) == expected
-
-
 @pytest.mark.parametrize("picked, codec, effort, expected", [
-    ("arm-v4", Codec.ARM, 7, ["arm-v5", "arm-v4"]),
-    ("arm-v4", Codec.ARM, 9, ["arm-v4"]),             # two fits: both the picked model's
-    ("arm-v4", Codec.ARM, 6, ["arm-v4"]),            # no fit: the estimate decides
-    ("arm-v5", Codec.ARM, 9, ["arm-v5"]),
-    ("idf-v9", Codec.IDF, 9, ["idf-v9"])])
+    ("arm-v4", Codec.ARM, 7, [("arm-v5", 7), ("arm-v4", 0)]),   # the pick as shipped
+    ("arm-v4", Codec.ARM, 9, [("arm-v4", 9)]),       # two fits: both the picked model's
+    ("arm-v4", Codec.ARM, 6, [("arm-v4", 6)]),       # no fit: the estimate decides
+    ("arm-v5", Codec.ARM, 9, [("arm-v5", 9)]),
+    ("idf-v9", Codec.IDF, 9, [("idf-v9", 9)])])
 def test_the_default_model_is_also_tried_where_the_network_adapts(monkeypatch, picked, codec,
                                                                    effort, expected):
     assert DEFAULT_MODELS["arm"] == "arm-v5"
@@ -38,29 +28,23 @@ def test_the_default_model_is_also_tried_where_the_network_adapts(monkeypatch, p
 
 def test_a_pinned_model_is_the_only_one_tried(monkeypatch):
     monkeypatch.setattr(lossless, "choose_model", lambda colour, codec, ids: ids[0])
-    assert lossless.models_to_try(np.zeros((8, 8, 3), np.uint8), Codec.ARM, ["arm-v3"], 9) == ["arm-v3"]
+    assert lossless.models_to_try(np.zeros((8, 8, 3), np.uint8), Codec.ARM, ["arm-v3"], 7) == [("arm-v3", 7)]
 
 
 def test_the_smaller_of_the_two_adapted_files_is_kept(photo_large, monkeypatch):
-    """Both encodes adapt (a short fit each, the same in either share; the
-    size floor lifted); the file is byte for byte the smaller of the two
-    single-model files, whichever order they are tried in, names its model
-    and decodes exactly."""
+    """Both encodes adapt (a short fit each; the size floor lifted); the
+    file is byte for byte the smaller of the two single-model files,
+    whichever order they are tried in, names its model and decodes exactly."""
     monkeypatch.setattr(adaptation, "MIN_PIXELS", 0)
-    fit = adaptation.Fit(30, (8, 4), 1 << 10)
-    monkeypatch.setattr(adaptation, "_FITS", {7: (fit, fit)})
-    # the pair in turn, on the threads the singles had: the same fits give the same integers
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    monkeypatch.setattr(adaptation, "_FITS", {7: (adaptation.Fit(30, (8, 4), 1 << 10),)})
     singles = {}
-    for model in ("arm-v3", "arm-v5"):          # each model alone, with one of the fits
-        monkeypatch.setattr(lossless, "models_to_try", lambda *a, m=model: [m])
-        monkeypatch.setattr(adaptation, "_FITS", {7: (fit,)})
+    for model in ("arm-v3", "arm-v5"):
+        monkeypatch.setattr(lossless, "models_to_try", lambda *a, m=model: [(m, 7)])
         singles[model] = api.encode(photo_large, "arm", effort=7)
     assert singles["arm-v3"] != singles["arm-v5"]
     smaller = min(singles, key=lambda m: len(singles[m]))
-    monkeypatch.setattr(adaptation, "_FITS", {7: (fit, fit)})
     for order in (["arm-v3", "arm-v5"], ["arm-v5", "arm-v3"]):      # neither first nor last wins
-        monkeypatch.setattr(lossless, "models_to_try", lambda *a, o=order: o)
+        monkeypatch.setattr(lossless, "models_to_try", lambda *a, o=order: [(m, 7) for m in o])
         data = api.encode(photo_large, "arm", effort=7)
         assert data == singles[smaller]
         assert api.info(data)["model"] == smaller

@@ -55,7 +55,7 @@ from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import SymbolDecoder, SymbolEncoder, window
 from codec.entropy.logistic import LogisticMixtureTables
 from codec.errors import FormatError
-from codec.pipeline.lossless import CodedPlanes, fits_share
+from codec.pipeline.lossless import CodedPlanes
 from models.arm.integer import IntegerARM, MixtureParams, clip, shifted_means
 from models.arm.spec import WAVEFRONT_SKEW, ARMSpec
 
@@ -139,23 +139,20 @@ class ARMPlaneCodec:
         return means, p.levels[:, channel], self.tables.weights(p.logits[:, channel])
 
     # -- encode ---------------------------------------------------------------
-    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0,
-               share: tuple[int, int] = (0, 1)) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
         """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
         forces a segment layout (tests, measurements); by default the encoder
         writes the one with the fewest estimated bits.  At efforts 7 and up
-        the network is adapted to RGB planes (``adaptation.py``) where that
-        pays, by the ``share`` of the effort's fits (``lossless.fits_share``)."""
+        the network is adapted to RGB planes (``adaptation.py``) where that pays."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._encode(pixels, layout, effort, share)
+            return self._encode(pixels, layout, effort)
 
-    def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0,
-                share: tuple[int, int] = (0, 1)) -> CodedPlanes:
+    def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0) -> CodedPlanes:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout)
-        fits = fits_share(adaptation.fits_for_effort(effort), share)
+        fits = adaptation.fits_for_effort(effort)
         if c == 3 and fits and len(geo.flat) >= adaptation.MIN_PIXELS:
             # the plans under the changes side by side, as the fits ran
             changes = self._fit_change(geo, buf, values, fits)

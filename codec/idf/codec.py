@@ -30,7 +30,7 @@ from codec.errors import FormatError
 from codec.idf import adaptation
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
-from codec.pipeline.lossless import CodedPlanes, fits_share
+from codec.pipeline.lossless import CodedPlanes
 from models.idf.integer import IntegerCoupling, IntegerIDF, IntegerNet, IntegerPrior
 from models.idf.spec import IDFSpec, anchors
 
@@ -103,19 +103,18 @@ class IDFPlaneCodec:
         f = self.spec.mean_frac
         return means >> f, levels * (1 << f) + (means & ((1 << f) - 1))
 
-    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0,
-               share: tuple[int, int] = (0, 1)) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
         """``layout`` forces PLAIN or FEEDBACK (tests, measurements); by
         default the one with the fewer estimated bits.  From effort 7 the
         priors are also adapted to the image (``adaptation.py``) where that
-        codes smaller, by the ``share`` of the effort's fits (``lossless.fits_share``)."""
+        codes smaller."""
         h, w, c = pixels.shape
         rgb = pixels if c == 3 else np.repeat(pixels, 3, axis=2)
         hp, wp = -(-h // self.multiple) * self.multiple, -(-w // self.multiple) * self.multiple
         padded = np.pad(rgb, ((0, hp - h), (0, wp - w), (0, 0)), mode="edge")
         latents = self.flow.forward(padded.astype(np.float32).transpose(2, 0, 1))
         plan = self._plan(self.flow, latents, layout)
-        fits = fits_share(adaptation.fits_for_effort(effort), share)
+        fits = adaptation.fits_for_effort(effort)
         if fits and sum(z.size for z, _ in latents) >= adaptation.MIN_LATENTS:
             for change in adaptation.fit(self.flow, latents, fits):
                 if change.any():

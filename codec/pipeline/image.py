@@ -50,25 +50,26 @@ def encode_lossless(pic: Picture, codec: Codec, model_ids: list[str], *, effort:
                     jobs: int | None = 1, strip: bool = False,
                     tile_size: int | None = None) -> Encoded:
     """The image coded with the model ``lossless.models_to_try`` names or,
-    where it names two (at effort 7, the default model, fitted to the
-    image, and the one the estimate picked, as shipped), the smaller of
-    the two files, each model running its share of the effort's fits.
-    The two run in turn: only one of them fits, on every core
-    (side by side, one PyTorch thread each, took 40 s a 768x512
-    photograph against 35 s)."""
+    where it names two (at effort 7, the default model fitted to the image
+    and the one the estimate picked, as shipped), the smaller of the two
+    files.  They run in turn: only one of them fits, on every core (side
+    by side, one PyTorch thread each, took 40 s a 768x512 photograph
+    against 35 s)."""
     mode = Mode.from_name(pic.mode)
     grid = TileGrid.for_image(pic.width, pic.height, tile_size or TILE_SIZE)
     colour = lossless.plane_groups(mode)[0].take(pic.samples)
-    tried = lossless.models_to_try(colour, codec, model_ids, effort)
-    encoded = [_encode_lossless_with(pic, codec, model_id, mode, grid, effort, (i, len(tried)),
-                                     jobs, strip) for i, model_id in enumerate(tried)]
+    encoded = [_encode_lossless_with(pic, codec, model_id, mode, grid, effort, coding_effort, jobs,
+                                     strip)
+               for model_id, coding_effort in lossless.models_to_try(colour, codec, model_ids, effort)]
     if len(encoded) == 1:
         return encoded[0]
     return min(encoded, key=lambda e: len(container_format.pack(e.container)))
 
 
 def _encode_lossless_with(pic: Picture, codec: Codec, model_id: str, mode: Mode, grid: TileGrid,
-                          effort: int, share: tuple[int, int], jobs, strip: bool) -> Encoded:
+                          effort: int, coding_effort: int, jobs, strip: bool) -> Encoded:
+    """The image coded with ``model_id`` at ``coding_effort``, its header
+    saying ``effort`` (what the user asked for)."""
     pc = lossless.plane_codec(codec, model_id)
     header = Header(codec, mode, pic.width, pic.height, model_id, weights.digest(model_id),
                     codec_param=pc.codec_param, bit_depth=mode.bit_depth,
@@ -76,7 +77,7 @@ def _encode_lossless_with(pic: Picture, codec: Codec, model_id: str, mode: Mode,
     side = side_segments(pic, strip)
     head = header.pack(len(side) + len(grid) * (len(lossless.plane_groups(mode)) + 1))
     tasks = [(codec, model_id, mode, np.ascontiguousarray(t.crop(pic.samples)), t.index, head,
-              effort, share) for t in grid]
+              coding_effort) for t in grid]
     segments, ideal = list(side), 0.0
     for tile_segments, bits in map_tiles(_encode_lossless_tile, tasks, jobs):
         segments += tile_segments
@@ -84,9 +85,8 @@ def _encode_lossless_with(pic: Picture, codec: Codec, model_id: str, mode: Mode,
     return Encoded(Container(header, segments), ideal)
 
 
-def _encode_lossless_tile(codec, model_id, mode, samples, index, head, effort, share):
-    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index, effort=effort,
-                                          share=share)
+def _encode_lossless_tile(codec, model_id, mode, samples, index, head, effort):
+    segments, bits = lossless.encode_tile(codec, model_id, mode, samples, index, effort=effort)
     digest = tile_digest(head, index, samples)
     return segments + [Segment(SegmentKind.DIGEST, digest, index)], bits
 

@@ -33,8 +33,7 @@ class PlaneCodec(Protocol):
     model_id: str
     codec_param: int   # what the header's codec parameter holds for files it writes
 
-    def encode(self, pixels: np.ndarray, effort: int = 0,
-               share: tuple[int, int] = (0, 1)) -> CodedPlanes: ...
+    def encode(self, pixels: np.ndarray, effort: int = 0) -> CodedPlanes: ...
     def estimate_bits(self, pixels: np.ndarray) -> float: ...
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray: ...
@@ -93,58 +92,54 @@ def choose_model(colour: np.ndarray, codec: Codec, model_ids: list[str]) -> str:
     return min(bits, key=bits.get)
 
 
-def fits_share(fits: tuple, share: tuple[int, int]) -> tuple:
-    """The fits one of several encodes of the same image runs (``share``:
-    the i-th of n, ``models_to_try``): every n-th from the i-th, so that
-    the encodes together take the effort's time (an encode left none
-    codes with its model as shipped)."""
-    i, n = share
-    return fits[i::n]
-
-
-def models_to_try(colour: np.ndarray, codec: Codec, model_ids: list[str], effort: int) -> list[str]:
-    """The model ``choose_model`` picks or, at an ARM effort that fits the
-    network to the image once (effort 7), the default model first, taking
-    that fit, and then the picked one, as shipped, where they differ.
+def models_to_try(colour: np.ndarray, codec: Codec, model_ids: list[str],
+                  effort: int) -> list[tuple[str, int]]:
+    """(model, the effort its encode runs at) for each encode of the image:
+    the model ``choose_model`` picks, at ``effort``; or, at an ARM effort
+    that fits the network to the image once (effort 7) where the pick is
+    not the default model, the default one fitted and the picked one as
+    shipped (effort 0), the smaller file kept (the header still says
+    ``effort``).
 
     Why.  The estimate judges the models as shipped, but they do not adapt
     alike: on the held-out photographs where an older model estimated best,
     effort 7's fit of the default one (arm-v5) gave the smaller file on
     three of four (by 0.4-2.5 %; on the fourth the older model's own fit
     was 0.4 % smaller), -0.86 % on the four.  Where an effort runs two fits
-    (8, 9) the picked model keeps both: sharing them between the two models
+    (8, 9) the picked model keeps both: giving one to the default model
     gained nothing there (+0.06 %; docs/MODELS.md, nc 0.30.0)."""
     model_id = choose_model(colour, codec, model_ids)
     default = weights.DEFAULT_MODELS[codec.name.lower()]
     if codec is not Codec.ARM or model_id == default or default not in model_ids:
-        return [model_id]
+        return [(model_id, effort)]
     from codec.arm import adaptation
-    return [default, model_id] if len(adaptation.fits_for_effort(effort)) == 1 else [model_id]
+    if len(adaptation.fits_for_effort(effort)) != 1:
+        return [(model_id, effort)]
+    return [(default, effort), (model_id, 0)]
 
 
 def encode_group(pc: PlaneCodec | None, planes: np.ndarray, bilevel: bool = False,
-                 effort: int = 0, share: tuple[int, int] = (0, 1)) -> tuple[Method, bytes, float]:
+                 effort: int = 0) -> tuple[Method, bytes, float]:
     """(method, bytes, ideal bits) of one plane group: the model's code or
     the deflate fallback, whichever is smaller (the fallback alone when
     ``pc`` is None)."""
     method, data = fallback.encode(planes, bilevel)
     best = (method, data, 8.0 * len(data))
     if pc is not None:
-        coded = pc.encode(planes, effort=effort, share=share)
+        coded = pc.encode(planes, effort=effort)
         if len(coded.data) <= len(data):
             best = (Method.MODEL, coded.data, coded.ideal_bits)
     return best
 
 
 def encode_tile(codec: Codec, model_id: str, mode: Mode, samples: np.ndarray, tile: int,
-                use_model: bool = True, effort: int = 0,
-                share: tuple[int, int] = (0, 1)) -> tuple[list[Segment], float]:
+                use_model: bool = True, effort: int = 0) -> tuple[list[Segment], float]:
     """The segments of one tile's samples (H, W, C) and their ideal bits."""
     pc = plane_codec(codec, model_id) if use_model else None
     segments, ideal = [], 0.0
     for group in plane_groups(mode):
         planes = group.take(samples)
-        method, data, bits = encode_group(pc, planes, mode is Mode.BILEVEL, effort, share)
+        method, data, bits = encode_group(pc, planes, mode is Mode.BILEVEL, effort)
         segments.append(Segment(group.kind, data, tile, method))
         ideal += bits
     return segments, ideal
