@@ -69,11 +69,12 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, ONLINE, WINDOWED, ARMPlaneCodec
 
-    # the colour planes must exercise the richest layout (band table and error feedback)
+    # the colour planes must exercise the richest layout (band table, error
+    # feedback and the online context bias)
     data = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)

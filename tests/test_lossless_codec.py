@@ -39,20 +39,38 @@ def test_every_arm_layout_round_trips(photo, photo_large):
         LAYOUT_CALIBRATION,
         LAYOUT_FEEDBACK,
         LAYOUT_SINGLE_OFFSET,
+        ONLINE,
         WINDOWED,
         ARMPlaneCodec,
     )
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    # the encoder's own choices: a single shift for a tiny crop, feedback for a photo
-    for img, layout in [(photo, LAYOUT_SINGLE_OFFSET), (photo_large, LAYOUT_FEEDBACK)]:
-        assert arm.encode(np.asarray(img)).data[1] == layout | WINDOWED
+    # the encoder's own choices: a single shift for a tiny crop, feedback and
+    # the online bias for a photo
+    assert arm.encode(np.asarray(photo)).data[1] & ~ONLINE == LAYOUT_SINGLE_OFFSET | WINDOWED
+    assert arm.encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
     for img in (photo, photo_large, photo_large.convert("L")):
         pixels = np.asarray(img).reshape(img.height, img.width, -1)
         for layout in (LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            coded = arm.encode(pixels, layout=layout)
-            assert coded.data[1] == layout | WINDOWED
-            np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
+            for online in (False, True):
+                coded = arm.encode(pixels, layout=layout, online=online)
+                assert coded.data[1] & ~ONLINE == layout | WINDOWED
+                assert online or not coded.data[1] & ONLINE
+                np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
+
+
+def test_online_bias_saves_bits_and_is_used_on_every_layout(photo_large):
+    from codec.arm.codec import LAYOUT_CALIBRATION, LAYOUT_FEEDBACK, ONLINE, ARMPlaneCodec
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    for img in (photo_large, photo_large.convert("L")):
+        pixels = np.asarray(img).reshape(img.height, img.width, -1)
+        for layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
+            with_bias = arm.encode(pixels, layout=layout)
+            without = arm.encode(pixels, layout=layout, online=False)
+            assert with_bias.data[1] & ONLINE and not without.data[1] & ONLINE
+            assert len(with_bias.data) < len(without.data)
+            assert with_bias.ideal_bits < without.ideal_bits
 
 
 def test_error_feedback_saves_bits_on_a_photo(photo_large):
@@ -120,20 +138,43 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
 
 
 def test_invalid_feedback_table_is_a_format_error(photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, SEGMENT_PREFIX, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, ONLINE, SEGMENT_PREFIX, WINDOWED, ARMPlaneCodec
     from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
     end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
     data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
     with pytest.raises(FormatError, match="feedback"):
         arm.decode(bytes(data), *pixels.shape)
     with pytest.raises(FormatError, match="feedback"):
         arm.decode(bytes(data[:end - 7]), *pixels.shape)
+
+
+def test_online_scale_tables_are_far_from_rounding_ties():
+    """The online bias's tables come from exp() in float64 too (codec/arm/online.py)."""
+    from codec import weights
+    from codec.arm.online import rounding_margin
+    from codec.weights import CANDIDATE_MODELS
+    from models.arm.spec import ARMSpec
+
+    for model_id in CANDIDATE_MODELS["arm"]:
+        assert rounding_margin(ARMSpec.from_dict(weights.load(model_id, "arm").spec)) > 1e-6
+
+
+def test_an_unknown_layout_flag_is_a_format_error(photo_large):
+    from codec.arm.codec import ARMPlaneCodec
+    from codec.errors import FormatError
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    data = bytearray(arm.encode(pixels).data)
+    data[1] |= 64                                # no such flag
+    with pytest.raises(FormatError):
+        arm.decode(bytes(data), *pixels.shape)
 
 
 def test_surprise_thresholds_are_far_from_rounding_boundaries():

@@ -51,6 +51,7 @@ from codec import weights
 from codec.arm import adaptation
 from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
+from codec.arm import online as arm_online
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import SymbolDecoder, SymbolEncoder, window
 from codec.entropy.logistic import LogisticMixtureTables
@@ -68,6 +69,7 @@ PAD_VALUE = 128        # outside the image, context pixels read as 128 (input 0)
 NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-sized)
 SYMBOL_BATCH = 1 << 12   # pixels per batch of the ideal code length
 WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/window.py; nc 0.26)
+ONLINE = 32            # layout byte flag: the online context bias moves the means (online.py; nc 0.31)
 
 
 @dataclass
@@ -83,6 +85,7 @@ class _Plan:
     levels: np.ndarray
     mix: np.ndarray
     bits: float          # estimated: the symbols and all side information
+    online: bool = False  # the means include the online context bias
 
 
 class Wavefronts:
@@ -139,34 +142,39 @@ class ARMPlaneCodec:
         return means, p.levels[:, channel], self.tables.weights(p.logits[:, channel])
 
     # -- encode ---------------------------------------------------------------
-    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0) -> CodedPlanes:
+    def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0,
+               online: bool = True) -> CodedPlanes:
         """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
         forces a segment layout (tests, measurements); by default the encoder
         writes the one with the fewest estimated bits.  At efforts 7 and up
-        the network is adapted to RGB planes (``adaptation.py``) where that pays."""
+        the network is adapted to RGB planes (``adaptation.py``) where that
+        pays.  The online context bias (``online.py``) is used where it
+        saves bits, never with ``online=False`` (tests, measurements)."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._encode(pixels, layout, effort)
+            return self._encode(pixels, layout, effort, online)
 
-    def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0) -> CodedPlanes:
+    def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0,
+                online: bool = True) -> CodedPlanes:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
-        plan = self._plan(geo, buf, values, c, layout)
+        plan = self._plan(geo, buf, values, c, layout, online=online)
         fits = adaptation.fits_for_effort(effort)
         if c == 3 and fits and len(geo.flat) >= adaptation.MIN_PIXELS:
             # the plans under the changes side by side, as the fits ran
             changes = self._fit_change(geo, buf, values, fits)
             for adapted in adaptation.side_by_side(
-                    lambda change: self._plan(geo, buf, values, c, layout, change), changes):
+                    lambda change: self._plan(geo, buf, values, c, layout, change, online), changes):
                 if adapted.bits < plan.bits:
                     plan = adapted
         return self._write(geo, values, c, plan)
 
     def _plan(self, geo: Wavefronts, buf, values, c: int, layout: int | None,
-              change: adaptation.ImageChange | None = None) -> "_Plan":
+              change: adaptation.ImageChange | None = None, online: bool = True) -> "_Plan":
         """How to code the image under the model (changed by ``change``):
         every pixel's mixture, the layout with the fewest estimated bits
-        (or ``layout``) and its side information."""
+        (or ``layout``), its side information, and whether the online
+        context bias (``online.py``; ``online=False``: never) moves the means."""
         net = self.net if change is None else change.apply(self.net)
         means, levels, mix = self._parameters(geo, buf, values, np.arange(len(geo.flat)), c, net)
         options = self._fit_calibration(values[:, :c], means, levels, mix)
@@ -187,11 +195,32 @@ class ARMPlaneCodec:
         else:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
+        # the online context bias on top, where it saves bits (it nearly always does)
+        if online:
+            online_means = arm_online.OnlineBias(self.spec, geo, c).apply_all(values, means, levels,
+                                                                               mix)
+            saved = self._ideal_bits(values, c, means, levels, mix) - self._ideal_bits(
+                values, c, online_means, levels, mix)
+            online = saved > 0
+            if online:
+                means, bits = online_means, bits - saved
         change_levels = None
         if change is not None:
             change_levels, change_bits = change.table(self.tables)
             bits += change_bits
-        return _Plan(layout, calibration, feedback, change, change_levels, means, levels, mix, bits)
+        return _Plan(layout, calibration, feedback, change, change_levels, means, levels, mix, bits,
+                     online)
+
+    def _ideal_bits(self, values, c: int, means, levels, mix) -> float:
+        """The ideal code length of the symbols under these mixtures (any order)."""
+        total = 0.0
+        k = means.shape[-1]
+        for a in range(0, len(means), SYMBOL_BATCH):
+            sl = slice(a, a + SYMBOL_BATCH)
+            total -= float(self.tables.log2_probabilities(
+                values[sl, :c].ravel(), means[sl].reshape(-1, k), levels[sl].reshape(-1, k),
+                mix[sl].reshape(-1, k)).sum())
+        return total
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
         """The segment: prefix, tables, then the stream (the network's change first)."""
@@ -208,20 +237,15 @@ class ARMPlaneCodec:
             for ch in range(c):
                 window.encode(enc, values[a:b, ch], self.tables, means[a:b, ch], levels[a:b, ch],
                               mix[a:b, ch])
-        ideal = 0.0                # the same in any order
-        k = means.shape[-1]
-        for a in range(0, len(means), SYMBOL_BATCH):
-            sl = slice(a, a + SYMBOL_BATCH)
-            ideal -= float(self.tables.log2_probabilities(
-                values[sl, :c].ravel(), means[sl].reshape(-1, k), levels[sl].reshape(-1, k),
-                mix[sl].reshape(-1, k)).sum())
+        ideal = self._ideal_bits(values, c, means, levels, mix)
+        flags = WINDOWED | (ONLINE if plan.online else 0)
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            side = (np.array([0, layout | WINDOWED, head_byte, rank], np.int8).tobytes()
+            side = (np.array([0, layout | flags, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
             if feedback is not None:
                 side += feedback.to_bytes()
         else:
-            side = np.array([calibration[0, 0], layout | WINDOWED, head_byte, rank], np.int8).tobytes()
+            side = np.array([calibration[0, 0], layout | flags, head_byte, rank], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
 
     def estimate_bits(self, pixels: np.ndarray, sample: int = 8) -> float:
@@ -334,7 +358,8 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_byte, rank, windowed, body = self._read_prefix(data, channels)
+        calibration, feedback, head_byte, rank, windowed, online, body = self._read_prefix(
+            data, channels)
         spec, tables = self.spec, self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
@@ -366,6 +391,10 @@ class ARMPlaneCodec:
             nf = len(arm_feedback.FEEDBACK_OFFSETS)
             earlier = [np.ascontiguousarray(c[nf:]) for c in feedback.coeffs]
             neighbour_coeffs = np.ascontiguousarray(model.neighbour_coeffs)
+        bias = arm_online.OnlineBias(spec, geo, channels) if online else None
+        if bias is not None:
+            within = np.zeros((widest, channels), np.int64)
+            bias_memo = np.empty((widest, 4), np.int64)
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             n = b - a
             flat = geo.flat[a:b]
@@ -386,15 +415,25 @@ class ARMPlaneCodec:
                         ch, m, l, dominant, calibration[ch], BAND_SHIFT, acc, energy, residual,
                         surprise, earlier[ch], model.fb.context_shift[ch], arm_feedback.SURPRISES,
                         arm_feedback.COEFF_FRAC, spec.mean_min, spec.mean_max, top, memo)
+                if bias is not None:
+                    arm_online.shift(ch, flat, bias.buffer, bias.offsets, within, m, l,
+                                     dominant[:n], bias.fine, bias.coarse, bias.scale,
+                                     spec.mean_min, spec.mean_max, bias_memo)
                 v = decode_symbols(m, l, mix[:n])
                 decoded[:n, ch] = v
                 if model is not None:
                     kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,
                                              residual, surprise)
+                if bias is not None:
+                    arm_online.observe(ch, v, bias_memo, bias.inv, spec.mean_frac, bias.fine,
+                                       bias.coarse, within)
             buf[flat] = decoded[:n] if channels == 3 else decoded[:n, :1]
             if model is not None:
                 model.store_residuals(flat, residual[:n])
                 model.store_surprises(flat, surprise[:n])
+            if bias is not None:
+                arm_online.end_wavefront(flat, within[:n], channels, bias.buffer, bias.fine,
+                                         bias.coarse)
         out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
         return out[:, :, :channels].astype(np.uint8)
 
@@ -404,13 +443,17 @@ class ARMPlaneCodec:
         layers' change: 0 none, 1 ... MAX_RANK the last one's rank, or
         DEEP_CHANGE + the number of layers it reaches), whether its symbols
         are coded in windows (layout byte flag WINDOWED, nc 0.26; before:
-        full rows), range-coder stream) of a segment."""
+        full rows), whether the online context bias moves the means (layout
+        byte flag ONLINE, nc 0.31), range-coder stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
         windowed = layout >= 0 and bool(layout & WINDOWED)
         if windowed:
             layout -= WINDOWED
+        online = windowed and bool(layout & ONLINE)
+        if online:
+            layout -= ONLINE
         head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
         if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
@@ -420,7 +463,7 @@ class ARMPlaneCodec:
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
-                    windowed, data[SEGMENT_PREFIX:])
+                    windowed, online, data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
@@ -433,4 +476,5 @@ class ARMPlaneCodec:
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return table.reshape(channels, self.bands), feedback, head_byte, rank, windowed, data[end:]
+        return (table.reshape(channels, self.bands), feedback, head_byte, rank, windowed, online,
+                data[end:])
