@@ -28,6 +28,10 @@ corrections from the residuals of already-coded neighbours: a linear bias of
 the means and a scale shift per local error-energy context.  They follow the
 table (layout 2) where they save more than they cost.
 
+Online context bias (``online.py``, layout byte flag ONLINE).  Last, a
+bias per context of the neighbours' residuals, learnt while coding by
+encoder and decoder alike, moves the means; only the flag is sent.
+
 Per-image change (``adaptation.py``).  At efforts 7 and up the encoder also
 fits the network's last layer and low-rank changes of its last two hidden
 layers to an RGB image and codes them first in the stream (prefix bytes 2
