@@ -90,6 +90,7 @@ class _Plan:
     mix: np.ndarray
     bits: float          # estimated: the symbols and all side information
     online: bool = False  # the means include the online context bias
+    ideal: float | None = None  # the symbols' ideal bits under these means, where known
 
 
 class Wavefronts:
@@ -200,20 +201,23 @@ class ARMPlaneCodec:
             feedback = None
             levels = self._calibrate(levels, mix, calibration)
         # the online context bias on top, where it saves bits (it nearly always does)
+        ideal = None
         if online:
             online_means = arm_online.OnlineBias(self.spec, geo, c).apply_all(values, means, levels,
                                                                                mix)
-            saved = self._ideal_bits(values, c, means, levels, mix) - self._ideal_bits(
-                values, c, online_means, levels, mix)
-            online = saved > 0
+            without = self._ideal_bits(values, c, means, levels, mix)
+            ideal = self._ideal_bits(values, c, online_means, levels, mix)
+            online = ideal < without
             if online:
-                means, bits = online_means, bits - saved
+                means, bits = online_means, bits - (without - ideal)
+            else:
+                ideal = without
         change_levels = None
         if change is not None:
             change_levels, change_bits = change.table(self.tables)
             bits += change_bits
         return _Plan(layout, calibration, feedback, change, change_levels, means, levels, mix, bits,
-                     online)
+                     online, ideal)
 
     def _ideal_bits(self, values, c: int, means, levels, mix) -> float:
         """The ideal code length of the symbols under these mixtures (any order)."""
@@ -241,7 +245,8 @@ class ARMPlaneCodec:
             for ch in range(c):
                 window.encode(enc, values[a:b, ch], self.tables, means[a:b, ch], levels[a:b, ch],
                               mix[a:b, ch])
-        ideal = self._ideal_bits(values, c, means, levels, mix)
+        ideal = plan.ideal if plan.ideal is not None else self._ideal_bits(values, c, means, levels,
+                                                                           mix)
         flags = WINDOWED | (ONLINE if plan.online else 0)
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             side = (np.array([0, layout | flags, head_byte, rank], np.int8).tobytes()
@@ -396,9 +401,6 @@ class ARMPlaneCodec:
             earlier = [np.ascontiguousarray(c[nf:]) for c in feedback.coeffs]
             neighbour_coeffs = np.ascontiguousarray(model.neighbour_coeffs)
         bias = arm_online.OnlineBias(spec, geo, channels) if online else None
-        if bias is not None:
-            within = np.zeros((widest, channels), np.int64)
-            bias_memo = np.empty((widest, 4), np.int64)
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             n = b - a
             flat = geo.flat[a:b]
@@ -420,23 +422,23 @@ class ARMPlaneCodec:
                         surprise, earlier[ch], model.fb.context_shift[ch], arm_feedback.SURPRISES,
                         arm_feedback.COEFF_FRAC, spec.mean_min, spec.mean_max, top, memo)
                 if bias is not None:
-                    arm_online.shift(ch, flat, bias.buffer, bias.offsets, within, m, l,
+                    arm_online.shift(ch, flat, bias.buffer, bias.offsets, bias.within, m, l,
                                      dominant[:n], bias.fine, bias.coarse, bias.scale,
-                                     spec.mean_min, spec.mean_max, bias_memo)
+                                     spec.mean_min, spec.mean_max, bias.memo)
                 v = decode_symbols(m, l, mix[:n])
                 decoded[:n, ch] = v
                 if model is not None:
                     kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,
                                              residual, surprise)
                 if bias is not None:
-                    arm_online.observe(ch, v, bias_memo, bias.inv, spec.mean_frac, bias.fine,
-                                       bias.coarse, within)
+                    arm_online.observe(ch, v, bias.memo, bias.inv, spec.mean_frac, bias.fine,
+                                       bias.coarse, bias.within)
             buf[flat] = decoded[:n] if channels == 3 else decoded[:n, :1]
             if model is not None:
                 model.store_residuals(flat, residual[:n])
                 model.store_surprises(flat, surprise[:n])
             if bias is not None:
-                arm_online.end_wavefront(flat, within[:n], channels, bias.buffer, bias.fine,
+                arm_online.end_wavefront(flat, bias.within[:n], channels, bias.buffer, bias.fine,
                                          bias.coarse)
         out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
         return out[:, :, :channels].astype(np.uint8)

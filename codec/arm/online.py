@@ -60,24 +60,25 @@ PRIOR_COUNT = 20
 FINE_COUNT = 40
 
 
-def scale_tables(spec: ARMSpec) -> tuple[np.ndarray, np.ndarray]:
-    """(INV, SCALE), each (levels,) int64: 2^(16 + U_FRAC) / s and 256 s,
-    rounded, with s = 16 exp(log_scale_min + level / 2^log_scale_frac) the
-    scale in 1/16 pixel.  Computed in float64; no entry of the shipped
-    models' grids lies within 1e-6 of a rounding tie (tested), so any exp
-    accurate to 1e-12 gives the same tables."""
+def _unrounded_tables(spec: ARMSpec) -> tuple[np.ndarray, np.ndarray]:
+    """2^(16 + U_FRAC) / s and 256 s in float64, with s = 16
+    exp(log_scale_min + level / 2^log_scale_frac) the scale in 1/16 pixel."""
     levels = np.arange(spec.log_scale_levels)
     s = (1 << spec.mean_frac) * np.exp(spec.log_scale_min + levels / 2**spec.log_scale_frac)
-    inv = 2.0**(16 + U_FRAC) / s
-    scale = UNIT * s
-    return np.round(inv).astype(np.int64), np.round(scale).astype(np.int64)
+    return 2.0**(16 + U_FRAC) / s, UNIT * s
+
+
+def scale_tables(spec: ARMSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(INV, SCALE), each (levels,) int64: ``_unrounded_tables`` rounded.
+    No entry of the shipped models' grids lies within 1e-6 of a rounding
+    tie (``rounding_margin``, tested), so any exp accurate to 1e-12 gives
+    the same tables."""
+    return tuple(np.round(x).astype(np.int64) for x in _unrounded_tables(spec))
 
 
 def rounding_margin(spec: ARMSpec) -> float:
     """How far the unrounded tables come to a rounding tie (tests)."""
-    levels = np.arange(spec.log_scale_levels)
-    s = (1 << spec.mean_frac) * np.exp(spec.log_scale_min + levels / 2**spec.log_scale_frac)
-    x = np.concatenate([2.0**(16 + U_FRAC) / s, UNIT * s])
+    x = np.concatenate(_unrounded_tables(spec))
     return float(np.min(np.abs(x - np.floor(x) - 0.5)))
 
 
@@ -153,45 +154,27 @@ def end_wavefront(flat, within, channels, buffer, fine, coarse):
 
 
 @_jit
-def _dominant(mix, out):
-    for i in range(len(mix)):
-        best = 0
-        for j in range(1, mix.shape[1]):
-            if mix[i, j] > mix[i, best]:
-                best = j
-        out[i] = best
-
-
-@_jit
-def _apply_all(values, means, levels, mix, flat, bounds, offsets, buffer, fine, coarse, inv,
-               scale, mean_frac, mean_min, mean_max):
+def _apply_all(values, means, levels, dominant, flat, bounds, offsets, buffer, within, memo, fine,
+               coarse, inv, scale, mean_frac, mean_min, mean_max):
     """The encoder: every wavefront, channel by channel, as the decoder
     runs them; ``means`` (n, C, K) in coding order, in place."""
     channels = means.shape[1]
-    widest = 0
-    for t in range(len(bounds) - 1):
-        widest = max(widest, bounds[t + 1] - bounds[t])
-    within = np.zeros((widest, channels), np.int64)
-    memo = np.empty((widest, 4), np.int64)
-    dominant = np.empty(widest, np.int64)
     for t in range(len(bounds) - 1):
         a, b = bounds[t], bounds[t + 1]
-        n = b - a
         for ch in range(channels):
-            m = np.ascontiguousarray(means[a:b, ch])
-            _dominant(mix[a:b, ch], dominant)
-            shift(ch, flat[a:b], buffer, offsets, within, m, levels[a:b, ch], dominant, fine,
-                  coarse, scale, mean_min, mean_max, memo)
-            means[a:b, ch] = m
+            shift(ch, flat[a:b], buffer, offsets, within, means[a:b, ch], levels[a:b, ch],
+                  dominant[a:b, ch], fine, coarse, scale, mean_min, mean_max, memo)
             observe(ch, values[a:b, ch], memo, inv, mean_frac, fine, coarse, within)
-        end_wavefront(flat[a:b], within[:n], channels, buffer, fine, coarse)
+        end_wavefront(flat[a:b], within[:b - a], channels, buffer, fine, coarse)
 
 
 class OnlineBias:
     """The state of one segment's online bias: the u of coded pixels
     (laid out like the coder's padded buffer) and each channel's context
-    statistics.  The decoder calls ``shift``, ``observe`` and
-    ``end_wavefront`` per wavefront; the encoder ``apply_all``."""
+    statistics, and a wavefront's scratch: ``within`` (its pixels' u, by
+    channel) and ``memo`` (what ``observe`` needs of ``shift``).  The
+    decoder calls ``shift``, ``observe`` and ``end_wavefront`` per
+    wavefront; the encoder ``apply_all``."""
 
     def __init__(self, spec: ARMSpec, geometry, channels: int):
         self.spec, self.geo, self.channels = spec, geometry, channels
@@ -201,16 +184,20 @@ class OnlineBias:
         self.buffer = np.zeros((rows * geometry.stride, channels), np.int64)
         self.fine = np.zeros((channels, FINE, 2), np.int64)
         self.coarse = np.zeros((channels, COARSE, 2), np.int64)
+        widest = int(np.diff(geometry.bounds).max())
+        self.within = np.zeros((widest, channels), np.int64)
+        self.memo = np.empty((widest, 4), np.int64)
 
     def apply_all(self, values: np.ndarray, means: np.ndarray, levels: np.ndarray,
                   mix: np.ndarray) -> np.ndarray:
         """The means (n, C, K) of every pixel (coding order) after the
         online shifts; values (n, >= C), levels and mix as the coder's."""
         spec, geo = self.spec, self.geo
-        out = np.ascontiguousarray(means).copy()
-        c = self.channels
-        _apply_all(np.ascontiguousarray(values[:, :c], np.int64), out,
-                   np.ascontiguousarray(levels), np.ascontiguousarray(mix), geo.flat,
-                   np.asarray(geo.bounds, np.int64), self.offsets, self.buffer, self.fine,
-                   self.coarse, self.inv, self.scale, spec.mean_frac, spec.mean_min, spec.mean_max)
+        out = means.copy()
+        # the dominant component: the largest weight, the first on ties (as the decoder's)
+        dominant = np.argmax(mix, axis=-1)
+        _apply_all(values[:, :self.channels].astype(np.int64), out, levels, dominant, geo.flat,
+                   np.asarray(geo.bounds, np.int64), self.offsets, self.buffer, self.within,
+                   self.memo, self.fine, self.coarse, self.inv, self.scale, spec.mean_frac,
+                   spec.mean_min, spec.mean_max)
         return out
