@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from codec.arm.adaptation import DEEP_CHANGE
+from codec.arm.codec import LEARN
 from codec.format.container import SegmentKind, unpack
 from codec.weights import DEFAULT_MODELS
 
@@ -53,7 +54,10 @@ elif op == "encode-adapted":
     adaptation.ImageChange.table = lambda self, tables: (table(self, tables)[0], 0.0)
     adaptation.MIN_PIXELS = 0
     adaptation._FITS = {7: (adaptation.Fit(300, (8, 4), 1 << 12),)}    # shorter than effort 7's: exactness is the point here
-    open(dst, "wb").write(codec.encode(Image.open(src).convert("RGB"), effort=7))
+    # the default model itself: as shipped, with the online head, another may code smaller
+    from codec.weights import DEFAULT_MODELS
+    open(dst, "wb").write(codec.encode(Image.open(src).convert("RGB"), effort=7,
+                                       model=DEFAULT_MODELS["arm"]))
 else:
     codec.decode(open(src, "rb").read()).save(dst)
 """
@@ -69,12 +73,12 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, ONLINE, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, LEARN, ONLINE, WINDOWED, ARMPlaneCodec
 
     # the colour planes must exercise the richest layout (band table, error
-    # feedback and the online context bias)
+    # feedback, the online context bias and the online head)
     data = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)
@@ -88,14 +92,14 @@ def sample(tmp_path_factory, photo_large):
 @pytest.mark.parametrize("op", ["encode", "encode-adapted"])
 def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env, op):
     """(encode-adapted: RGB whose ARM segment carries a change of the head and
-    of the last two hidden layers.)"""
+    of the last two hidden layers, and learns its head while coding.)"""
     d, src = sample
     nc, back = d / f"{op}-{id(enc_env)}.nc", d / f"{op}-{id(enc_env)}.png"
     run(op, src, nc, enc_env)
     expected = Image.open(src)
     if op == "encode-adapted":
         segment = unpack(nc.read_bytes()).segment(SegmentKind.COLOUR)
-        assert segment[2] > 0 and segment[3] == DEEP_CHANGE + 2
+        assert segment[2] > 0 and segment[3] == DEEP_CHANGE + 2 and segment[1] & LEARN
         expected = expected.convert("RGB")
     run("decode", nc, back, dec_env)
     np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(expected))

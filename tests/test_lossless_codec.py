@@ -39,23 +39,26 @@ def test_every_arm_layout_round_trips(photo, photo_large):
         LAYOUT_CALIBRATION,
         LAYOUT_FEEDBACK,
         LAYOUT_SINGLE_OFFSET,
+        LEARN,
         ONLINE,
         WINDOWED,
         ARMPlaneCodec,
     )
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    # the encoder's own choices: a single shift for a tiny crop, feedback and
-    # the online bias for a photo
-    assert arm.encode(np.asarray(photo)).data[1] & ~ONLINE == LAYOUT_SINGLE_OFFSET | WINDOWED
-    assert arm.encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
+    online_flags = ONLINE | LEARN
+    # the encoder's own choices: a single shift for a tiny crop, feedback,
+    # the online bias and the online head for a photo
+    assert arm.encode(np.asarray(photo)).data[1] & ~online_flags == LAYOUT_SINGLE_OFFSET | WINDOWED
+    assert arm.encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK | WINDOWED | online_flags
     for img in (photo, photo_large, photo_large.convert("L")):
         pixels = np.asarray(img).reshape(img.height, img.width, -1)
         for layout in (LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            for online in (False, True):
-                coded = arm.encode(pixels, layout=layout, online=online)
-                assert coded.data[1] & ~ONLINE == layout | WINDOWED
+            for online, learn in ((False, False), (True, False), (False, True), (True, True)):
+                coded = arm.encode(pixels, layout=layout, online=online, learn=learn)
+                assert coded.data[1] & ~online_flags == layout | WINDOWED
                 assert online or not coded.data[1] & ONLINE
+                assert bool(coded.data[1] & LEARN) == learn
                 np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
 
 
@@ -66,11 +69,52 @@ def test_online_bias_saves_bits_and_is_used_on_every_layout(photo_large):
     for img in (photo_large, photo_large.convert("L")):
         pixels = np.asarray(img).reshape(img.height, img.width, -1)
         for layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            with_bias = arm.encode(pixels, layout=layout)
-            without = arm.encode(pixels, layout=layout, online=False)
+            with_bias = arm.encode(pixels, layout=layout, learn=False)
+            without = arm.encode(pixels, layout=layout, online=False, learn=False)
             assert with_bias.data[1] & ONLINE and not without.data[1] & ONLINE
             assert len(with_bias.data) < len(without.data)
             assert with_bias.ideal_bits < without.ideal_bits
+
+
+def test_online_head_saves_bits_on_a_photo(photo_large):
+    """The head learnt while coding (codec/arm/online_head.py) codes an RGB
+    photo smaller than the shipped head, and the encoder sets the flag by
+    itself there; on a grey one it costs bits, and the encoder leaves it
+    off (every layout with it forced round-trips, grey included:
+    test_every_arm_layout_round_trips)."""
+    from codec.arm.codec import LEARN, ARMPlaneCodec
+
+    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
+    pixels = np.asarray(photo_large)
+    learnt = arm.encode(pixels)
+    static = arm.encode(pixels, learn=False)
+    assert learnt.data[1] & LEARN and not static.data[1] & LEARN
+    assert len(learnt.data) < len(static.data)
+    assert learnt.ideal_bits < static.ideal_bits
+    grey = np.asarray(photo_large.convert("L"))[..., None]
+    assert not arm.encode(grey).data[1] & LEARN
+    assert arm.encode(grey, learn=True).ideal_bits > arm.encode(grey, learn=False).ideal_bits
+
+
+def test_online_head_keeps_its_arithmetic_exact():
+    """Its largest product, h_aug @ D, stays an exact float64 integer, and
+    its Adam step is the integer one FORMAT.md §5.5 gives."""
+    from codec.arm import online_head as oh
+    from models.arm.spec import ARMSpec
+
+    spec = ARMSpec()
+    assert (spec.hidden + 1) * spec.act_max * oh.D_MAX < 2**53
+    change = np.zeros((1, 2), np.int64)
+    moment, second = np.zeros_like(change), np.zeros_like(change)
+    lr = np.array([4, 4], np.int64)
+    oh.adam_step(np.array([[30.0, -30.0]]), 3, True, moment, second, change, lr, 2, 8)
+    # g = 10 and floor(-30 / 3) = -10: M = g, V = g^2, D -= (4 M) // (isqrt(V) + 1)
+    assert moment.tolist() == [[10, -10]] and second.tolist() == [[100, 100]]
+    assert change.tolist() == [[-3, 4]]
+    oh.adam_step(np.array([[-30.0, -30.0]]), 3, False, moment, second, change, lr, 2, 8)
+    # M += (g - M) >> 2: 10 + (-20 >> 2) = 5, -10 + 0; V unchanged (g^2 = V)
+    assert moment.tolist() == [[5, -10]] and second.tolist() == [[100, 100]]
+    assert change.tolist() == [[-4, 8]]
 
 
 def test_error_feedback_saves_bits_on_a_photo(photo_large):
@@ -98,7 +142,7 @@ def test_sampled_estimate_is_close_to_the_coded_size(photo_large):
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
-    actual = 8 * len(arm.encode(pixels, layout=LAYOUT_CALIBRATION).data)
+    actual = 8 * len(arm.encode(pixels, layout=LAYOUT_CALIBRATION, learn=False).data)
     assert abs(arm.estimate_bits(pixels) / actual - 1) < 0.03
 
 
@@ -172,7 +216,7 @@ def test_an_unknown_layout_flag_is_a_format_error(photo_large):
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
-    data[1] |= 64                                # no such flag
+    data[1] |= 8                                 # no such flag
     with pytest.raises(FormatError):
         arm.decode(bytes(data), *pixels.shape)
 

@@ -46,7 +46,7 @@ use full 256-entry rows): the same bits, a seventh of the rows.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -56,6 +56,7 @@ from codec.arm import adaptation
 from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
 from codec.arm import online as arm_online
+from codec.arm import online_head as arm_online_head
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import SymbolDecoder, SymbolEncoder, window
 from codec.entropy.logistic import LogisticMixtureTables
@@ -74,6 +75,7 @@ NETWORK_BATCH = 1 << 11  # pixels per network evaluation when encoding (cache-si
 SYMBOL_BATCH = 1 << 12   # pixels per batch of the ideal code length
 WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/window.py; nc 0.26)
 ONLINE = 32            # layout byte flag: the online context bias moves the means (online.py; nc 0.31)
+LEARN = 64             # layout byte flag: the online head learns while coding (online_head.py; nc 0.32)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class _Plan:
     bits: float          # estimated: the symbols and all side information
     online: bool = False  # the means include the online context bias
     ideal: float | None = None  # the symbols' ideal bits under these means, where known
+    learn: bool = False   # the mixtures are the online head's (online_head.py)
 
 
 class Wavefronts:
@@ -148,19 +151,21 @@ class ARMPlaneCodec:
 
     # -- encode ---------------------------------------------------------------
     def encode(self, pixels: np.ndarray, layout: int | None = None, effort: int = 0,
-               online: bool = True) -> CodedPlanes:
+               online: bool = True, learn: bool | None = None) -> CodedPlanes:
         """pixels: (H, W, C) uint8 with C = 1 (grey) or 3 (RGB).  ``layout``
         forces a segment layout (tests, measurements); by default the encoder
         writes the one with the fewest estimated bits.  At efforts 7 and up
         the network is adapted to RGB planes (``adaptation.py``) where that
         pays.  The online context bias (``online.py``) is used where it
-        saves bits, never with ``online=False`` (tests, measurements)."""
+        saves bits, never with ``online=False`` (tests, measurements); the
+        online head (``online_head.py``) where it saves bits, always with
+        ``learn=True``, never with ``learn=False``."""
         # cache-sized batches run fastest on one BLAS thread (measured)
         with threadpool_limits(limits=1, user_api="blas"):
-            return self._encode(pixels, layout, effort, online)
+            return self._encode(pixels, layout, effort, online, learn)
 
     def _encode(self, pixels: np.ndarray, layout: int | None, effort: int = 0,
-                online: bool = True) -> CodedPlanes:
+                online: bool = True, learn: bool | None = None) -> CodedPlanes:
         c = pixels.shape[2]
         geo, buf, values = self._layout(pixels)
         plan = self._plan(geo, buf, values, c, layout, online=online)
@@ -172,7 +177,34 @@ class ARMPlaneCodec:
                     lambda change: self._plan(geo, buf, values, c, layout, change, online), changes):
                 if adapted.bits < plan.bits:
                     plan = adapted
+        if learn is not False:
+            plan = self._with_learning(geo, buf, values, c, plan, always=bool(learn))
         return self._write(geo, values, c, plan)
+
+    def _with_learning(self, geo: Wavefronts, buf, values, c: int, plan: "_Plan",
+                       always: bool = False) -> "_Plan":
+        """``plan`` with the online head (``online_head.py``) where it
+        codes the symbols in fewer ideal bits (``always``: whatever it
+        costs): the decoder's loop replayed on the known values, since every
+        mixture depends on what the head learnt from the ones before."""
+        n, k = len(geo.flat), self.spec.mixtures
+        means, levels, mix = (np.empty((n, c, k), np.int64) for _ in range(3))
+
+        def replay(ch, a, m, l, w):
+            b = a + len(m)
+            means[a:b, ch], levels[a:b, ch], mix[a:b, ch] = m, l, w
+            return values[a:b, ch]
+
+        net = self.net if plan.change is None else plan.change.apply(self.net)
+        self._wavefronts(geo, buf.copy(), net, plan.calibration, plan.feedback, plan.online, True,
+                         c, replay)
+        ideal = self._ideal_bits(values, c, means, levels, mix)
+        before = plan.ideal if plan.ideal is not None else self._ideal_bits(
+            values, c, plan.means, plan.levels, plan.mix)
+        if ideal >= before and not always:
+            return plan
+        return replace(plan, means=means, levels=levels, mix=mix, learn=True, ideal=ideal,
+                       bits=plan.bits - (before - ideal))
 
     def _plan(self, geo: Wavefronts, buf, values, c: int, layout: int | None,
               change: adaptation.ImageChange | None = None, online: bool = True) -> "_Plan":
@@ -247,7 +279,7 @@ class ARMPlaneCodec:
                               mix[a:b, ch])
         ideal = plan.ideal if plan.ideal is not None else self._ideal_bits(values, c, means, levels,
                                                                            mix)
-        flags = WINDOWED | (ONLINE if plan.online else 0)
+        flags = WINDOWED | (ONLINE if plan.online else 0) | (LEARN if plan.learn else 0)
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             side = (np.array([0, layout | flags, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
@@ -367,9 +399,9 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_byte, rank, windowed, online, body = self._read_prefix(
+        calibration, feedback, head_byte, rank, windowed, online, learn, body = self._read_prefix(
             data, channels)
-        spec, tables = self.spec, self.tables
+        tables = self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
         dec = SymbolDecoder(body)
@@ -379,14 +411,31 @@ class ARMPlaneCodec:
                 net = adaptation.ImageChange.decode(dec, tables, head_byte, rank, net).apply(net)
             except ValueError:
                 raise FormatError("ARM segment has an invalid network change") from None
-        model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
-                 if feedback is not None else None)
         if windowed:
-            def decode_symbols(m, l, w):
+            def decode_symbols(ch, a, m, l, w):
                 return window.decode(dec, tables, m, l, w)
         else:                      # segments of nc 0.25 and before
-            def decode_symbols(m, l, w):
+            def decode_symbols(ch, a, m, l, w):
                 return dec.decode(tables.frequencies(m, l, w))
+        self._wavefronts(geo, buf, net, calibration, feedback, online, learn, channels,
+                         decode_symbols)
+        out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
+        return out[:, :, :channels].astype(np.uint8)
+
+    def _wavefronts(self, geo: Wavefronts, buf, net, calibration, feedback, online: bool,
+                    learn: bool, channels: int, code_symbols) -> None:
+        """The decoder's loop, which the encoder replays where the means
+        depend on what was coded before (the online head): wavefront by
+        wavefront, the network over its pixels (BLAS), then per channel the
+        compiled kernels (``kernels.py``) derive the mixture, the error
+        feedback, the online bias and the online head correct it,
+        ``code_symbols(channel, first pixel, means, levels, weights)``
+        codes the values (or decodes them) and returns them, and the
+        corrections record what they tell the next wavefronts.  ``buf``
+        receives the values."""
+        spec, tables = self.spec, self.tables
+        model = (FeedbackModel(feedback, calibration, self.spec, geo, channels)
+                 if feedback is not None else None)
         k, top = spec.mixtures, spec.log_scale_levels - 1
         widest = int(np.diff(geo.bounds).max())
         context = np.empty((widest, len(geo.offsets) * 3))
@@ -401,11 +450,13 @@ class ARMPlaneCodec:
             earlier = [np.ascontiguousarray(c[nf:]) for c in feedback.coeffs]
             neighbour_coeffs = np.ascontiguousarray(model.neighbour_coeffs)
         bias = arm_online.OnlineBias(spec, geo, channels) if online else None
+        head = arm_online_head.OnlineHead(spec, widest, tables) if learn else None
+        adjust = head.adjust if head is not None else None
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             n = b - a
             flat = geo.flat[a:b]
             kernels.gather_context(buf, flat, geo.offsets, context)
-            p = net(context[:n])
+            p = net(context[:n], adjust)
             if model is not None:
                 kernels.feedback_neighbours(model.buffer, flat, model.offsets, neighbour_coeffs,
                                             channels, arm_feedback.ENERGY_NEIGHBOURS, acc, energy)
@@ -425,7 +476,7 @@ class ARMPlaneCodec:
                     arm_online.shift(ch, flat, bias.buffer, bias.offsets, bias.within, m, l,
                                      dominant[:n], bias.fine, bias.coarse, bias.scale,
                                      spec.mean_min, spec.mean_max, bias.memo)
-                v = decode_symbols(m, l, mix[:n])
+                v = code_symbols(ch, a, m, l, mix[:n])
                 decoded[:n, ch] = v
                 if model is not None:
                     kernels.feedback_observe(ch, v, memo, model.thresholds, spec.mean_frac, top,
@@ -433,6 +484,8 @@ class ARMPlaneCodec:
                 if bias is not None:
                     arm_online.observe(ch, v, bias.memo, bias.inv, spec.mean_frac, bias.fine,
                                        bias.coarse, bias.within)
+                if head is not None:
+                    head.channel(ch, decoded[:n], m, l, mix[:n])
             buf[flat] = decoded[:n] if channels == 3 else decoded[:n, :1]
             if model is not None:
                 model.store_residuals(flat, residual[:n])
@@ -440,8 +493,8 @@ class ARMPlaneCodec:
             if bias is not None:
                 arm_online.end_wavefront(flat, bias.within[:n], channels, bias.buffer, bias.fine,
                                          bias.coarse)
-        out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
-        return out[:, :, :channels].astype(np.uint8)
+            if head is not None:
+                head.observe()
 
     def _read_prefix(self, data: bytes, channels: int):
         """(calibration table (C, bands), error feedback or None, prefix
@@ -450,13 +503,17 @@ class ARMPlaneCodec:
         DEEP_CHANGE + the number of layers it reaches), whether its symbols
         are coded in windows (layout byte flag WINDOWED, nc 0.26; before:
         full rows), whether the online context bias moves the means (layout
-        byte flag ONLINE, nc 0.31), range-coder stream) of a segment."""
+        byte flag ONLINE, nc 0.31), whether the online head learns (layout
+        byte flag LEARN, nc 0.32), range-coder stream) of a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
         windowed = layout >= 0 and bool(layout & WINDOWED)
         if windowed:
             layout -= WINDOWED
+        learn = windowed and bool(layout & LEARN)
+        if learn:
+            layout -= LEARN
         online = windowed and bool(layout & ONLINE)
         if online:
             layout -= ONLINE
@@ -469,7 +526,7 @@ class ARMPlaneCodec:
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
-                    windowed, online, data[SEGMENT_PREFIX:])
+                    windowed, online, learn, data[SEGMENT_PREFIX:])
         end = SEGMENT_PREFIX + channels * self.bands
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
@@ -483,4 +540,4 @@ class ARMPlaneCodec:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
         return (table.reshape(channels, self.bands), feedback, head_byte, rank, windowed, online,
-                data[end:])
+                learn, data[end:])

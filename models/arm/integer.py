@@ -92,11 +92,16 @@ class IntegerARM:
         if 128.0 * np.abs(self.skip).sum(axis=0).max() >= 2.0**52:
             raise ValueError("skip weights too large for exact float64 evaluation")
 
-    def __call__(self, context: np.ndarray) -> MixtureParams:
-        """context: (n, len(neighbourhood) * 3) integers, pixel value - 128."""
+    def __call__(self, context: np.ndarray, adjust=None) -> MixtureParams:
+        """context: (n, len(neighbourhood) * 3) integers, pixel value - 128.
+        ``adjust(h, acc)``, if given, may change the head's integer
+        accumulator ``acc`` (n, outputs) in place, knowing the last hidden
+        activations ``h`` (the codec's online head)."""
         s = self.spec
         h, acc = self.hidden_features(context)
         acc += h @ self.layers[-1][0]
+        if adjust is not None:
+            adjust(h, acc)
         # head: acc at scale 2^-(weight_frac + act_frac); (n, FIELDS, K), each
         # field group rescaled to its grid, offset and clipped
         out = np.empty((len(acc), 12, s.mixtures), np.int64)
