@@ -182,14 +182,21 @@ def test_invalid_calibration_table_is_a_format_error(photo_large):
 
 
 def test_invalid_feedback_table_is_a_format_error(photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, ONLINE, SEGMENT_PREFIX, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import (
+        LAYOUT_FEEDBACK,
+        LEARN,
+        ONLINE,
+        SEGMENT_PREFIX,
+        WINDOWED,
+        ARMPlaneCodec,
+    )
     from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN
     end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
     data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
     with pytest.raises(FormatError, match="feedback"):

@@ -32,6 +32,12 @@ Online context bias (``online.py``, layout byte flag ONLINE).  Last, a
 bias per context of the neighbours' residuals, learnt while coding by
 encoder and decoder alike, moves the means; only the flag is sent.
 
+Online head (``online_head.py``, layout byte flag LEARN).  The decoder
+also trains the head's logit, mean and log-scale outputs on the pixels it
+has decoded; the encoder replays the decoder's loop (``_wavefronts``) with
+the values it knows to get the same mixtures, and sets the flag where
+they code smaller.
+
 Per-image change (``adaptation.py``).  At efforts 7 and up the encoder also
 fits the network's last layer and low-rank changes of its last two hidden
 layers to an RGB image and codes them first in the stream (prefix bytes 2
