@@ -85,18 +85,16 @@ def slopes(channel, decoded, means, levels, weights, cdf, mean_frac, m_hi, mean_
             p += weights[i, j] * _frequency(cdf, levels[i, j], means[i, j], v, mean_frac, m_hi)
             total += weights[i, j]
         for j in range(k):
-            w = weights[i, j]
-            own = _frequency(cdf, levels[i, j], means[i, j], v, mean_frac, m_hi)
-            ga = ((w * (p - total * own)) << GRAD_FRAC) // (total * p)
-            out[i, channel * k + j] = min(max(ga, -GRAD_MAX), GRAD_MAX)
-        for j in range(k):
             w, m, lv = weights[i, j], means[i, j], levels[i, j]
+            own = _frequency(cdf, lv, m, v, mean_frac, m_hi)
+            ga = ((w * (p - total * own)) << GRAD_FRAC) // (total * p)
             dm = (_frequency(cdf, lv, min(m + MEAN_STEP, mean_max), v, mean_frac, m_hi)
                   - _frequency(cdf, lv, max(m - MEAN_STEP, mean_min), v, mean_frac, m_hi))
             dl = (_frequency(cdf, min(lv + 1, top), m, v, mean_frac, m_hi)
                   - _frequency(cdf, max(lv - 1, 0), m, v, mean_frac, m_hi))
             gm = -((w * dm) << GRAD_FRAC) // p
             gl = -((w * dl) << GRAD_FRAC) // p
+            out[i, channel * k + j] = min(max(ga, -GRAD_MAX), GRAD_MAX)
             out[i, (3 + channel) * k + j] = min(max(gm, -GRAD_MAX), GRAD_MAX)
             out[i, (6 + channel) * k + j] = min(max(gl, -GRAD_MAX), GRAD_MAX)
 
@@ -147,7 +145,6 @@ class OnlineHead:
         self.grad_sum = np.zeros((spec.hidden + 1, width), np.float64)
         self.count = 0
         self.steps = 0
-        self.step_pixels = STEP_PIXELS
         self.lr = np.repeat(np.array(LR, np.int64), 3 * k)
         self.features = np.empty((widest, spec.hidden + 1), np.float64)
         self.features[:, -1] = float(1 << spec.act_frac)
@@ -174,10 +171,10 @@ class OnlineHead:
     def observe(self) -> None:
         """The wavefront's slopes into the sum; an Adam step when due."""
         n = self._n
+        # (columns of channels a segment does not code stay 0 from the start)
         self.grad_sum += self.features[:n].T @ self.grad[:n]
-        self.grad[:n] = 0.0
         self.count += n
-        if self.count >= self.step_pixels:
+        if self.count >= STEP_PIXELS:
             adam_step(self.grad_sum, self.count, self.steps == 0, self.moment, self.second,
                       self.change, self.lr, BETA1_SHIFT, BETA2_SHIFT)
             self.steps += 1
