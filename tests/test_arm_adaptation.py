@@ -22,11 +22,12 @@ def _with_change(arm, pixels, change, layout=None):
     return arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, layout, change)).data
 
 
-def _random_change(arm, seed=0, size=6, ranks=(), factor_size=20):
-    """A head change and, per entry of ``ranks``, a change of that rank of
-    the hidden layers from the last back (0: none)."""
+def _random_change(arm, seed=0, size=6, ranks=(), factor_size=20, head=True):
+    """A head change (unless not ``head``) and, per entry of ``ranks``, a
+    change of that rank of the hidden layers from the last back (0: none)."""
     rng = np.random.default_rng(seed)
-    head = adaptation.HeadChange(rng.integers(-size, size + 1, arm.net.layers[-1][0].shape))
+    head = (adaptation.HeadChange(rng.integers(-size, size + 1, arm.net.layers[-1][0].shape))
+            if head else None)
     hidden = []
     for j, rank in enumerate(ranks):
         inputs, outputs = arm.net.layers[-2 - j][0].shape
@@ -48,6 +49,25 @@ def test_a_change_round_trips_exactly(arm, photo_large, layout, ranks, byte):
     assert data[2] == adaptation.PER_OUTPUT_LEVELS   # the prefix names the change's form
     assert data[3] == byte
     np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
+
+
+@pytest.mark.parametrize("ranks, byte", [((8,), 8), ((8, 4), adaptation.DEEP_CHANGE + 2)])
+def test_a_change_of_the_hidden_layers_alone_round_trips_exactly(arm, photo_large, ranks, byte):
+    """The encoder's change since nc 0.33: prefix byte 2 UNCHANGED_HEAD, no
+    head change in the stream, and the decoder really runs the changed
+    network (read as a head change instead, the stream no longer gives
+    the image)."""
+    pixels = np.asarray(photo_large)
+    data = _with_change(arm, pixels, _random_change(arm, ranks=ranks, head=False))
+    assert (data[2], data[3]) == (adaptation.UNCHANGED_HEAD, byte)
+    np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
+    damaged = bytearray(data)
+    damaged[2] = adaptation.PER_OUTPUT_LEVELS
+    try:
+        out = arm.decode(bytes(damaged), *pixels.shape)
+    except Exception:         # the range decoder may fail outright (the pipeline reports it)
+        return
+    assert not np.array_equal(out, pixels)
 
 
 def test_the_hidden_change_is_exact_integer_arithmetic():
@@ -75,18 +95,21 @@ def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, ranks, 
 def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     """150 steps: Adam's first steps move every weight by the full step size
     and raise the code length (arm-v4: +10 % at 20 steps, +0.1 % at 60)
-    before it falls (-2.2 % at 150).  The hidden layers' changes, fitted
-    beside the head's, lower it further."""
+    before it falls (-2.2 % at 150).  The head's change (as nc 0.15 ...
+    0.32 fitted it) and the hidden layers' (as the encoder fits them now)
+    each lower it."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
-    head, both = adaptation.fit(arm.net, geo.context(buf, geo.flat), values,
-                                (adaptation.Fit(150, (), 1 << 15), adaptation.Fit(150, (8, 4), 1 << 15)), 10**9)
-    assert head.head.weights.any() and head.hidden == () and both.ranks == (8, 4)
+    head, hidden = adaptation.fit(arm.net, geo.context(buf, geo.flat), values,
+                                  (adaptation.Fit(150, (), 1 << 15, head=True),
+                                   adaptation.Fit(150, (8, 4), 1 << 15)), 10**9)
+    assert head.head.weights.any() and head.hidden == ()
+    assert hidden.head is None and hidden.ranks == (8, 4)
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
     after_head = arm._estimated_bits(geo, buf, values, 3, head.apply(arm.net), 1)
-    after_both = arm._estimated_bits(geo, buf, values, 3, both.apply(arm.net), 1)
+    after_hidden = arm._estimated_bits(geo, buf, values, 3, hidden.apply(arm.net), 1)
     assert after_head < 0.99 * before
-    assert after_both < after_head
+    assert after_hidden < 0.99 * before
 
 
 def test_the_fit_reads_no_gradient_past_an_output_bound(arm, photo_large, monkeypatch):
@@ -116,16 +139,17 @@ def test_small_images_keep_the_shipped_head(arm, photo, monkeypatch, min_pixels)
     effort 6 writes, whether or not the encoder tries one (min_pixels 0)."""
     if min_pixels is not None:      # (shorter fits than effort 9's, to keep the test quick)
         monkeypatch.setattr(adaptation, "MIN_PIXELS", min_pixels)
-        monkeypatch.setattr(adaptation, "_FITS", {9: (adaptation.Fit(100, (), 1 << 12),
+        monkeypatch.setattr(adaptation, "_FITS", {9: (adaptation.Fit(100, (), 1 << 12, head=True),
                                                         adaptation.Fit(100, (8, 4), 1 << 12))})
     pixels = np.asarray(photo)
     assert arm.encode(pixels, effort=9).data == arm.encode(pixels, effort=6).data
 
 
 @pytest.mark.parametrize("index, byte", [
-    (2, 66), (2, 255), (3, adaptation.MAX_RANK + 1), (3, 255),
+    (2, adaptation.UNCHANGED_HEAD), (2, 67), (2, 255), (3, adaptation.MAX_RANK + 1), (3, 255),
     (3, adaptation.DEEP_CHANGE), (3, adaptation.DEEP_CHANGE + 1), (3, adaptation.DEEP_CHANGE + 3)])
 def test_an_invalid_change_byte_is_a_format_error(arm, photo_large, index, byte):
+    """(UNCHANGED_HEAD with prefix byte 3 = 0 would announce a change of nothing.)"""
     pixels = np.asarray(photo_large)
     data = bytearray(_with_change(arm, pixels, _random_change(arm)))
     data[index] = byte

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from codec.arm.adaptation import DEEP_CHANGE
+from codec.arm.adaptation import DEEP_CHANGE, UNCHANGED_HEAD
 from codec.arm.codec import LEARN
 from codec.format.container import SegmentKind, unpack
 from codec.weights import DEFAULT_MODELS
@@ -73,12 +73,12 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, LEARN, ONLINE, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import LAYOUT_FEEDBACK, LEARN, ONLINE, STEADY, WINDOWED, ARMPlaneCodec
 
     # the colour planes must exercise the richest layout (band table, error
     # feedback, the online context bias and the online head)
     data = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN | STEADY
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)
@@ -91,15 +91,16 @@ def sample(tmp_path_factory, photo_large):
                          ids=["default-to-narrow", "narrow-to-default"])
 @pytest.mark.parametrize("op", ["encode", "encode-adapted"])
 def test_encode_in_one_configuration_decode_in_another(sample, enc_env, dec_env, op):
-    """(encode-adapted: RGB whose ARM segment carries a change of the head and
-    of the last two hidden layers, and learns its head while coding.)"""
+    """(encode-adapted: RGB whose ARM segment carries a change of the last
+    two hidden layers, and learns its head while coding.)"""
     d, src = sample
     nc, back = d / f"{op}-{id(enc_env)}.nc", d / f"{op}-{id(enc_env)}.png"
     run(op, src, nc, enc_env)
     expected = Image.open(src)
     if op == "encode-adapted":
         segment = unpack(nc.read_bytes()).segment(SegmentKind.COLOUR)
-        assert segment[2] > 0 and segment[3] == DEEP_CHANGE + 2 and segment[1] & LEARN
+        assert segment[2] == UNCHANGED_HEAD and segment[3] == DEEP_CHANGE + 2
+        assert segment[1] & LEARN
         expected = expected.convert("RGB")
     run("decode", nc, back, dec_env)
     np.testing.assert_array_equal(np.asarray(Image.open(back)), np.asarray(expected))

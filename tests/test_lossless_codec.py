@@ -41,12 +41,13 @@ def test_every_arm_layout_round_trips(photo, photo_large):
         LAYOUT_SINGLE_OFFSET,
         LEARN,
         ONLINE,
+        STEADY,
         WINDOWED,
         ARMPlaneCodec,
     )
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    online_flags = ONLINE | LEARN
+    online_flags = ONLINE | LEARN | STEADY
     # the encoder's own choices: a single shift for a tiny crop, feedback,
     # the online bias and the online head for a photo
     assert arm.encode(np.asarray(photo)).data[1] & ~online_flags == LAYOUT_SINGLE_OFFSET | WINDOWED
@@ -79,9 +80,9 @@ def test_online_bias_saves_bits_and_is_used_on_every_layout(photo_large):
 def test_online_head_saves_bits_on_a_photo(photo_large):
     """The head learnt while coding (codec/arm/online_head.py) codes an RGB
     photo smaller than the shipped head, and the encoder sets the flag by
-    itself there; on a grey one it costs bits, and the encoder leaves it
-    off (every layout with it forced round-trips, grey included:
-    test_every_arm_layout_round_trips)."""
+    itself there; on a grey one it sets it exactly where it saves bits (at
+    nc 0.32's rates it cost bits on every grey plane; every layout with it
+    forced round-trips, grey included: test_every_arm_layout_round_trips)."""
     from codec.arm.codec import LEARN, ARMPlaneCodec
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
@@ -92,8 +93,8 @@ def test_online_head_saves_bits_on_a_photo(photo_large):
     assert len(learnt.data) < len(static.data)
     assert learnt.ideal_bits < static.ideal_bits
     grey = np.asarray(photo_large.convert("L"))[..., None]
-    assert not arm.encode(grey).data[1] & LEARN
-    assert arm.encode(grey, learn=True).ideal_bits > arm.encode(grey, learn=False).ideal_bits
+    forced, never = arm.encode(grey, learn=True), arm.encode(grey, learn=False)
+    assert bool(arm.encode(grey).data[1] & LEARN) == (forced.ideal_bits < never.ideal_bits)
 
 
 def test_online_head_keeps_its_arithmetic_exact():
@@ -187,6 +188,7 @@ def test_invalid_feedback_table_is_a_format_error(photo_large):
         LEARN,
         ONLINE,
         SEGMENT_PREFIX,
+        STEADY,
         WINDOWED,
         ARMPlaneCodec,
     )
@@ -196,7 +198,7 @@ def test_invalid_feedback_table_is_a_format_error(photo_large):
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
     data = bytearray(arm.encode(pixels).data)
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN | STEADY
     end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
     data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
     with pytest.raises(FormatError, match="feedback"):
@@ -217,15 +219,19 @@ def test_online_scale_tables_are_far_from_rounding_ties():
 
 
 def test_an_unknown_layout_flag_is_a_format_error(photo_large):
-    from codec.arm.codec import ARMPlaneCodec
+    """Bit 2 means nothing; bit 3 (STEADY) only beside LEARN."""
+    from codec.arm.codec import LEARN, STEADY, ARMPlaneCodec
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
-    data = bytearray(arm.encode(pixels).data)
-    data[1] |= 8                                 # no such flag
-    with pytest.raises(FormatError):
-        arm.decode(bytes(data), *pixels.shape)
+    data = arm.encode(pixels).data
+    assert data[1] & LEARN and data[1] & STEADY
+    for damage in (lambda b: b | 4, lambda b: b & ~LEARN):
+        damaged = bytearray(data)
+        damaged[1] = damage(damaged[1])
+        with pytest.raises(FormatError):
+            arm.decode(bytes(damaged), *pixels.shape)
 
 
 def test_surprise_thresholds_are_far_from_rounding_boundaries():

@@ -1,7 +1,13 @@
-"""The ARM adapted to this one image: a change to its head (the last layer)
-and low-rank changes to its hidden layers (nc 0.22: the last; nc 0.23: the
-last two), fitted when encoding and sent at the head of the segment's
-stream (docs/FORMAT.md §5.2, §5.3).
+"""The ARM adapted to this one image: low-rank changes to its hidden layers
+(nc 0.22: the last; nc 0.23: the last two) and, in files of nc 0.15 ...
+0.32, a change to its head (the last layer), fitted when encoding and sent
+at the head of the segment's stream (docs/FORMAT.md §5.2, §5.3).
+
+Since nc 0.33 the head is not sent: the decoder learns it while decoding
+(``online_head.py``).  On the eight held-out photographs at effort 7 the
+fit without the head's change, and the online head on top, coded 0.7 %
+smaller than with it, and its 1.2-1.6 KB no longer count (docs/MODELS.md).
+The head's fit stays (``Fit.head``) for measurements.
 
 Why these layers.  Published lossless codecs gain most of their edge over
 a static model by fine-tuning part of it on each image.  The head (128
@@ -46,14 +52,17 @@ from models.arm.integer import IntegerARM
 
 class Fit(NamedTuple):
     """One fit the encoder tries: ``steps`` Adam steps of ``batch`` pixels on
-    the head and on low-rank changes of the hidden layers that ``ranks``
-    names, from the last back (() for the head alone), its draws and start
-    seeded by ``seed``."""
+    low-rank changes of the hidden layers that ``ranks`` names, from the
+    last back, and (``head``) on the head, its draws and start seeded by
+    ``seed``.  Since nc 0.33 the encoder fits no head change: the decoder
+    learns the head while decoding (``online_head.py``), and a sent head
+    change left the file larger (docs/MODELS.md)."""
 
     steps: int
     ranks: tuple[int, ...]
     batch: int
     seed: int = 0
+    head: bool = False
 
 
 # effort -> the fits tried.  Efforts below 7 code with the model as shipped;
@@ -86,6 +95,7 @@ DEEP_CHANGE = 64             # prefix byte 3 = DEEP_CHANGE + k: the change reach
 MIN_PIXELS = 1 << 16         # smaller images are not fitted: a change (about 2 KB) cannot pay there
 SEED = 0
 PER_OUTPUT_LEVELS = 65       # segment prefix byte 2: the change names a scale level per head output
+UNCHANGED_HEAD = 66          # segment prefix byte 2: only hidden layers change (nc 0.33)
 
 
 def fits_for_effort(effort: int) -> tuple[Fit, ...]:
@@ -211,11 +221,11 @@ class LowRankChange:
 
 @dataclass(frozen=True, eq=False)
 class ImageChange:
-    """What the encoder fitted to one image: the head's change and low-rank
-    changes of hidden layers, ``hidden[j]`` that of the j-th hidden layer
-    counted back from the last (None: unchanged)."""
+    """What the encoder fitted to one image: the head's change (None:
+    unchanged) and low-rank changes of hidden layers, ``hidden[j]`` that of
+    the j-th hidden layer counted back from the last (None: unchanged)."""
 
-    head: HeadChange
+    head: HeadChange | None
     hidden: tuple[LowRankChange | None, ...] = ()
 
     def __post_init__(self):
@@ -227,6 +237,16 @@ class ImageChange:
     @property
     def ranks(self) -> tuple[int, ...]:
         return tuple(0 if c is None else c.rank for c in self.hidden)
+
+    @property
+    def changes_anything(self) -> bool:
+        return (self.head is not None and bool(self.head.weights.any())) or any(self.ranks)
+
+    @property
+    def head_byte(self) -> int:
+        """Segment prefix byte 2: PER_OUTPUT_LEVELS (a head change follows)
+        or UNCHANGED_HEAD."""
+        return UNCHANGED_HEAD if self.head is None else PER_OUTPUT_LEVELS
 
     @property
     def prefix_byte(self) -> int:
@@ -241,13 +261,13 @@ class ImageChange:
     def apply(self, net: IntegerARM) -> IntegerARM:
         """``net`` with the changes added; raises ValueError if that leaves
         the exact range."""
-        return net.with_changes(self.head.weights,
+        return net.with_changes(None if self.head is None else self.head.weights,
                                 [None if c is None else c.delta() for c in self.hidden])
 
     def table(self, tables) -> tuple[tuple, float]:
         """(the scale levels of each part's columns, the ideal bits of all,
         the ranks' own included)."""
-        head_levels, bits = self.head.table(tables)
+        head_levels, bits = self.head.table(tables) if self.head is not None else (None, 0.0)
         levels = [head_levels]
         if len(self.hidden) > 1:
             bits += len(self.hidden) * np.log2(MAX_RANK + 1)
@@ -261,9 +281,11 @@ class ImageChange:
         return tuple(levels), bits
 
     def encode(self, encoder, tables, levels: tuple) -> None:
-        """The head's change, then (a deep change) the hidden layers' ranks
-        and their changes, the last hidden layer's first: first in the stream."""
-        self.head.encode(encoder, tables, levels[0])
+        """The head's change (if any), then (a deep change) the hidden
+        layers' ranks and their changes, the last hidden layer's first:
+        first in the stream."""
+        if self.head is not None:
+            self.head.encode(encoder, tables, levels[0])
         if len(self.hidden) > 1:
             encoder.encode(np.array(self.ranks), _uniform_rows(len(self.hidden), MAX_RANK + 1))
         for change, change_levels in zip(self.hidden, levels[1:]):
@@ -274,7 +296,8 @@ class ImageChange:
     def decode(cls, decoder, tables, head_byte: int, rank_byte: int, net: IntegerARM) -> "ImageChange":
         """The change the prefix bytes 2 and 3 announce; raises ValueError
         on a rank or level out of range or a layer that cannot take it."""
-        head = HeadChange.decode(decoder, tables, head_byte, net.layers[-1][0].shape)
+        head = (None if head_byte == UNCHANGED_HEAD
+                else HeadChange.decode(decoder, tables, head_byte, net.layers[-1][0].shape))
         if not valid_rank_byte(rank_byte, len(net.layers) - 1):
             raise ValueError("hidden change of layers the network cannot change")
         if rank_byte <= MAX_RANK:
@@ -418,8 +441,8 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
     if len(ranks) > n_hidden:
         raise ValueError("more hidden layers to change than the network has")
     first = n_hidden - len(ranks)                     # the first layer the fit runs
-    d_head = torch.zeros_like(sample.head, requires_grad=True)
-    params, factors = [d_head], {}
+    d_head = torch.zeros_like(sample.head, requires_grad=fit.head)
+    params, factors = [d_head] if fit.head else [], {}
     init = torch.Generator().manual_seed(SEED + fit.seed)
     for j, rank in enumerate(ranks):
         if rank:
@@ -483,14 +506,15 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
         with torch.no_grad():
             for p, kept in zip(params, best):
                 p.copy_(kept)
-    return _image_change(d_head, sample.head_gain, factors, n_hidden, len(ranks))
+    return _image_change(d_head if fit.head else None, sample.head_gain, factors, n_hidden,
+                         len(ranks))
 
 
 def _image_change(d_head, head_gain, factors: dict, n_hidden: int, depth: int) -> ImageChange:
     """The integers the file holds for the fit's state: its head's change
-    and the low-rank changes of the last ``depth`` of ``n_hidden`` hidden
-    layers (``factors``: layer -> (down, up)), each rounded as ``_as_sent``
-    rounds it."""
+    (``d_head`` None: none) and the low-rank changes of the last ``depth``
+    of ``n_hidden`` hidden layers (``factors``: layer -> (down, up)), each
+    rounded as ``_as_sent`` rounds it."""
     import torch
 
     with torch.no_grad():
@@ -502,4 +526,5 @@ def _image_change(d_head, head_gain, factors: dict, n_hidden: int, depth: int) -
             i = n_hidden - 1 - j
             change = LowRankChange(*(rounded(f) for f in factors[i])) if i in factors else None
             hidden.append(change if change is not None and change.delta().any() else None)
-        return ImageChange(HeadChange(rounded(d_head * head_gain)), tuple(hidden))
+        head = None if d_head is None else HeadChange(rounded(d_head * head_gain))
+        return ImageChange(head, tuple(hidden))

@@ -39,9 +39,10 @@ the values it knows to get the same mixtures, and sets the flag where
 they code smaller.
 
 Per-image change (``adaptation.py``).  At efforts 7 and up the encoder also
-fits the network's last layer and low-rank changes of its last two hidden
-layers to an RGB image and codes them first in the stream (prefix bytes 2
-and 3) when the image codes smaller with them.
+fits low-rank changes of the network's last two hidden layers to an RGB
+image and codes them first in the stream (prefix bytes 2 and 3) when the
+image codes smaller with them (before nc 0.33 a change of the last layer
+too, which decoders still read).
 
 Decoding runs the network per wavefront (BLAS) and everything per channel
 in compiled integer kernels (``kernels.py``); encoding uses the NumPy forms
@@ -82,6 +83,7 @@ SYMBOL_BATCH = 1 << 12   # pixels per batch of the ideal code length
 WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/window.py; nc 0.26)
 ONLINE = 32            # layout byte flag: the online context bias moves the means (online.py; nc 0.31)
 LEARN = 64             # layout byte flag: the online head learns while coding (online_head.py; nc 0.32)
+STEADY = 8             # layout byte flag, with LEARN: ... at nc 0.33's rates (online_head.RATES)
 
 
 @dataclass
@@ -202,8 +204,8 @@ class ARMPlaneCodec:
             return values[a:b, ch]
 
         net = self.net if plan.change is None else plan.change.apply(self.net)
-        self._wavefronts(geo, buf.copy(), net, plan.calibration, plan.feedback, plan.online, True,
-                         c, replay)
+        self._wavefronts(geo, buf.copy(), net, plan.calibration, plan.feedback, plan.online,
+                         arm_online_head.RATES, c, replay)
         ideal = self._ideal_bits(values, c, means, levels, mix)
         before = plan.ideal if plan.ideal is not None else self._ideal_bits(
             values, c, plan.means, plan.levels, plan.mix)
@@ -276,7 +278,7 @@ class ARMPlaneCodec:
         head_byte = rank = 0
         if change is not None:     # first in the stream; its bits count as side information
             change.encode(enc, self.tables, plan.change_levels)
-            head_byte, rank = adaptation.PER_OUTPUT_LEVELS, change.prefix_byte
+            head_byte, rank = change.head_byte, change.prefix_byte
         # the decoder's order: wavefront by wavefront (pixels are stored in
         # coding order, so a wavefront is a slice), channel by channel
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
@@ -285,7 +287,7 @@ class ARMPlaneCodec:
                               mix[a:b, ch])
         ideal = plan.ideal if plan.ideal is not None else self._ideal_bits(values, c, means, levels,
                                                                            mix)
-        flags = WINDOWED | (ONLINE if plan.online else 0) | (LEARN if plan.learn else 0)
+        flags = WINDOWED | (ONLINE if plan.online else 0) | (LEARN | STEADY if plan.learn else 0)
         if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
             side = (np.array([0, layout | flags, head_byte, rank], np.int8).tobytes()
                     + calibration.astype(np.int8).tobytes())
@@ -318,7 +320,7 @@ class ARMPlaneCodec:
         sample = np.sort(rng.choice(n, min(n, adaptation.FEATURE_PIXELS), replace=False))
         changes = adaptation.fit(self.net, geo.context(buf, geo.flat[sample]), values[sample],
                                  fits, n)
-        return [change for change in changes if change.head.weights.any() or any(change.ranks)]
+        return [change for change in changes if change.changes_anything]
 
     def _layout(self, pixels: np.ndarray) -> tuple[Wavefronts, np.ndarray, np.ndarray]:
         """The wavefront geometry, the padded buffer holding the image, and the
@@ -429,7 +431,7 @@ class ARMPlaneCodec:
         return out[:, :, :channels].astype(np.uint8)
 
     def _wavefronts(self, geo: Wavefronts, buf, net, calibration, feedback, online: bool,
-                    learn: bool, channels: int, code_symbols) -> None:
+                    learn: tuple | None, channels: int, code_symbols) -> None:
         """The decoder's loop, which the encoder replays where the means
         depend on what was coded before (the online head): wavefront by
         wavefront, the network over its pixels (BLAS), then per channel the
@@ -456,7 +458,7 @@ class ARMPlaneCodec:
             earlier = [np.ascontiguousarray(c[nf:]) for c in feedback.coeffs]
             neighbour_coeffs = np.ascontiguousarray(model.neighbour_coeffs)
         bias = arm_online.OnlineBias(spec, geo, channels) if online else None
-        head = arm_online_head.OnlineHead(spec, widest, tables) if learn else None
+        head = arm_online_head.OnlineHead(spec, widest, tables, learn) if learn else None
         adjust = head.adjust if head is not None else None
         for a, b in zip(geo.bounds[:-1], geo.bounds[1:]):
             n = b - a
@@ -504,30 +506,38 @@ class ARMPlaneCodec:
 
     def _read_prefix(self, data: bytes, channels: int):
         """(calibration table (C, bands), error feedback or None, prefix
-        byte 2 (the head change's form, 0: none), prefix byte 3 (the hidden
-        layers' change: 0 none, 1 ... MAX_RANK the last one's rank, or
-        DEEP_CHANGE + the number of layers it reaches), whether its symbols
-        are coded in windows (layout byte flag WINDOWED, nc 0.26; before:
-        full rows), whether the online context bias moves the means (layout
-        byte flag ONLINE, nc 0.31), whether the online head learns (layout
-        byte flag LEARN, nc 0.32), range-coder stream) of a segment."""
+        byte 2 (the head change's form, 0: none, UNCHANGED_HEAD: the hidden
+        layers' alone), prefix byte 3 (the hidden layers' change: 0 none,
+        1 ... MAX_RANK the last one's rank, or DEEP_CHANGE + the number of
+        layers it reaches), whether its symbols are coded in windows
+        (layout byte flag WINDOWED, nc 0.26; before: full rows), whether
+        the online context bias moves the means (layout byte flag ONLINE,
+        nc 0.31), the online head's learning rates or None (layout byte
+        flag LEARN, nc 0.32, with STEADY, nc 0.33), range-coder stream) of
+        a segment."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
         windowed = layout >= 0 and bool(layout & WINDOWED)
         if windowed:
             layout -= WINDOWED
-        learn = windowed and bool(layout & LEARN)
-        if learn:
+        learn = None                 # the online head's rates, if it learns
+        if windowed and layout & LEARN:
             layout -= LEARN
+            learn = arm_online_head.RATES_V1
+            if layout & STEADY:
+                layout -= STEADY
+                learn = arm_online_head.RATES
         online = windowed and bool(layout & ONLINE)
         if online:
             layout -= ONLINE
         head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
-        if ((head_byte > single_levels and head_byte != adaptation.PER_OUTPUT_LEVELS)
+        changed_net = (adaptation.PER_OUTPUT_LEVELS, adaptation.UNCHANGED_HEAD)
+        if ((head_byte > single_levels and head_byte not in changed_net)
                 or (head_byte and channels != 3)
-                or (rank and (head_byte != adaptation.PER_OUTPUT_LEVELS
+                or (head_byte == adaptation.UNCHANGED_HEAD and not rank)
+                or (rank and (head_byte not in changed_net
                               or not adaptation.valid_rank_byte(rank, self.spec.hidden_layers)))):
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:

@@ -30,7 +30,8 @@ CPU (docs/FORMAT.md §5.5 has every step):
 * a wavefront's slopes go into G += h_aug^T g (a float64 product of
   integers, exact); once STEP_PIXELS pixels have gone in, an Adam step per
   weight: g = G // count, M += (g - M) >> 2, V += (g^2 - V) >> 8 (M = g and
-  V = g^2 at the first step), D -= (LR M) // (isqrt(V) + 1), clipped.
+  V = g^2 at the first step), D -= (LR M) // (isqrt(V) + 1), clipped,
+  LR one of ``RATES``' per field group.
 
 A wavefront's outputs read only what earlier wavefronts taught, so the
 encoder replays the decoder's loop (``codec.py``, ``_wavefronts``) with the
@@ -54,7 +55,14 @@ MEAN_STEP = 2            # finite difference of the mean: +-2/16 pixel
 STEP_PIXELS = 256        # pixels per Adam step
 BETA1_SHIFT = 2          # M: 1 - 1/4
 BETA2_SHIFT = 8          # V: 1 - 1/256
-LR = (104858, 6554, 6554)  # per field group (logits, means, levels): about 1.6, 0.1, 0.1 weight units a step
+# Adam's step size per field group (logits, means, levels), in 2^-16 weight
+# units: RATES_V1 (about 1.6, 0.1, 0.1 units a step) as nc 0.32 wrote, tuned
+# on top of a sent head change; RATES (2.4, 0.025, 0.025; layout flag
+# STEADY, nc 0.33) since the head starts from the shipped one: there the
+# means' and levels' faster rate lost up to 2.4 % on a held-out photograph
+# (docs/MODELS.md)
+RATES_V1 = (104858, 6554, 6554)
+RATES = (157286, 1638, 1638)
 D_MAX = 1 << 32          # |D|: keeps h_aug @ D an exact float64 integer (129 * 2^13 * 2^32 < 2^53)
 FIELDS = 9                # the head fields learnt: logits, means and log-scales (3 each)
 
@@ -134,7 +142,7 @@ class OnlineHead:
     and the head's accumulator), ``slopes`` per channel once its values are
     known, then ``observe``."""
 
-    def __init__(self, spec: ARMSpec, widest: int, tables):
+    def __init__(self, spec: ARMSpec, widest: int, tables, rates: tuple[int, int, int] = RATES):
         self.spec, self.tables = spec, tables
         k = spec.mixtures
         self.cols = slice(0, FIELDS * k)
@@ -145,7 +153,7 @@ class OnlineHead:
         self.grad_sum = np.zeros((spec.hidden + 1, width), np.float64)
         self.count = 0
         self.steps = 0
-        self.lr = np.repeat(np.array(LR, np.int64), 3 * k)
+        self.lr = np.repeat(np.array(rates, np.int64), 3 * k)
         self.features = np.empty((widest, spec.hidden + 1), np.float64)
         self.features[:, -1] = float(1 << spec.act_frac)
         self.grad = np.zeros((widest, width), np.float64)
