@@ -159,8 +159,9 @@ def test_an_invalid_change_byte_is_a_format_error(arm, photo_large, index, byte)
 
 @pytest.mark.parametrize("byte", [8, adaptation.DEEP_CHANGE + 2])
 def test_a_hidden_change_without_a_head_change_is_a_format_error(arm, photo_large, byte):
-    """The hidden layers' change follows the head's in the stream; one
-    without a head change is no layout an encoder writes."""
+    """A hidden change is announced with prefix byte 2 = PER_OUTPUT_LEVELS
+    (a head change comes first) or UNCHANGED_HEAD; with byte 2 = 0 it is
+    no layout an encoder writes."""
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
     data = bytearray(arm._write(geo, values, 3, arm._plan(geo, buf, values, 3, None)).data)

@@ -105,6 +105,25 @@ def fits_for_effort(effort: int) -> tuple[Fit, ...]:
     return _FITS.get(effort, ())
 
 
+def valid_change_bytes(head_byte: int, rank_byte: int, channels: int, hidden_layers: int,
+                       single_levels: int) -> bool:
+    """Whether segment prefix bytes 2 and 3 name a change a segment of
+    ``channels`` planes can hold: none (both 0); a head change under one
+    scale level (1 ... single_levels, nc 0.15 and 0.16); one with a level
+    per output (PER_OUTPUT_LEVELS), alone or with a hidden change; or a
+    hidden change alone (UNCHANGED_HEAD).  Only RGB segments change the
+    network."""
+    if not head_byte:
+        return not rank_byte
+    if channels != 3:
+        return False
+    if head_byte == UNCHANGED_HEAD:
+        return rank_byte != 0 and valid_rank_byte(rank_byte, hidden_layers)
+    if head_byte == PER_OUTPUT_LEVELS:
+        return valid_rank_byte(rank_byte, hidden_layers)
+    return head_byte <= single_levels and not rank_byte
+
+
 def valid_rank_byte(byte: int, hidden_layers: int) -> bool:
     """Whether segment prefix byte 3 names a hidden change a network of
     ``hidden_layers`` hidden layers can take: 0 (none), a rank of the last
@@ -413,19 +432,21 @@ def _floored(t):
 
 
 def _as_sent(d_head, head_gain, factors: dict, snap_head: bool):
-    """(the head's change, {hidden layer: its weights' change}, the sum of
-    |integer| the file sends for them) as the decoder will add them, the
-    gradients passed straight through: the
+    """(the head's change (None where ``d_head`` is), {hidden layer: its
+    weights' change}, the sum of |integer| the file sends for them) as the
+    decoder will add them, the gradients passed straight through: the
     factors rounded to integers and their product shifted right, which
     floors (``LowRankChange.delta``), and the head's change rounded once
     ``snap_head``.  A loss that rounded the product instead shifted every
     changed weight by -0.4 of a unit on average, and an unrounded head
     lost up to 0.3 bits a pixel when the fit's end rounded it: the fit
     judged states the file could not hold (docs/MODELS.md, nc 0.28.0)."""
-    head = d_head * head_gain
-    if snap_head:
-        head = _snapped(head)
-    sent, hidden = head.abs().sum(), {}
+    head, sent, hidden = None, 0.0, {}
+    if d_head is not None:             # (None: the fit leaves the head alone)
+        head = d_head * head_gain
+        if snap_head:
+            head = _snapped(head)
+        sent = head.abs().sum()
     for i, (down, up) in factors.items():
         down, up = _snapped(down), _snapped(up)
         hidden[i] = _floored(down @ up / 2**LOW_RANK_SHIFT)
@@ -444,7 +465,7 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
     if len(ranks) > n_hidden:
         raise ValueError("more hidden layers to change than the network has")
     first = n_hidden - len(ranks)                     # the first layer the fit runs
-    d_head = torch.zeros_like(sample.head, requires_grad=fit.head)
+    d_head = torch.zeros_like(sample.head, requires_grad=True) if fit.head else None
     params, factors = [d_head] if fit.head else [], {}
     init = torch.Generator().manual_seed(SEED + fit.seed)
     for j, rank in enumerate(ranks):
@@ -468,7 +489,8 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
                 w = w + hidden[i]
             pre = (h @ w + sample.biases[i]) * sample.scales[i]
             h = torch.clamp(_floored(pre), 0, spec.act_max)
-        raw = (h @ (sample.head + delta) + sample.head_bias + sample.skip[idx]) * sample.head_scale
+        head = sample.head if delta is None else sample.head + delta
+        raw = (h @ head + sample.head_bias + sample.skip[idx]) * sample.head_scale
         raw = raw.view(-1, FIELDS, spec.mixtures).permute(1, 2, 0)[None, :, :, None, :]
         # no gradient past an output's bound (torch.clamp): the training's
         # straight-through clamp asks pixels at the scale floor for smaller
@@ -509,8 +531,7 @@ def _fit_one(sample: _Sample, fit: Fit, pixels: int) -> ImageChange:
         with torch.no_grad():
             for p, kept in zip(params, best):
                 p.copy_(kept)
-    return _image_change(d_head if fit.head else None, sample.head_gain, factors, n_hidden,
-                         len(ranks))
+    return _image_change(d_head, sample.head_gain, factors, n_hidden, len(ranks))
 
 
 def _image_change(d_head, head_gain, factors: dict, n_hidden: int, depth: int) -> ImageChange:

@@ -533,12 +533,8 @@ class ARMPlaneCodec:
             layout -= ONLINE
         head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
-        changed_net = (adaptation.PER_OUTPUT_LEVELS, adaptation.UNCHANGED_HEAD)
-        if ((head_byte > single_levels and head_byte not in changed_net)
-                or (head_byte and channels != 3)
-                or (head_byte == adaptation.UNCHANGED_HEAD and not rank)
-                or (rank and (head_byte not in changed_net
-                              or not adaptation.valid_rank_byte(rank, self.spec.hidden_layers)))):
+        if not adaptation.valid_change_bytes(head_byte, rank, channels, self.spec.hidden_layers,
+                                             single_levels):
             raise FormatError("ARM segment has an invalid prefix")
         if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
             return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
