@@ -5,7 +5,7 @@ length they were fitted on, and a malformed one is a one-line FormatError."""
 import numpy as np
 import pytest
 
-from codec.arm import adaptation
+from codec.arm import adaptation, columns
 from codec.arm.codec import ARMPlaneCodec
 from codec.entropy import SymbolDecoder, SymbolEncoder
 from codec.errors import FormatError
@@ -198,7 +198,7 @@ def test_a_head_change_level_out_of_range_is_refused(arm):
     levels = np.full(n_out, 10)
     levels[3] = n_levels + 5
     enc = SymbolEncoder()
-    enc.encode(levels, adaptation._uniform_rows(n_out, n_levels))
+    enc.encode(levels, columns.uniform_rows(n_out, n_levels))
     with pytest.raises(ValueError, match="level"):
         adaptation.HeadChange.decode(SymbolDecoder(enc.finish()), arm.tables,
                                      adaptation.PER_OUTPUT_LEVELS, arm.net.layers[-1][0].shape)
@@ -217,7 +217,7 @@ def test_each_head_output_gets_its_own_table(arm):
     assert levels[0] > levels[1] >= levels[2]
     assert levels[2] == levels.min()
     s = weights.ravel() + 128
-    one_level = min(-arm.tables.log2_probabilities(s, *adaptation._row_model(arm.tables, level, len(s))).sum()
+    one_level = min(-arm.tables.log2_probabilities(s, *columns.row_model(arm.tables, level, len(s))).sum()
                     for level in range(arm.tables.cdf.shape[0]))
     assert bits - len(levels) * np.log2(arm.tables.cdf.shape[0]) <= one_level
 
@@ -229,7 +229,7 @@ def test_a_deep_change_rank_out_of_range_is_refused(arm):
     levels, _ = head.table(arm.tables)
     enc = SymbolEncoder()
     head.encode(enc, arm.tables, levels)
-    enc.encode(np.array([8, adaptation.MAX_RANK + 7]), adaptation._uniform_rows(2, adaptation.MAX_RANK + 1))
+    enc.encode(np.array([8, adaptation.MAX_RANK + 7]), columns.uniform_rows(2, adaptation.MAX_RANK + 1))
     with pytest.raises(ValueError, match="rank"):
         adaptation.ImageChange.decode(SymbolDecoder(enc.finish()), arm.tables, adaptation.PER_OUTPUT_LEVELS,
                                       adaptation.DEEP_CHANGE + 2, arm.net)

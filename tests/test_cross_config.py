@@ -73,12 +73,20 @@ def run(op: str, src: Path, dst: Path, env_extra: dict) -> None:
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory, photo_large):
-    from codec.arm.codec import LAYOUT_FEEDBACK, LEARN, ONLINE, STEADY, WINDOWED, ARMPlaneCodec
+    from codec.arm.codec import (
+        CODED_TABLES,
+        LAYOUT_FEEDBACK,
+        LEARN,
+        ONLINE,
+        STEADY,
+        WINDOWED,
+        ARMPlaneCodec,
+    )
 
     # the colour planes must exercise the richest layout (band table, error
-    # feedback, the online context bias and the online head)
+    # feedback, both range-coded, the online context bias and the online head)
     data = ARMPlaneCodec(DEFAULT_MODELS["arm"]).encode(np.asarray(photo_large)).data
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN | STEADY
+    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN | STEADY | CODED_TABLES
     d = tmp_path_factory.mktemp("cross")
     photo = photo_large
     rgba = np.concatenate([np.asarray(photo), np.asarray(photo.convert("L"))[..., None]], 2)

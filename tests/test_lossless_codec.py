@@ -36,6 +36,7 @@ def test_range_coded_stream_is_within_half_a_percent_of_the_ideal(photo):
 
 def test_every_arm_layout_round_trips(photo, photo_large):
     from codec.arm.codec import (
+        CODED_TABLES,
         LAYOUT_CALIBRATION,
         LAYOUT_FEEDBACK,
         LAYOUT_SINGLE_OFFSET,
@@ -49,15 +50,17 @@ def test_every_arm_layout_round_trips(photo, photo_large):
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     online_flags = ONLINE | LEARN | STEADY
     # the encoder's own choices: a single shift for a tiny crop, feedback,
-    # the online bias and the online head for a photo
+    # its tables range-coded, the online bias and the online head for a photo
     assert arm.encode(np.asarray(photo)).data[1] & ~online_flags == LAYOUT_SINGLE_OFFSET | WINDOWED
-    assert arm.encode(np.asarray(photo_large)).data[1] == LAYOUT_FEEDBACK | WINDOWED | online_flags
+    assert (arm.encode(np.asarray(photo_large)).data[1]
+            == LAYOUT_FEEDBACK | WINDOWED | online_flags | CODED_TABLES)
     for img in (photo, photo_large, photo_large.convert("L")):
         pixels = np.asarray(img).reshape(img.height, img.width, -1)
         for layout in (LAYOUT_SINGLE_OFFSET, LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
+            coded_tables = CODED_TABLES if layout != LAYOUT_SINGLE_OFFSET else 0
             for online, learn in ((False, False), (True, False), (False, True), (True, True)):
                 coded = arm.encode(pixels, layout=layout, online=online, learn=learn)
-                assert coded.data[1] & ~online_flags == layout | WINDOWED
+                assert coded.data[1] & ~online_flags == layout | WINDOWED | coded_tables
                 assert online or not coded.data[1] & ONLINE
                 assert bool(coded.data[1] & LEARN) == learn
                 np.testing.assert_array_equal(arm.decode(coded.data, *pixels.shape), pixels)
@@ -168,43 +171,90 @@ def test_arm_segments_say_how_their_symbols_are_coded(photo_large):
     assert not np.array_equal(wrong, pixels)
 
 
-def test_invalid_calibration_table_is_a_format_error(photo_large):
-    from codec.arm.codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
-    from codec.errors import FormatError
+def _pinned_segment(name: str) -> tuple[bytes, tuple[int, int, int]]:
+    """The colour segment of tests/data/NAME.nc and its pixels' shape."""
+    from pathlib import Path
 
-    arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    pixels = np.asarray(photo_large)
-    data = bytearray(arm.encode(pixels).data)
-    data[SEGMENT_PREFIX + 5] = CALIBRATION_OFFSETS[-1] + 1
-    with pytest.raises(FormatError, match="calibration"):
-        arm.decode(bytes(data), *pixels.shape)
-    with pytest.raises(FormatError):  # the table cut short
-        arm.decode(bytes(data[:SEGMENT_PREFIX + 10]), *pixels.shape)
+    from codec.format import container
+
+    path = Path(__file__).parent / "data" / f"{name}.nc"
+    with Image.open(path.with_suffix(".png")) as png:
+        shape = (png.height, png.width, 3)
+    return bytes(container.unpack(path.read_bytes()).segments[0].data), shape
 
 
-def test_invalid_feedback_table_is_a_format_error(photo_large):
+def test_raw_tables_out_of_range_are_format_errors():
+    """Segments of layouts 1 and 2 before nc 0.34 carry their tables as raw
+    bytes after the prefix (tests/data/rgb-arm-feedback.nc, nc 0.33)."""
     from codec.arm.codec import (
+        CALIBRATION_OFFSETS,
         LAYOUT_FEEDBACK,
-        LEARN,
-        ONLINE,
         SEGMENT_PREFIX,
-        STEADY,
         WINDOWED,
         ARMPlaneCodec,
     )
     from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
     from codec.errors import FormatError
 
+    data, shape = _pinned_segment("rgb-arm-feedback")
+    arm = ARMPlaneCodec("arm-v3")
+    assert data[1] & 3 == LAYOUT_FEEDBACK and data[1] & WINDOWED
+    bad = bytearray(data)
+    bad[SEGMENT_PREFIX + 5] = CALIBRATION_OFFSETS[-1] + 1
+    with pytest.raises(FormatError, match="calibration"):
+        arm.decode(bytes(bad), *shape)
+    with pytest.raises(FormatError):  # the table cut short
+        arm.decode(data[:SEGMENT_PREFIX + 10], *shape)
+    end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
+    bad = bytearray(data)
+    bad[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
+    with pytest.raises(FormatError, match="feedback"):
+        arm.decode(bytes(bad), *shape)
+    with pytest.raises(FormatError, match="feedback"):
+        arm.decode(data[:end - 7], *shape)
+
+
+@pytest.mark.parametrize("table", ["calibration", "feedback"])
+def test_coded_tables_out_of_range_are_format_errors(photo_large, table):
+    """Since nc 0.34 the tables open the range-coded stream: values out of
+    range there are refused as the raw bytes were."""
+    from codec.arm import side_tables
+    from codec.arm.codec import CALIBRATION_OFFSETS, SEGMENT_PREFIX, ARMPlaneCodec
+    from codec.arm.feedback import SHIFT_RANGE, ErrorFeedback
+    from codec.entropy import SymbolEncoder
+    from codec.errors import FormatError
+
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
     pixels = np.asarray(photo_large)
-    data = bytearray(arm.encode(pixels).data)
-    assert data[1] == LAYOUT_FEEDBACK | WINDOWED | ONLINE | LEARN | STEADY
-    end = SEGMENT_PREFIX + 3 * arm.bands + ErrorFeedback.size(3)
-    data[end - 1] = SHIFT_RANGE[1] + 1          # the last context shift
-    with pytest.raises(FormatError, match="feedback"):
-        arm.decode(bytes(data), *pixels.shape)
-    with pytest.raises(FormatError, match="feedback"):
-        arm.decode(bytes(data[:end - 7]), *pixels.shape)
+    data = arm.encode(pixels).data
+    np.testing.assert_array_equal(arm.decode(data, *pixels.shape), pixels)
+    calibration = np.zeros((3, arm.bands), np.int64)
+    feedback = ErrorFeedback.zero(3)
+    if table == "calibration":
+        calibration[1, 7] = CALIBRATION_OFFSETS[-1] + 1
+    else:
+        feedback.context_shift[2, -1] = SHIFT_RANGE[0] - 1
+    enc = SymbolEncoder()
+    side_tables.encode(enc, arm.tables, calibration, feedback)
+    with pytest.raises(FormatError, match=table):
+        arm.decode(data[:SEGMENT_PREFIX] + enc.finish(), *pixels.shape)
+
+
+def test_coded_tables_are_smaller_than_raw_ones():
+    """The crop nc 0.33 wrote with raw tables (tests/data/rgb-arm-feedback.nc),
+    coded now: the same layout, its tables range-coded, 150 bytes smaller."""
+    from pathlib import Path
+
+    from codec.arm.codec import CODED_TABLES
+    from codec.format import container
+
+    old, _ = _pinned_segment("rgb-arm-feedback")
+    image = Image.open(Path(__file__).parent / "data" / "rgb-arm-feedback.png")
+    new = codec.encode(image)
+    assert codec.decode(new).tobytes() == image.tobytes()
+    segment = container.unpack(new).segments[0].data
+    assert segment[1] == old[1] | CODED_TABLES
+    assert len(segment) < len(old) - 150
 
 
 def test_online_scale_tables_are_far_from_rounding_ties():
@@ -218,18 +268,21 @@ def test_online_scale_tables_are_far_from_rounding_ties():
         assert rounding_margin(ARMSpec.from_dict(weights.load(model_id, "arm").spec)) > 1e-6
 
 
-def test_an_unknown_layout_flag_is_a_format_error(photo_large):
-    """Bit 2 means nothing; bit 3 (STEADY) only beside LEARN."""
-    from codec.arm.codec import LEARN, STEADY, ARMPlaneCodec
+def test_a_layout_flag_out_of_place_is_a_format_error(photo, photo_large):
+    """Bit 2 (CODED_TABLES) only with layouts 1 and 2; bit 3 (STEADY) only
+    beside LEARN; layout 3 means nothing."""
+    from codec.arm.codec import CODED_TABLES, LEARN, STEADY, ARMPlaneCodec
     from codec.errors import FormatError
 
     arm = ARMPlaneCodec(DEFAULT_MODELS["arm"])
-    pixels = np.asarray(photo_large)
-    data = arm.encode(pixels).data
-    assert data[1] & LEARN and data[1] & STEADY
-    for damage in (lambda b: b | 4, lambda b: b & ~LEARN):
+    for img, damage in ((photo, lambda b: b | CODED_TABLES), (photo_large, lambda b: b & ~LEARN),
+                        (photo_large, lambda b: b | 3)):
+        pixels = np.asarray(img)
+        data = arm.encode(pixels).data
+        assert data[1] & LEARN and data[1] & STEADY
         damaged = bytearray(data)
         damaged[1] = damage(damaged[1])
+        assert damaged != data
         with pytest.raises(FormatError):
             arm.decode(bytes(damaged), *pixels.shape)
 

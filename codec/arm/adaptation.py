@@ -28,13 +28,14 @@ pay.
 
 What is sent.  Integers, each clipped to +-127 and range-coded as symbols
 128 + delta, column by column under the model's own logistic table (mean
-128) whose scale codes that column smallest.  Head: its change on the
-head's weight grid, a column per head output; the mixture weights read
-only the logits' differences, so only the first component's logits change
-(the other columns are zero and cost next to nothing).  Hidden layers: the
-factors' columns (a column of ``down`` and a row of ``up`` per rank).  The
-decoder adds the changes to its integer weights, in integers, so it runs
-the same exact network with other integers and its cost does not change.
+128) whose scale codes that column smallest (``columns.py``).  Head: its
+change on the head's weight grid, a column per head output; the mixture
+weights read only the logits' differences, so only the first component's
+logits change (the other columns are zero and cost next to nothing).
+Hidden layers: the factors' columns (a column of ``down`` and a row of
+``up`` per rank).  The decoder adds the changes to its integer weights, in
+integers, so it runs the same exact network with other integers and its
+cost does not change.
 
 The fit runs in PyTorch on the training form of the loss; nothing in it
 needs to be reproducible, as the integers it ends on are what the file
@@ -48,6 +49,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from codec.arm.columns import column_levels, decode_columns, encode_columns, row_model, uniform_rows
 from models.arm.integer import IntegerARM
 
 class Fit(NamedTuple):
@@ -132,53 +134,6 @@ def valid_rank_byte(byte: int, hidden_layers: int) -> bool:
     return byte <= MAX_RANK or DEEP_CHANGE + 2 <= byte < DEEP_CHANGE + hidden_layers
 
 
-# -- columns of integers under the model's logistic tables -------------------------------
-def _column_levels(values: np.ndarray, tables) -> tuple[np.ndarray, float]:
-    """(per column of ``values`` (rows, cols), the scale level whose logistic
-    (mean 128) codes that column's symbols 128 + value smallest; the ideal
-    bits of all of them, the levels' own included)."""
-    s = values.ravel() + 128
-    n_levels, cols = tables.cdf.shape[0], values.shape[1]
-    bits = np.array([-tables.log2_probabilities(s, *_row_model(tables, level, len(s)))
-                     .reshape(-1, cols).sum(axis=0) for level in range(n_levels)])
-    return np.argmin(bits, axis=0), float(bits.min(axis=0).sum()) + cols * np.log2(n_levels)
-
-
-def _encode_columns(encoder, tables, values: np.ndarray, levels: np.ndarray) -> None:
-    """The levels (uniform), then the symbols row by row, each under its column's level."""
-    encoder.encode(levels, _uniform_rows(len(levels), tables.cdf.shape[0]))
-    s = values.ravel() + 128
-    encoder.encode(s, tables.frequencies(*_row_model(tables, np.tile(levels, values.shape[0]), len(s))))
-
-
-def _decode_columns(decoder, tables, shape: tuple[int, int]) -> np.ndarray:
-    """What ``_encode_columns`` wrote for values of ``shape``; raises
-    ValueError on a level out of range."""
-    n_levels = tables.cdf.shape[0]
-    levels = decoder.decode(_uniform_rows(shape[1], n_levels))
-    if levels.max() >= n_levels:
-        raise ValueError("change scale level out of range")
-    s = decoder.decode(tables.frequencies(*_row_model(tables, np.tile(levels, shape[0]),
-                                                      shape[0] * shape[1])))
-    return (s - 128).reshape(shape)
-
-
-def _uniform_rows(n: int, levels: int) -> np.ndarray:
-    """Frequency rows (n, 256) giving each of the first ``levels`` symbols
-    the same probability (the rest, never written, the least)."""
-    rows = np.ones((n, 256))
-    rows[:, :levels] = 1 << 16
-    return rows
-
-
-def _row_model(tables, level, n: int):
-    """(means, levels, weights), each (n, 1): one logistic centred on symbol
-    128, at scale ``level`` (one for all, or one per symbol)."""
-    return (np.full((n, 1), 128 << tables.mean_frac, np.int64),
-            np.broadcast_to(np.asarray(level, np.int64), (n,)).reshape(n, 1),
-            np.ones((n, 1), np.int64))
-
-
 # -- the changes --------------------------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class HeadChange:
@@ -190,10 +145,10 @@ class HeadChange:
         """(a scale level per head output, the change's ideal bits): the
         columns differ, the scale outputs move ten times as far as the
         channel coefficients."""
-        return _column_levels(self.weights, tables)
+        return column_levels(self.weights, tables)
 
     def encode(self, encoder, tables, levels: np.ndarray) -> None:
-        _encode_columns(encoder, tables, self.weights, levels)
+        encode_columns(encoder, tables, self.weights, levels)
 
     @classmethod
     def decode(cls, decoder, tables, head_byte: int, shape: tuple[int, int]) -> "HeadChange":
@@ -201,8 +156,8 @@ class HeadChange:
         or (files of nc 0.15 and 0.16) one scale level for all, head_byte - 1.
         Raises ValueError on levels out of range."""
         if head_byte == PER_OUTPUT_LEVELS:
-            return cls(_decode_columns(decoder, tables, shape))
-        s = decoder.decode(tables.frequencies(*_row_model(tables, head_byte - 1, shape[0] * shape[1])))
+            return cls(decode_columns(decoder, tables, shape))
+        s = decoder.decode(tables.frequencies(*row_model(tables, head_byte - 1, shape[0] * shape[1])))
         return cls((s - 128).reshape(shape))
 
 
@@ -226,10 +181,10 @@ class LowRankChange:
         return np.concatenate([self.down, self.up.T], axis=1)
 
     def table(self, tables) -> tuple[np.ndarray, float]:
-        return _column_levels(self._columns(), tables)
+        return column_levels(self._columns(), tables)
 
     def encode(self, encoder, tables, levels: np.ndarray) -> None:
-        _encode_columns(encoder, tables, self._columns(), levels)
+        encode_columns(encoder, tables, self._columns(), levels)
 
     @classmethod
     def decode(cls, decoder, tables, rank: int, shape: tuple[int, int]) -> "LowRankChange":
@@ -237,7 +192,7 @@ class LowRankChange:
         are [down | up^T]); raises ValueError on a level out of range."""
         if shape[0] != shape[1]:
             raise ValueError("low-rank change of a layer that is not square")
-        columns = _decode_columns(decoder, tables, (shape[0], 2 * rank))
+        columns = decode_columns(decoder, tables, (shape[0], 2 * rank))
         return cls(columns[:, :rank], np.ascontiguousarray(columns[:, rank:].T))
 
 
@@ -309,7 +264,7 @@ class ImageChange:
         if self.head is not None:
             self.head.encode(encoder, tables, levels[0])
         if len(self.hidden) > 1:
-            encoder.encode(np.array(self.ranks), _uniform_rows(len(self.hidden), MAX_RANK + 1))
+            encoder.encode(np.array(self.ranks), uniform_rows(len(self.hidden), MAX_RANK + 1))
         for change, change_levels in zip(self.hidden, levels[1:]):
             if change is not None:
                 change.encode(encoder, tables, change_levels)
@@ -325,7 +280,7 @@ class ImageChange:
         if rank_byte <= MAX_RANK:
             ranks = [rank_byte] if rank_byte else []
         else:
-            ranks = decoder.decode(_uniform_rows(rank_byte - DEEP_CHANGE, MAX_RANK + 1))
+            ranks = decoder.decode(uniform_rows(rank_byte - DEEP_CHANGE, MAX_RANK + 1))
             if ranks.max() > MAX_RANK:
                 raise ValueError("hidden change rank out of range")
         hidden = [LowRankChange.decode(decoder, tables, int(r), net.layers[-2 - j][0].shape) if r else None

@@ -54,6 +54,7 @@ use full 256-entry rows): the same bits, a seventh of the rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -64,6 +65,7 @@ from codec.arm import feedback as arm_feedback
 from codec.arm import kernels
 from codec.arm import online as arm_online
 from codec.arm import online_head as arm_online_head
+from codec.arm import side_tables
 from codec.arm.feedback import BAND_SHIFT, ErrorFeedback, FeedbackModel, pick
 from codec.entropy import SymbolDecoder, SymbolEncoder, window
 from codec.entropy.logistic import LogisticMixtureTables
@@ -84,6 +86,23 @@ WINDOWED = 16          # layout byte flag: symbols coded in windows (entropy/win
 ONLINE = 32            # layout byte flag: the online context bias moves the means (online.py; nc 0.31)
 LEARN = 64             # layout byte flag: the online head learns while coding (online_head.py; nc 0.32)
 STEADY = 8             # layout byte flag, with LEARN: ... at nc 0.33's rates (online_head.RATES)
+CODED_TABLES = 4       # layout byte flag, layouts 1 and 2: their tables open the stream, range-coded
+                       # (side_tables.py; nc 0.34); before: raw bytes after the prefix
+
+
+class _Prefix(NamedTuple):
+    """What a segment's prefix (and raw tables) say (``ARMPlaneCodec._read_prefix``)."""
+
+    layout: int
+    calibration: np.ndarray | None  # (C, bands); None: coded in the stream (coded_tables)
+    feedback: ErrorFeedback | None
+    head_byte: int       # prefix byte 2: the head change's form (0: none, UNCHANGED_HEAD: none sent)
+    rank: int            # prefix byte 3: the hidden layers' change (0: none)
+    windowed: bool       # symbols coded in windows (WINDOWED, nc 0.26; before: full rows)
+    online: bool         # the online context bias moves the means (ONLINE, nc 0.31)
+    learn: tuple | None  # the online head's learning rates (LEARN, nc 0.32; STEADY, nc 0.33)
+    coded_tables: bool   # the tables open the stream (CODED_TABLES, nc 0.34)
+    body: bytes          # the range coder's stream
 
 
 @dataclass
@@ -230,7 +249,7 @@ class ARMPlaneCodec:
                                   geo, c)
             feedback, fb_means, fb_levels, fb_bits = arm_feedback.fit(
                 model, values[:, :c], means, levels, mix, self.tables)
-            side = 8 * (c * self.bands + ErrorFeedback.size(c))
+            side = side_tables.table_bits(options[LAYOUT_CALIBRATION][0], feedback, self.tables)
             options[LAYOUT_FEEDBACK] = (options[LAYOUT_CALIBRATION][0], fb_bits + side)
         if layout is None:
             layout = min(options, key=lambda k: options[k][1])
@@ -271,12 +290,16 @@ class ARMPlaneCodec:
         return total
 
     def _write(self, geo: Wavefronts, values, c: int, plan: "_Plan") -> CodedPlanes:
-        """The segment: prefix, tables, then the stream (the network's change first)."""
+        """The segment: prefix, then the stream (the tables, the network's
+        change, the symbols)."""
         layout, calibration, feedback, change = plan.layout, plan.calibration, plan.feedback, plan.change
         means, levels, mix = plan.means, plan.levels, plan.mix
         enc = SymbolEncoder()
         head_byte = rank = 0
-        if change is not None:     # first in the stream; its bits count as side information
+        tables_coded = layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK)
+        if tables_coded:          # first in the stream; side information
+            side_tables.encode(enc, self.tables, calibration, feedback)
+        if change is not None:     # next; its bits count as side information too
             change.encode(enc, self.tables, plan.change_levels)
             head_byte, rank = change.head_byte, change.prefix_byte
         # the decoder's order: wavefront by wavefront (pixels are stored in
@@ -288,11 +311,8 @@ class ARMPlaneCodec:
         ideal = plan.ideal if plan.ideal is not None else self._ideal_bits(values, c, means, levels,
                                                                            mix)
         flags = WINDOWED | (ONLINE if plan.online else 0) | (LEARN | STEADY if plan.learn else 0)
-        if layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK):
-            side = (np.array([0, layout | flags, head_byte, rank], np.int8).tobytes()
-                    + calibration.astype(np.int8).tobytes())
-            if feedback is not None:
-                side += feedback.to_bytes()
+        if tables_coded:
+            side = np.array([0, layout | flags | CODED_TABLES, head_byte, rank], np.int8).tobytes()
         else:
             side = np.array([calibration[0, 0], layout | flags, head_byte, rank], np.int8).tobytes()
         return CodedPlanes(side + enc.finish(), ideal, len(side))
@@ -389,8 +409,9 @@ class ARMPlaneCodec:
         one = offsets[single][np.argmin(totals)]
         return {
             LAYOUT_SINGLE_OFFSET: (np.full((c, self.bands), one), stride * float(totals.min())),
-            LAYOUT_CALIBRATION: (best.reshape(c, self.bands),
-                                 stride * float(bits.min(axis=0).sum()) + 8 * c * self.bands),
+            LAYOUT_CALIBRATION: (best.reshape(c, self.bands), stride * float(bits.min(axis=0).sum())
+                                 + side_tables.table_bits(best.reshape(c, self.bands), None,
+                                                          self.tables)),
         }
 
     # -- decode ---------------------------------------------------------------
@@ -407,25 +428,28 @@ class ARMPlaneCodec:
         per channel the compiled kernels (``kernels.py``) derive the mixture
         and its frequency rows, the range coder decodes the values, and the
         error feedback records what they tell the next wavefronts."""
-        calibration, feedback, head_byte, rank, windowed, online, learn, body = self._read_prefix(
-            data, channels)
+        prefix = self._read_prefix(data, channels)
         tables = self.tables
         geo = Wavefronts(height, width, self.spec)
         buf = geo.new_buffer()
-        dec = SymbolDecoder(body)
+        dec = SymbolDecoder(prefix.body)
+        calibration, feedback = prefix.calibration, prefix.feedback
+        if prefix.coded_tables:
+            calibration, feedback = self._read_tables(dec, channels, prefix.layout)
         net = self.net
-        if head_byte:
+        if prefix.head_byte:
             try:
-                net = adaptation.ImageChange.decode(dec, tables, head_byte, rank, net).apply(net)
+                net = adaptation.ImageChange.decode(dec, tables, prefix.head_byte, prefix.rank,
+                                                    net).apply(net)
             except ValueError:
                 raise FormatError("ARM segment has an invalid network change") from None
-        if windowed:
+        if prefix.windowed:
             def decode_symbols(ch, a, m, l, w):
                 return window.decode(dec, tables, m, l, w)
         else:                      # segments of nc 0.25 and before
             def decode_symbols(ch, a, m, l, w):
                 return dec.decode(tables.frequencies(m, l, w))
-        self._wavefronts(geo, buf, net, calibration, feedback, online, learn, channels,
+        self._wavefronts(geo, buf, net, calibration, feedback, prefix.online, prefix.learn, channels,
                          decode_symbols)
         out = buf.reshape(height + geo.top, geo.stride, 3)[geo.top:, geo.left:geo.left + width]
         return out[:, :, :channels].astype(np.uint8)
@@ -504,17 +528,9 @@ class ARMPlaneCodec:
             if head is not None:
                 head.observe()
 
-    def _read_prefix(self, data: bytes, channels: int):
-        """(calibration table (C, bands), error feedback or None, prefix
-        byte 2 (the head change's form, 0: none, UNCHANGED_HEAD: the hidden
-        layers' alone), prefix byte 3 (the hidden layers' change: 0 none,
-        1 ... MAX_RANK the last one's rank, or DEEP_CHANGE + the number of
-        layers it reaches), whether its symbols are coded in windows
-        (layout byte flag WINDOWED, nc 0.26; before: full rows), whether
-        the online context bias moves the means (layout byte flag ONLINE,
-        nc 0.31), the online head's learning rates or None (layout byte
-        flag LEARN, nc 0.32, with STEADY, nc 0.33), range-coder stream) of
-        a segment."""
+    def _read_prefix(self, data: bytes, channels: int) -> _Prefix:
+        """What a segment's prefix says (``_Prefix``), and its tables where
+        they are raw bytes after it (layouts 1 and 2 before nc 0.34)."""
         if len(data) < SEGMENT_PREFIX:
             raise FormatError("ARM segment too short")
         offset, layout = (int(b) for b in np.frombuffer(data[:2], np.int8))
@@ -531,25 +547,49 @@ class ARMPlaneCodec:
         online = windowed and bool(layout & ONLINE)
         if online:
             layout -= ONLINE
+        coded_tables = windowed and bool(layout & CODED_TABLES)
+        if coded_tables:
+            layout -= CODED_TABLES
         head_byte, rank = data[2], data[3]
         single_levels = self.tables.cdf.shape[0]       # bytes 1 ... 64: one scale level (nc 0.15, 0.16)
         if not adaptation.valid_change_bytes(head_byte, rank, channels, self.spec.hidden_layers,
                                              single_levels):
             raise FormatError("ARM segment has an invalid prefix")
-        if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS:
-            return (np.full((channels, self.bands), offset, np.int64), None, head_byte, rank,
-                    windowed, online, learn, data[SEGMENT_PREFIX:])
-        end = SEGMENT_PREFIX + channels * self.bands
+        if layout == LAYOUT_SINGLE_OFFSET and offset in SCALE_OFFSETS and not coded_tables:
+            return _Prefix(layout, np.full((channels, self.bands), offset, np.int64), None,
+                           head_byte, rank, windowed, online, learn, False, data[SEGMENT_PREFIX:])
+        end = SEGMENT_PREFIX + (0 if coded_tables else channels * self.bands)
         if layout not in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK) or offset != 0 or len(data) < end:
             raise FormatError("ARM segment has an invalid prefix")
-        table = np.frombuffer(data[SEGMENT_PREFIX:end], np.int8).astype(np.int64)
-        if table.min() < CALIBRATION_OFFSETS[0] or table.max() > CALIBRATION_OFFSETS[-1]:
-            raise FormatError("ARM segment has an invalid calibration table")
+        if coded_tables:
+            return _Prefix(layout, None, None, head_byte, rank, windowed, online, learn, True,
+                           data[end:])
+        table = self._checked_calibration(np.frombuffer(data[SEGMENT_PREFIX:end], np.int8))
         feedback = None
         if layout == LAYOUT_FEEDBACK:
             start, end = end, end + ErrorFeedback.size(channels)
             if len(data) < end:
                 raise FormatError("ARM segment has a truncated feedback table")
             feedback = ErrorFeedback.from_bytes(data[start:end], channels)
-        return (table.reshape(channels, self.bands), feedback, head_byte, rank, windowed, online,
-                learn, data[end:])
+        return _Prefix(layout, table.reshape(channels, self.bands), feedback, head_byte, rank,
+                       windowed, online, learn, False, data[end:])
+
+    def _read_tables(self, dec: SymbolDecoder, channels: int, layout: int):
+        """(calibration table (C, bands), error feedback or None) from the
+        head of the stream (layout byte flag CODED_TABLES, nc 0.34)."""
+        try:
+            calibration, values = side_tables.decode(dec, self.tables, channels, self.bands,
+                                                     layout == LAYOUT_FEEDBACK)
+        except ValueError:
+            raise FormatError("ARM segment has an invalid calibration or feedback table") from None
+        calibration = self._checked_calibration(calibration)
+        feedback = None if values is None else ErrorFeedback.from_values(values, channels)
+        return calibration.reshape(channels, self.bands), feedback
+
+    @staticmethod
+    def _checked_calibration(table: np.ndarray) -> np.ndarray:
+        """The calibration table as int64; FormatError where a shift is out of range."""
+        table = np.asarray(table, np.int64)
+        if table.min() < CALIBRATION_OFFSETS[0] or table.max() > CALIBRATION_OFFSETS[-1]:
+            raise FormatError("ARM segment has an invalid calibration table")
+        return table

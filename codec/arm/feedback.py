@@ -87,14 +87,22 @@ class ErrorFeedback:
                    np.zeros((channels, CONTEXTS), np.int64))
 
     def to_bytes(self) -> bytes:
-        return (np.concatenate(self.coeffs).astype(np.int8).tobytes()
-                + self.context_shift.astype(np.int8).tobytes())
+        return self.values().astype(np.int8).tobytes()
+
+    def values(self) -> np.ndarray:
+        """Its integers: the coefficients channel by channel, then the context shifts."""
+        return np.concatenate([*self.coeffs, self.context_shift.ravel()]).astype(np.int64)
 
     @classmethod
     def from_bytes(cls, data: bytes, channels: int) -> "ErrorFeedback":
         if len(data) != cls.size(channels):
             raise FormatError("ARM segment has a truncated feedback table")
-        a = np.frombuffer(data, np.int8).astype(np.int64)
+        return cls.from_values(np.frombuffer(data, np.int8).astype(np.int64), channels)
+
+    @classmethod
+    def from_values(cls, a: np.ndarray, channels: int) -> "ErrorFeedback":
+        """The table whose integers, in ``to_bytes``'s order, are ``a``;
+        raises FormatError on a context shift out of range."""
         coeffs, at = [], 0
         for c in range(channels):
             n = len(FEEDBACK_OFFSETS) + c
