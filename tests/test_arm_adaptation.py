@@ -93,7 +93,7 @@ def test_the_decoder_runs_the_changed_network(arm, photo_large, cleared, ranks, 
 
 
 def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
-    """150 steps: Adam's first steps move every weight by the full step size
+    """150 steps (of 2^13 pixels): Adam's first steps move every weight by the full step size
     and raise the code length (arm-v4: +10 % at 20 steps, +0.1 % at 60)
     before it falls (-2.2 % at 150).  The head's change (as nc 0.15 ...
     0.32 fitted it) and the hidden layers' (as the encoder fits them now)
@@ -101,8 +101,8 @@ def test_the_fit_lowers_the_code_length_it_was_fitted_on(arm, photo_large):
     pixels = np.asarray(photo_large)
     geo, buf, values = arm._layout(pixels)
     head, hidden = adaptation.fit(arm.net, geo.context(buf, geo.flat), values,
-                                  (adaptation.Fit(150, (), 1 << 15, head=True),
-                                   adaptation.Fit(150, (8, 4), 1 << 15)), 10**9)
+                                  (adaptation.Fit(150, (), 1 << 13, head=True),
+                                   adaptation.Fit(150, (8, 4), 1 << 13)), 10**9)
     assert head.head.weights.any() and head.hidden == ()
     assert hidden.head is None and hidden.ranks == (8, 4)
     before = arm._estimated_bits(geo, buf, values, 3, arm.net, 1)
