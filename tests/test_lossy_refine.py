@@ -77,7 +77,7 @@ def test_refinement_in_windows_assembles_the_hyper_latents(crop, monkeypatch):
     rgb = np.ascontiguousarray(np.concatenate([crop, crop[:, ::-1]], 1)[:100, :200])
     plain = codec.encode(rgb, "lossy", quality=4.0, effort=4)
     monkeypatch.setattr(lossy, "WINDOW", 64)
-    refined = codec.encode(rgb, "lossy", quality=4.0, effort=7)
+    refined = codec.encode(rgb, "lossy", quality=4.0, effort=5)
     assert np.asarray(codec.decode(refined)).shape == rgb.shape
     assert rd_cost(rgb, refined, 4.0) < rd_cost(rgb, plain, 4.0)
 
