@@ -178,12 +178,12 @@ def _pinned_segment(name: str) -> tuple[bytes, tuple[int, int, int]]:
     """The colour segment of tests/data/NAME.nc and its pixels' shape."""
     from pathlib import Path
 
-    from codec.format import container
+    from codec.format.container import SegmentKind, unpack
 
     path = Path(__file__).parent / "data" / f"{name}.nc"
     with Image.open(path.with_suffix(".png")) as png:
         shape = (png.height, png.width, 3)
-    return bytes(container.unpack(path.read_bytes()).segments[0].data), shape
+    return unpack(path.read_bytes()).segment(SegmentKind.COLOUR), shape
 
 
 def test_raw_tables_out_of_range_are_format_errors():
@@ -254,13 +254,13 @@ def test_coded_tables_are_smaller_than_raw_ones():
     from pathlib import Path
 
     from codec.arm.codec import CODED_TABLES
-    from codec.format import container
+    from codec.format.container import SegmentKind, unpack
 
     old, _ = _pinned_segment("rgb-arm-feedback")
     image = Image.open(Path(__file__).parent / "data" / "rgb-arm-feedback.png")
     new = codec.encode(image)
     assert codec.decode(new).tobytes() == image.tobytes()
-    segment = container.unpack(new).segments[0].data
+    segment = unpack(new).segment(SegmentKind.COLOUR)
     assert segment[1] == old[1] | CODED_TABLES
     assert len(segment) < len(old) - 150
 

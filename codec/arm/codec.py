@@ -296,8 +296,8 @@ class ARMPlaneCodec:
         means, levels, mix = plan.means, plan.levels, plan.mix
         enc = SymbolEncoder()
         head_byte = rank = 0
-        tables_coded = layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK)
-        if tables_coded:          # first in the stream; side information
+        coded_tables = layout in (LAYOUT_CALIBRATION, LAYOUT_FEEDBACK)
+        if coded_tables:          # first in the stream; side information
             side_tables.encode(enc, self.tables, calibration, feedback)
         if change is not None:     # next; its bits count as side information too
             change.encode(enc, self.tables, plan.change_levels)
@@ -311,7 +311,7 @@ class ARMPlaneCodec:
         ideal = plan.ideal if plan.ideal is not None else self._ideal_bits(values, c, means, levels,
                                                                            mix)
         flags = WINDOWED | (ONLINE if plan.online else 0) | (LEARN | STEADY if plan.learn else 0)
-        if tables_coded:
+        if coded_tables:
             side = np.array([0, layout | flags | CODED_TABLES, head_byte, rank], np.int8).tobytes()
         else:
             side = np.array([calibration[0, 0], layout | flags, head_byte, rank], np.int8).tobytes()

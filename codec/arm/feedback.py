@@ -77,8 +77,13 @@ class ErrorFeedback:
     # -- bytes ----------------------------------------------------------------
     @staticmethod
     def size(channels: int) -> int:
-        n = len(FEEDBACK_OFFSETS)
-        return sum(n + c for c in range(channels)) + channels * CONTEXTS
+        return ErrorFeedback.coefficient_count(channels) + channels * CONTEXTS
+
+    @staticmethod
+    def coefficient_count(channels: int) -> int:
+        """The bias coefficients of all channels: channel c's one per
+        feedback offset and per earlier channel."""
+        return sum(len(FEEDBACK_OFFSETS) + c for c in range(channels))
 
     @classmethod
     def zero(cls, channels: int) -> "ErrorFeedback":
@@ -87,11 +92,8 @@ class ErrorFeedback:
                    np.zeros((channels, CONTEXTS), np.int64))
 
     def to_bytes(self) -> bytes:
-        return self.values().astype(np.int8).tobytes()
-
-    def values(self) -> np.ndarray:
-        """Its integers: the coefficients channel by channel, then the context shifts."""
-        return np.concatenate([*self.coeffs, self.context_shift.ravel()]).astype(np.int64)
+        return (np.concatenate(self.coeffs).astype(np.int8).tobytes()
+                + self.context_shift.astype(np.int8).tobytes())
 
     @classmethod
     def from_bytes(cls, data: bytes, channels: int) -> "ErrorFeedback":

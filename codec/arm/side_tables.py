@@ -44,12 +44,12 @@ def encode(encoder, tables, calibration: np.ndarray, feedback: ErrorFeedback | N
 def decode(decoder, tables, channels: int, bands: int, with_feedback: bool
            ) -> tuple[np.ndarray, np.ndarray | None]:
     """(the band shifts (C, bands), the feedback table's integers in
-    ``ErrorFeedback.values`` order, or None), unchecked; raises ValueError
+    ``ErrorFeedback.to_bytes``'s order, or None), unchecked; raises ValueError
     on a scale level out of range."""
     calibration = decode_columns(decoder, tables, (bands, channels)).T
     if not with_feedback:
         return np.ascontiguousarray(calibration), None
-    coeffs = decode_columns(decoder, tables, (ErrorFeedback.size(channels) - channels * CONTEXTS, 1))
+    coeffs = decode_columns(decoder, tables, (ErrorFeedback.coefficient_count(channels), 1))
     shifts = decode_columns(decoder, tables, (CONTEXTS, channels)).T
     return np.ascontiguousarray(calibration), np.concatenate([coeffs.ravel(), shifts.ravel()])
 
