@@ -17,4 +17,4 @@ from codec import pil_plugin  # noqa: E402,F401,I001  (registers .nc with Pillow
 __all__ = ["encode", "decode", "decode_picture", "info", "encode_image", "encode_file",
            "decode_file", "Picture",
            "NcError", "FormatError", "UnsupportedImage", "WeightsMismatch"]
-__version__ = "0.34.0"
+__version__ = "0.35.0"

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from codec.errors import FormatError
-from codec.idf import adaptation
-from codec.idf.codec import CHANGED, FEEDBACK, IDFPlaneCodec
+from codec.idf import adaptation, side_tables
+from codec.idf.codec import CHANGED, CODED_TABLES, FEEDBACK, PLAIN, IDFPlaneCodec
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +30,11 @@ def fitted(idf, photo_large):
 def test_the_fitted_change_lowers_the_latents_code_length(idf, fitted):
     pixels, latents, change = fitted
     assert change.any()
-    before = idf._plan(idf.flow, latents, None).bits
-    adapted = idf._plan(change.apply(idf.flow), latents, None, change)
-    assert adapted.bits - change.table(idf.coder, idf.spec.mean_frac)[1] < 0.995 * before
+    before = idf._plan(idf.flow, latents, PLAIN).bits                      # the latents alone
+    adapted = idf._plan(change.apply(idf.flow), latents, PLAIN, change)
+    levels, rows_bits = change.table(idf.coder, idf.spec.mean_frac)
+    side_bits = rows_bits + side_tables.table_bits(idf.rows, None, levels)
+    assert adapted.bits - side_bits < 0.995 * before
 
 
 def test_the_fit_judges_the_integers_the_file_holds():
@@ -63,7 +65,7 @@ def _forced(idf, fitted, layout=None):
 def test_changed_segments_round_trip_exactly(idf, fitted, layout):
     pixels = fitted[0]
     data = _forced(idf, fitted, layout)
-    assert data[0] == layout | CHANGED
+    assert data[0] == layout | CHANGED | CODED_TABLES
     np.testing.assert_array_equal(idf.decode(data, *pixels.shape, codec_param=1), pixels)
 
 
@@ -74,17 +76,22 @@ def test_row_count_matches_the_levels_adapted(idf, fitted):
 
 
 def test_malformed_changes_are_refused(idf, fitted):
+    from codec.entropy import range_encoder, stream_bytes
     pixels = fitted[0]
     data = bytearray(_forced(idf, fitted, 0))
     rows = adaptation.PriorChange.row_count(idf.flow)
-    bad_level = bytearray(data)
-    bad_level[1] = idf.top_level + 1
+    # the row levels as bytes (nc 0.34 and before): one out of range, too few
     with pytest.raises(FormatError, match="prior change"):
-        idf.decode(bytes(bad_level), *pixels.shape, codec_param=1)
+        idf.decode(bytes([CHANGED, idf.top_level + 1]) + bytes(rows - 1 + 8), *pixels.shape, codec_param=1)
     with pytest.raises(FormatError, match="prior change"):
-        idf.decode(bytes(data[:1 + rows // 2]), *pixels.shape, codec_param=1)
+        idf.decode(bytes([CHANGED]) + bytes(rows // 2), *pixels.shape, codec_param=1)
+    # coded: one out of range
+    enc = range_encoder()
+    side_tables.encode(enc, idf.rows, None, np.r_[idf.top_level + 1, np.zeros(rows - 1, np.int64)])
+    with pytest.raises(FormatError, match="prior change"):
+        idf.decode(bytes([CHANGED | CODED_TABLES]) + stream_bytes(enc), *pixels.shape, codec_param=1)
     with pytest.raises(FormatError, match="layout byte"):
-        idf.decode(bytes([4]) + bytes(data[1:]), *pixels.shape, codec_param=1)
+        idf.decode(bytes([8]) + bytes(data[1:]), *pixels.shape, codec_param=1)
 
 
 def test_a_change_off_the_weight_grid_is_refused(idf):

@@ -284,13 +284,13 @@ def test_frozen_flow_trains_the_priors_alone(photo):
 def test_idf_corrected_layout_round_trips_exactly(idf_weights, photo_large):
     """The layout with per-image corrections (channel by channel, and half
     by half with a checkerboard prior) decodes exactly, colour and grey."""
-    from codec.idf.codec import FEEDBACK, IDFPlaneCodec
+    from codec.idf.codec import CODED_TABLES, FEEDBACK, IDFPlaneCodec
 
     idf = IDFPlaneCodec(MODEL)
     pixels = np.asarray(photo_large)[:72, :104].copy()
     for planes in (pixels, pixels[:, :, :1]):
         coded = idf.encode(planes, layout=FEEDBACK)
-        assert coded.data[0] == FEEDBACK
+        assert coded.data[0] == FEEDBACK | CODED_TABLES
         np.testing.assert_array_equal(idf.decode(coded.data, *planes.shape, codec_param=1), planes)
 
 

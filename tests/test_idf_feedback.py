@@ -15,14 +15,14 @@ def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smalle
     whose prior codes the channels of a level independently; the default's
     prior already sees the earlier channel groups, so on a small image the
     correction's side information can cost more than it saves."""
-    from codec.idf.codec import FEEDBACK, PLAIN, IDFPlaneCodec
+    from codec.idf.codec import CODED_TABLES, FEEDBACK, PLAIN, IDFPlaneCodec
 
     idf = IDFPlaneCodec(model_id)
     pixels = np.asarray(photo_large)
     sizes = {}
     for layout in (PLAIN, FEEDBACK):
         coded = idf.encode(pixels, layout=layout)
-        assert coded.data[0] == layout
+        assert coded.data[0] == (layout | CODED_TABLES if layout else PLAIN)
         np.testing.assert_array_equal(idf.decode(coded.data, *pixels.shape, codec_param=1), pixels)
         sizes[layout] = len(coded.data)
     if model_id == "idf-v2":
@@ -34,24 +34,45 @@ def test_shipped_idf_codes_both_layouts_exactly_and_the_encoder_keeps_the_smalle
 
 
 def test_invalid_idf_segments_are_format_errors(photo_large):
+    from codec.entropy import range_encoder, stream_bytes
     from codec.errors import FormatError
-    from codec.idf.codec import FEEDBACK, IDFPlaneCodec
+    from codec.idf import side_tables
+    from codec.idf.codec import CODED_TABLES, FEEDBACK, IDFPlaneCodec
     from codec.idf.feedback import SCALE_SHIFTS, IDFFeedback
 
     idf = IDFPlaneCodec(weights.DEFAULT_MODELS["idf"])
     pixels = np.asarray(photo_large)[:64, :64]
     data = bytearray(idf.encode(pixels, layout=FEEDBACK).data)
-    with pytest.raises(FormatError, match="layout"):
-        idf.decode(bytes([7]) + bytes(data[1:]), *pixels.shape, codec_param=1)
+    for layout in (8, CODED_TABLES):      # an unknown bit; coded tables with no table
+        with pytest.raises(FormatError, match="layout"):
+            idf.decode(bytes([layout]) + bytes(data[1:]), *pixels.shape, codec_param=1)
+    # the raw table of nc 0.34 and before: truncated, a scale shift out of range
+    size = IDFFeedback.size(idf.z_channels)
     with pytest.raises(FormatError, match="feedback"):
-        idf.decode(bytes(data[:1 + IDFFeedback.size(idf.z_channels) - 3]), *pixels.shape,
+        idf.decode(bytes([FEEDBACK]) + bytes(size - 3), *pixels.shape, codec_param=1)
+    with pytest.raises(FormatError, match="feedback"):
+        idf.decode(bytes([FEEDBACK, SCALE_SHIFTS[-1] + 1]) + bytes(size - 1 + 8), *pixels.shape,
                    codec_param=1)
-    bad = bytearray(data)
-    bad[1] = SCALE_SHIFTS[-1] + 1                       # level 0's scale shift
-    with pytest.raises(FormatError, match="feedback"):
-        idf.decode(bytes(bad), *pixels.shape, codec_param=1)
+    # the coded table: a scale shift, a coefficient out of range
+    shifts, coeffs = idf._plan(idf.flow, idf.flow.forward(pixels.astype(np.float32).transpose(2, 0, 1)),
+                               FEEDBACK).feedback.values()
+    for bad_shifts, bad_coeffs in [(np.r_[SCALE_SHIFTS[-1] + 1, shifts[1:]], coeffs), (shifts, np.r_[200, coeffs[1:]])]:
+        enc = range_encoder()
+        side_tables.encode(enc, idf.rows, _Raw(bad_shifts, bad_coeffs), None)
+        with pytest.raises(FormatError, match="feedback"):
+            idf.decode(bytes([FEEDBACK | CODED_TABLES]) + stream_bytes(enc), *pixels.shape, codec_param=1)
     with pytest.raises(FormatError, match="parameter"):
         idf.decode(bytes(data), *pixels.shape, codec_param=2)
+
+
+class _Raw:
+    """A feedback table's values as given, ranges unchecked (what a damaged file may hold)."""
+
+    def __init__(self, shifts, coeffs):
+        self._values = shifts, coeffs
+
+    def values(self):
+        return self._values
 
 
 def test_a_codec_parameter_the_codec_does_not_use_is_refused(photo):

@@ -15,8 +15,9 @@ levels' priors change (``LEVELS``).  On three held-out photographs it saved
 
 What is sent.  The change is integers on the weight grid (2^-weight_frac),
 the changed weights staying within +-weight_max.  For each changed
-network's output row a scale level (one byte in the segment's prefix);
-the rows' integers are coded first in the stream under the flow's own
+network's output row a scale level (one byte in the segment's prefix
+until nc 0.34; since nc 0.35 range-coded with the feedback table,
+``side_tables.py``); the rows' integers are coded first in the stream under the flow's own
 logistic tables at that level (mean 0), row by row, networks in the order
 ``IntegerPrior.slots`` lists them, levels finest first.  The decoder adds
 the change to its integer networks, so it runs the same exact flow with
@@ -79,14 +80,15 @@ class PriorChange:
     # -- the stream ---------------------------------------------------------------
     def table(self, coder, mean_frac: int) -> tuple[np.ndarray, float]:
         """(per row, the scale level whose zero-mean table codes it smallest;
-        the change's ideal bits under them, the level bytes included): one
-        pass per level over every row's symbols, summed by row."""
+        the rows' ideal bits under them, the levels' own not included: the
+        segment sends those as bytes or coded, ``codec.py``): one pass per
+        level over every row's symbols, summed by row."""
         rows = self.rows()
         symbols = np.concatenate(rows)
         starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
         costs = np.array([np.add.reduceat(coder.symbol_bits(symbols, np.full(symbols.shape, lv << mean_frac)),
                                           starts) for lv in range(coder.groups >> mean_frac)])
-        return np.argmin(costs, axis=0).astype(np.uint8), float(costs.min(axis=0).sum()) + 8.0 * len(rows)
+        return np.argmin(costs, axis=0).astype(np.uint8), float(costs.min(axis=0).sum())
 
     def encode(self, encoder, coder, levels: np.ndarray, mean_frac: int) -> None:
         for row, level in zip(self.rows(), levels):

@@ -13,7 +13,10 @@ Files with codec parameter 1 (all this version writes) start each segment
 with a layout byte: bit 0 says the per-image corrections of the prior
 follow (``codec/idf/feedback.py``; each level is then coded channel by
 channel), bit 1 that a change of the priors' last layers fitted to the
-image does (``codec/idf/adaptation.py``, from effort 7; nc 0.18).
+image does (``codec/idf/adaptation.py``, from effort 7; nc 0.18), bit 2
+that the corrections and the change's row levels are range-coded at the
+head of the stream rather than sent as bytes before it
+(``codec/idf/side_tables.py``; nc 0.35, what the encoder writes).
 
 The integer flow is NumPy (``models/idf/integer.py``): neither decoding
 nor encoding below the adapted sizes imports PyTorch.
@@ -27,7 +30,7 @@ import numpy as np
 from codec import weights
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from codec.errors import FormatError
-from codec.idf import adaptation
+from codec.idf import adaptation, side_tables
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
 from codec.pipeline.lossless import CodedPlanes
@@ -36,6 +39,7 @@ from models.idf.spec import IDFSpec, anchors
 
 PLAIN, FEEDBACK = 0, 1     # the segment's first byte, when the codec parameter is 1 ...
 CHANGED = 2                # ... with this bit set when a prior change follows (nc 0.18)
+CODED_TABLES = 4           # ... and this when the tables are range-coded (nc 0.35)
 
 
 @dataclass
@@ -82,6 +86,7 @@ class IDFPlaneCodec:
         self.flow = integer_flow(tensors, spec)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
+        self.rows = side_tables.RowCoder(self.coder, spec.mean_frac)
         self.top_level = self.coder.groups // (1 << spec.mean_frac) - 1   # highest scale level
         self.multiple = 2**spec.levels
         self.z_channels, c = [], 3
@@ -138,27 +143,29 @@ class IDFPlaneCodec:
         if layout != PLAIN:
             fits = [idf_feedback.fit_level(z, m, l, self.spec.mean_frac, self._bits)
                     for z, m, l in coded]
-            with_feedback = sum(b for _, b in fits) + 8 * (1 + IDFFeedback.size(self.z_channels))
+            candidate = IDFFeedback([f for f, _ in reversed(fits)])
+            with_feedback = sum(b for _, b in fits) + 8 + side_tables.table_bits(self.rows, candidate, None)
             if layout == FEEDBACK or with_feedback < bits:
-                feedback, bits = IDFFeedback([f for f, _ in reversed(fits)]), with_feedback
+                feedback, bits = candidate, with_feedback
         change_levels = None
         if change is not None:
             change_levels, change_bits = change.table(self.coder, self.spec.mean_frac)
-            bits += change_bits
+            bits += change_bits + side_tables.table_bits(self.rows, None, change_levels)
         return _Plan(flow, coded, feedback, change, change_levels, bits)
 
     def _write(self, plan: "_Plan") -> CodedPlanes:
-        """The segment: layout byte, corrections, the change's row levels;
-        then the stream, the change's rows first."""
+        """The segment: the layout byte, then the stream: the corrections
+        and the change's row levels, the change's rows, the latents."""
         enc = range_encoder()
         ideal = 0.0
         feedback = plan.feedback
-        prefix = bytes([(PLAIN if feedback is None else FEEDBACK) | (CHANGED if plan.change is not None else 0)])
-        if feedback is not None:
-            prefix += feedback.to_bytes()
+        layout = (PLAIN if feedback is None else FEEDBACK) | (CHANGED if plan.change is not None else 0)
+        if layout:
+            layout |= CODED_TABLES
+        prefix = bytes([layout])
+        # first in the stream; their bits count as side information, not as ideal bits
+        side_tables.encode(enc, self.rows, feedback, plan.change_levels)
         if plan.change is not None:
-            prefix += plan.change_levels.tobytes()
-            # first in the stream; its bits count as side information, not as ideal bits
             plan.change.encode(enc, self.coder, plan.change_levels, self.spec.mean_frac)
         for i, (z, means, levels) in enumerate(plan.coded):
             # as they decode: channel groups in turn, each half by half, with
@@ -193,6 +200,12 @@ class IDFPlaneCodec:
         """Channel ch's means and levels after the level's corrections."""
         return means + fb.shift(ch, residual), np.clip(levels + fb.scale_shift, 0, self.top_level)
 
+    def _checked_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
+        """The change's row levels, refused unless all ``n`` are there and in range."""
+        if len(rows) != n or rows.min() < 0 or rows.max() > self.top_level:
+            raise FormatError("IDF segment has an invalid prior change")
+        return rows
+
     def estimate_bits(self, pixels: np.ndarray) -> float:
         """Ideal bits of coding ``pixels``: a flow's encode is a few parallel
         passes, so this simply encodes."""
@@ -200,25 +213,32 @@ class IDFPlaneCodec:
 
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray:
-        feedback, rows, flow = None, None, self.flow
+        feedback, rows, flow, layout = None, None, self.flow, PLAIN
         if codec_param == 1:
-            if not data or data[0] > (FEEDBACK | CHANGED):
+            layout = data[0] if data else 0xFF
+            if layout > (FEEDBACK | CHANGED | CODED_TABLES) or layout == CODED_TABLES:
                 raise FormatError("IDF segment has an invalid layout byte")
-            layout, at = data[0], 1
-            if layout & FEEDBACK:
+            at = 1
+            if layout & FEEDBACK and not layout & CODED_TABLES:
                 end = at + IDFFeedback.size(self.z_channels)
                 feedback = IDFFeedback.from_bytes(data[at:end], self.z_channels)
                 at = end
-            if layout & CHANGED:
+            if layout & CHANGED and not layout & CODED_TABLES:
                 n = adaptation.PriorChange.row_count(self.flow)
-                rows = np.frombuffer(data[at:at + n], np.uint8)
-                if len(rows) != n or rows.max() > self.top_level:
-                    raise FormatError("IDF segment has an invalid prior change")
+                rows = self._checked_rows(np.frombuffer(data[at:at + n], np.uint8), n)
                 at += n
             data = data[at:]
         elif codec_param != 0:
             raise FormatError(f"unknown IDF codec parameter {codec_param}")
         dec = range_decoder(data)
+        if layout & CODED_TABLES:
+            n = adaptation.PriorChange.row_count(self.flow) if layout & CHANGED else None
+            try:
+                feedback, rows = side_tables.decode(dec, self.rows, self.z_channels, bool(layout & FEEDBACK), n)
+            except ValueError:
+                raise FormatError("IDF segment has invalid coded tables") from None
+            if rows is not None:
+                rows = self._checked_rows(rows, n)
         if rows is not None:
             try:
                 flow = adaptation.PriorChange.decode(dec, self.coder, rows, self.flow).apply(self.flow)

@@ -58,8 +58,20 @@ class IDFFeedback:
     levels: list[LevelFeedback]      # latent level 0 (finest) first
 
     @staticmethod
-    def size(z_channels: list[int]) -> int:
-        return sum(1 + sum(coefficient_counts(c)) for c in z_channels)
+    def coefficient_count(z_channels: list[int]) -> int:
+        return sum(sum(coefficient_counts(c)) for c in z_channels)
+
+    @classmethod
+    def size(cls, z_channels: list[int]) -> int:
+        """Bytes of the raw table (``to_bytes``): a scale shift and the coefficients per level."""
+        return len(z_channels) + cls.coefficient_count(z_channels)
+
+    def values(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the levels' scale shifts, every coefficient), as ``to_bytes``
+        orders them: what the coded tables send (``side_tables.py``)."""
+        shifts = np.array([lv.scale_shift for lv in self.levels], np.int64)
+        coeffs = np.concatenate([a for lv in self.levels for a in lv.coeffs]).astype(np.int64)
+        return shifts, coeffs
 
     def to_bytes(self) -> bytes:
         parts = []
@@ -73,17 +85,28 @@ class IDFFeedback:
         if len(data) != cls.size(z_channels):
             raise FormatError("IDF segment has a truncated feedback table")
         a = np.frombuffer(data, np.int8).astype(np.int64)
-        levels, at = [], 0
+        shifts, coeffs, at = [], [], 0
         for channels in z_channels:
-            shift = int(a[at])
-            if shift not in SCALE_SHIFTS:
-                raise FormatError("IDF segment has an invalid feedback table")
-            at += 1
-            coeffs = []
+            n = sum(coefficient_counts(channels))
+            shifts.append(a[at])
+            coeffs.append(a[at + 1:at + 1 + n])
+            at += 1 + n
+        return cls.from_values(np.array(shifts), np.concatenate(coeffs), z_channels)
+
+    @classmethod
+    def from_values(cls, shifts: np.ndarray, coeffs: np.ndarray, z_channels: list[int]) -> "IDFFeedback":
+        """The table from ``values``' two arrays, their ranges checked."""
+        if (len(shifts) != len(z_channels) or len(coeffs) != cls.coefficient_count(z_channels)
+                or any(int(s) not in SCALE_SHIFTS for s in shifts)
+                or (len(coeffs) and not -128 <= coeffs.min() <= coeffs.max() <= 127)):   # int8, as the raw table
+            raise FormatError("IDF segment has an invalid feedback table")
+        levels, at = [], 0
+        for shift, channels in zip(shifts, z_channels):
+            per_channel = []
             for n in coefficient_counts(channels):
-                coeffs.append(a[at:at + n])
+                per_channel.append(np.asarray(coeffs[at:at + n], np.int64))
                 at += n
-            levels.append(LevelFeedback(shift, coeffs))
+            levels.append(LevelFeedback(int(shift), per_channel))
         return cls(levels)
 
 
