@@ -41,7 +41,7 @@ def test_save_with_quality_writes_a_lossy_file():
 
 
 def test_save_with_target_bpp_and_codec():
-    facts = codec.info(saved(small(), target_bpp=2.0))
+    facts = codec.info(saved(small(), target_bpp=2.0, effort=1))
     assert facts["codec"] == "lossy" and facts["bpp"] <= 2.0
     assert codec.info(saved(small(), codec="idf"))["codec"] == "idf"
 

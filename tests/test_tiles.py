@@ -92,8 +92,9 @@ def test_lossy_tiles_decode_to_exactly_the_untiled_image(sample, quality):
     """The latents are coded over the whole map whatever the tiles (only the
     streams are split), so a tiled file decodes to the same pixels as one
     tile: no seam can show at a border."""
-    tiled = api.encode_image(sample, quality=quality, tile_size=64)
-    whole = api.encode_image(sample, quality=quality)
+    # effort 3: the post-filter considered, no refinement (which tiles do not touch)
+    tiled = api.encode_image(sample, quality=quality, tile_size=64, effort=3)
+    whole = api.encode_image(sample, quality=quality, effort=3)
     assert codec.info(tiled.data)["tiles"] == 12 and codec.info(whole.data)["tiles"] == 1
     a = np.asarray(codec.decode(tiled.data, jobs=1))
     assert np.array_equal(a, np.asarray(codec.decode(whole.data, jobs=1)))
@@ -104,7 +105,7 @@ def test_lossy_tiles_decode_to_exactly_the_untiled_image(sample, quality):
 
 
 def test_damage_in_a_lossy_tile_is_named(sample):
-    data = bytearray(api.encode_image(sample, quality=4, tile_size=64).data)
+    data = bytearray(api.encode_image(sample, quality=4, tile_size=64, effort=1).data)
     pos = _segment_offset(bytes(data), 7, container.SegmentKind.LATENT)
     data[pos + 2] ^= 0x40
     # later slices of the neighbours read its latents: they fail too, and are named with it
@@ -123,9 +124,11 @@ def test_lossy_bytes_do_not_depend_on_the_blocks_the_entropy_networks_run_in(sam
     same integers, hence the same bytes, as one pass over the whole map."""
     from codec.pipeline import lossy
 
-    whole = api.encode_image(sample, quality=3, tile_size=64).data
+    # effort 3: refinement (efforts 5 and up) runs before the blocks and does not see them
+    whole = api.encode_image(sample, quality=3, tile_size=64, effort=3).data
     monkeypatch.setattr(lossy, "NET_BLOCK", 4)
-    assert api.encode_image(sample, quality=3, tile_size=64).data == whole
+    assert api.encode_image(sample, quality=3, tile_size=64, effort=3).data == whole
     monkeypatch.setattr(lossy, "NET_BLOCK", 3)
     assert np.array_equal(np.asarray(codec.decode(whole, jobs=1)),
-                          np.asarray(codec.decode(api.encode_image(sample, quality=3).data, jobs=1)))
+                          np.asarray(codec.decode(api.encode_image(sample, quality=3, effort=3).data,
+                                                  jobs=1)))
