@@ -200,6 +200,40 @@ class IDFPlaneCodec:
         """Channel ch's means and levels after the level's corrections."""
         return means + fb.shift(ch, residual), np.clip(levels + fb.scale_shift, 0, self.top_level)
 
+    def _read_tables(self, data: bytes, codec_param: int):
+        """(the corrections or None, the change's row levels or None, the
+        range decoder just past them): from bytes before the stream (nc
+        0.34 and before) or from its head (layout bit CODED_TABLES)."""
+        feedback = rows = None
+        layout = PLAIN
+        if codec_param == 1:
+            layout = data[0] if data else 0xFF
+            if layout > (FEEDBACK | CHANGED | CODED_TABLES) or layout == CODED_TABLES:
+                raise FormatError("IDF segment has an invalid layout byte")
+            at = 1
+            if not layout & CODED_TABLES:
+                if layout & FEEDBACK:
+                    end = at + IDFFeedback.size(self.z_channels)
+                    feedback = IDFFeedback.from_bytes(data[at:end], self.z_channels)
+                    at = end
+                if layout & CHANGED:
+                    n = adaptation.PriorChange.row_count(self.flow)
+                    rows = self._checked_rows(np.frombuffer(data[at:at + n], np.uint8), n)
+                    at += n
+            data = data[at:]
+        elif codec_param != 0:
+            raise FormatError(f"unknown IDF codec parameter {codec_param}")
+        dec = range_decoder(data)
+        if layout & CODED_TABLES:
+            n = adaptation.PriorChange.row_count(self.flow) if layout & CHANGED else None
+            try:
+                feedback, rows = side_tables.decode(dec, self.rows, self.z_channels, bool(layout & FEEDBACK), n)
+            except ValueError:
+                raise FormatError("IDF segment has invalid coded tables") from None
+            if rows is not None:
+                rows = self._checked_rows(rows, n)
+        return feedback, rows, dec
+
     def _checked_rows(self, rows: np.ndarray, n: int) -> np.ndarray:
         """The change's row levels, refused unless all ``n`` are there and in range."""
         if len(rows) != n or rows.min() < 0 or rows.max() > self.top_level:
@@ -213,32 +247,10 @@ class IDFPlaneCodec:
 
     def decode(self, data: bytes, height: int, width: int, channels: int,
                codec_param: int = 0) -> np.ndarray:
-        feedback, rows, flow, layout = None, None, self.flow, PLAIN
-        if codec_param == 1:
-            layout = data[0] if data else 0xFF
-            if layout > (FEEDBACK | CHANGED | CODED_TABLES) or layout == CODED_TABLES:
-                raise FormatError("IDF segment has an invalid layout byte")
-            at = 1
-            if layout & FEEDBACK and not layout & CODED_TABLES:
-                end = at + IDFFeedback.size(self.z_channels)
-                feedback = IDFFeedback.from_bytes(data[at:end], self.z_channels)
-                at = end
-            if layout & CHANGED and not layout & CODED_TABLES:
-                n = adaptation.PriorChange.row_count(self.flow)
-                rows = self._checked_rows(np.frombuffer(data[at:at + n], np.uint8), n)
-                at += n
-            data = data[at:]
-        elif codec_param != 0:
-            raise FormatError(f"unknown IDF codec parameter {codec_param}")
-        dec = range_decoder(data)
-        if layout & CODED_TABLES:
-            n = adaptation.PriorChange.row_count(self.flow) if layout & CHANGED else None
-            try:
-                feedback, rows = side_tables.decode(dec, self.rows, self.z_channels, bool(layout & FEEDBACK), n)
-            except ValueError:
-                raise FormatError("IDF segment has invalid coded tables") from None
-            if rows is not None:
-                rows = self._checked_rows(rows, n)
+        """The planes (H, W, C) of one segment (codec parameter 0: the bare
+        stream; 1: a layout byte first, docs/FORMAT.md §6)."""
+        feedback, rows, dec = self._read_tables(data, codec_param)
+        flow = self.flow
         if rows is not None:
             try:
                 flow = adaptation.PriorChange.decode(dec, self.coder, rows, self.flow).apply(self.flow)
