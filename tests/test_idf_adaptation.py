@@ -32,7 +32,7 @@ def test_the_fitted_change_lowers_the_latents_code_length(idf, fitted):
     assert change.any()
     before = idf._plan(idf.flow, latents, PLAIN).bits                      # the latents alone
     adapted = idf._plan(change.apply(idf.flow), latents, PLAIN, change)
-    levels, rows_bits = change.table(idf.coder, idf.spec.mean_frac)
+    levels, rows_bits = change.table(idf.rows)
     side_bits = rows_bits + side_tables.table_bits(idf.rows, None, levels)
     assert adapted.bits - side_bits < 0.995 * before
 

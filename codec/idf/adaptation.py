@@ -18,7 +18,7 @@ the changed weights staying within +-weight_max.  For each changed
 network's output row a scale level (one byte in the segment's prefix
 until nc 0.34; since nc 0.35 range-coded with the feedback table,
 ``side_tables.py``); the rows' integers are coded first in the stream under the flow's own
-logistic tables at that level (mean 0), row by row, networks in the order
+logistic tables at that level (mean 0; ``rows.py``), row by row, networks in the order
 ``IntegerPrior.slots`` lists them, levels finest first.  The decoder adds
 the change to its integer networks, so it runs the same exact flow with
 other integers and its cost does not change.
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from codec.idf.rows import RowCoder
 from models.idf.integer import IntegerIDF
 from models.idf.spec import anchors
 
@@ -78,33 +79,26 @@ class PriorChange:
         return any(d.any() for level in self.levels for d in level.values())
 
     # -- the stream ---------------------------------------------------------------
-    def table(self, coder, mean_frac: int) -> tuple[np.ndarray, float]:
+    def table(self, rows: RowCoder) -> tuple[np.ndarray, float]:
         """(per row, the scale level whose zero-mean table codes it smallest;
         the rows' ideal bits under them, the levels' own not included: the
-        segment sends those as bytes or coded, ``codec.py``): one pass per
-        level over every row's symbols, summed by row."""
-        rows = self.rows()
-        symbols = np.concatenate(rows)
-        starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
-        costs = np.array([np.add.reduceat(coder.symbol_bits(symbols, np.full(symbols.shape, lv << mean_frac)),
-                                          starts) for lv in range(coder.groups >> mean_frac)])
-        return np.argmin(costs, axis=0).astype(np.uint8), float(costs.min(axis=0).sum())
+        segment sends those as bytes or coded, ``codec.py``)."""
+        levels, bits = rows.best_levels(self.rows())
+        return levels, float(bits.sum())
 
-    def encode(self, encoder, coder, levels: np.ndarray, mean_frac: int) -> None:
+    def encode(self, encoder, rows: RowCoder, levels: np.ndarray) -> None:
         for row, level in zip(self.rows(), levels):
-            coder.encode(encoder, row, np.full(row.shape, int(level) << mean_frac))
+            rows.encode_at(encoder, row, level)
 
     @classmethod
-    def decode(cls, decoder, coder, levels: np.ndarray, flow: IntegerIDF) -> "PriorChange":
+    def decode(cls, decoder, rows: RowCoder, levels: np.ndarray, flow: IntegerIDF) -> "PriorChange":
         """The change whose rows' scale levels are ``levels`` (from the
-        prefix), read from the stream; raises ValueError where a changed
-        weight would leave the grid (``IntegerNet.with_last_change``)."""
-        mean_frac = flow.spec.mean_frac
+        prefix or the coded tables), read from the stream; raises ValueError
+        where a changed weight would leave the grid (``IntegerNet.with_last_change``)."""
         out, at = [dict() for _ in flow.priors], 0
         for level, prior, slot in adapted_slots(flow):
             shape = prior.slot_net(slot).layers[-1].weights.shape
-            delta = np.stack([coder.decode(decoder, np.full(int(np.prod(shape[1:])),
-                                                            int(levels[at + r]) << mean_frac))
+            delta = np.stack([rows.decode_at(decoder, int(np.prod(shape[1:])), levels[at + r])
                               for r in range(shape[0])])
             at += shape[0]
             out[level][slot] = delta.reshape(shape)

@@ -31,6 +31,7 @@ from codec import weights
 from codec.entropy import ResidualCoder, range_decoder, range_encoder, stream_bytes
 from codec.errors import FormatError
 from codec.idf import adaptation, side_tables
+from codec.idf.rows import RowCoder
 from codec.idf import feedback as idf_feedback
 from codec.idf.feedback import IDFFeedback
 from codec.pipeline.lossless import CodedPlanes
@@ -86,7 +87,7 @@ class IDFPlaneCodec:
         self.flow = integer_flow(tensors, spec)
         sizes = tensors["entropy.logistic_sizes"]
         self.coder = ResidualCoder(np.split(tensors["entropy.logistic"], np.cumsum(sizes)[:-1]))
-        self.rows = side_tables.RowCoder(self.coder, spec.mean_frac)
+        self.rows = RowCoder(self.coder, spec.mean_frac)
         self.top_level = self.coder.groups // (1 << spec.mean_frac) - 1   # highest scale level
         self.multiple = 2**spec.levels
         self.z_channels, c = [], 3
@@ -149,7 +150,7 @@ class IDFPlaneCodec:
                 feedback, bits = candidate, with_feedback
         change_levels = None
         if change is not None:
-            change_levels, change_bits = change.table(self.coder, self.spec.mean_frac)
+            change_levels, change_bits = change.table(self.rows)
             bits += change_bits + side_tables.table_bits(self.rows, None, change_levels)
         return _Plan(flow, coded, feedback, change, change_levels, bits)
 
@@ -166,7 +167,7 @@ class IDFPlaneCodec:
         # first in the stream; their bits count as side information, not as ideal bits
         side_tables.encode(enc, self.rows, feedback, plan.change_levels)
         if plan.change is not None:
-            plan.change.encode(enc, self.coder, plan.change_levels, self.spec.mean_frac)
+            plan.change.encode(enc, self.rows, plan.change_levels)
         for i, (z, means, levels) in enumerate(plan.coded):
             # as they decode: channel groups in turn, each half by half, with
             # corrections channel by channel within a half; positions flattened
@@ -253,7 +254,7 @@ class IDFPlaneCodec:
         flow = self.flow
         if rows is not None:
             try:
-                flow = adaptation.PriorChange.decode(dec, self.coder, rows, self.flow).apply(self.flow)
+                flow = adaptation.PriorChange.decode(dec, self.rows, rows, self.flow).apply(self.flow)
             except ValueError as e:
                 raise FormatError(f"IDF segment has an invalid prior change ({e})") from None
         m, s = self.multiple, self.spec

@@ -6,10 +6,10 @@ byte: the feedback table (``feedback.py``) 634 int8 bytes for idf-v9, the
 change's row levels (``adaptation.py``) 72 bytes.  Their values are small
 and skewed (most coefficients within a few 1/64 units of 0, most row levels
 0-4), so since nc 0.35 (layout byte bit CODED_TABLES) they open the stream
-instead, as **rows**: each row one scale level, coded under a uniform model
-of the coder's levels, then its integers as latent residuals of mean 0 at
-that level, under the flow's own tables (``ResidualCoder``; the prior
-change's rows were already coded so).  On eight held-out 768x512
+instead, as **rows** (``rows.py``): each row one scale level, coded under
+a uniform model of the coder's levels, then its integers as latent
+residuals of mean 0 at that level, under the flow's own tables (as the
+prior change's rows already were).  On eight held-out 768x512
 photographs the feedback table takes 281-341 bytes instead of 634
 (docs/MODELS.md).
 
@@ -21,42 +21,10 @@ bytes; the codec (``codec.py``) says what is in range.
 """
 from __future__ import annotations
 
-import constriction
 import numpy as np
 
-from codec.entropy import ResidualCoder
 from codec.idf.feedback import IDFFeedback
-
-
-class RowCoder:
-    """Rows of small signed integers under ``coder``'s zero-mean tables."""
-
-    def __init__(self, coder: ResidualCoder, mean_frac: int):
-        self.coder = coder
-        self.mean_frac = mean_frac
-        self.levels = coder.groups >> mean_frac
-        self._level_model = constriction.stream.model.Uniform(self.levels)
-
-    def level(self, values: np.ndarray) -> tuple[int, float]:
-        """(the scale level that codes ``values`` smallest; their ideal bits
-        there, the level's own included)."""
-        costs = [self.coder.bits(values, np.full(values.shape, lv << self.mean_frac))
-                 for lv in range(self.levels)]
-        best = int(np.argmin(costs))
-        return best, costs[best] + float(np.log2(self.levels))
-
-    def bits(self, values: np.ndarray) -> float:
-        return self.level(values)[1]
-
-    def encode(self, encoder, values: np.ndarray) -> None:
-        level = self.level(values)[0]
-        encoder.encode(np.array([level], np.int32), self._level_model)
-        self.coder.encode(encoder, values, np.full(values.shape, level << self.mean_frac))
-
-    def decode(self, decoder, count: int) -> np.ndarray:
-        """``count`` integers (unchecked: a damaged stream gives any)."""
-        level = int(decoder.decode(self._level_model, 1)[0])
-        return self.coder.decode(decoder, np.full(count, level << self.mean_frac))
+from codec.idf.rows import RowCoder
 
 
 def _rows(feedback: IDFFeedback | None, change_levels: np.ndarray | None) -> list[np.ndarray]:
