@@ -29,6 +29,7 @@ integers it ends on are what the file holds.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -117,6 +118,63 @@ def adapted_slots(flow: IntegerIDF):
             yield level, prior, slot
 
 
+class NetworkPass(NamedTuple):
+    """One prior network's pass over a level: what it reads and codes.
+    ``features`` are its last hidden activations (Cin, H, W), exact
+    integers a change of the last layer leaves as they are; ``positions``
+    the flat positions the pass codes, in raster order; ``latents`` its
+    channel group's latents (k, H * W); ``bias`` what its last layer's
+    accumulator starts from (2k, 1): the layer's bias and the group's."""
+
+    level: int
+    slot: tuple[str, int]
+    net: object
+    features: np.ndarray
+    positions: np.ndarray
+    latents: np.ndarray
+    bias: np.ndarray
+
+    def accumulator(self, patches: np.ndarray) -> np.ndarray:
+        """The last layer's integer accumulator (2k, S) at ``patches`` (``_patches``)."""
+        weights = self.net.layers[-1].weights
+        return weights.reshape(len(weights), -1) @ patches + self.bias
+
+
+def network_passes(flow: IntegerIDF, latents: list, levels=LEVELS):
+    """A ``NetworkPass`` for each prior network of ``levels`` (by default
+    those a change adapts), in file order, from ``latents`` ([(z, kept)]
+    finest first, as ``IntegerIDF.forward`` gives)."""
+    for level in levels:
+        prior = flow.priors[level]
+        z, kept = latents[level]
+        parts = np.split(z, prior.groups)
+        _, h, w = z.shape
+        first = anchors(h, w).ravel()
+        for slot in prior.slots():
+            kind, g = slot
+            given = parts[g] * anchors(h, w) if kind == "spatial" else None
+            net, x = prior.net_input(g, kept, parts[:g], given)
+            where = np.arange(h * w) if prior.spatial is None else np.flatnonzero(first if kind == "group" else ~first)
+            yield NetworkPass(level, slot, net, net.features(x), where, parts[g].reshape(len(parts[g]), -1),
+                              net.layers[-1].bias + prior.group_bias[g][:, None])
+
+
+def latent_bits(acc, latents, spec):
+    """The latents' code length (a float tensor's sum) under a prior
+    network's last-layer accumulator ``acc`` (2k, S; means, then
+    log-scales, at scale 2^-(weight_frac + act_frac)), as the training
+    loss counts it: the fit's loss and the probes' measure."""
+    from models.idf.network import logistic_bits
+
+    frac = spec.weight_frac + spec.act_frac
+    means, ls = acc.chunk(2)
+    levels = ls * 2.0 ** (spec.log_scale_frac - frac) - spec.log_scale_min * 2**spec.log_scale_frac
+    log_scale = spec.log_scale_min + levels.clamp(0, spec.log_scale_levels - 1) / 2**spec.log_scale_frac
+    # the training loss, over (1, k, 1, S)
+    return logistic_bits(latents[None, :, None], (means * 2.0 ** (spec.mean_gain_log2 - frac))[None, :, None],
+                         log_scale[None, :, None]).sum()
+
+
 def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], ...]) -> list[PriorChange]:
     """Prior changes that lower the code length of the latents
     ``latents`` ([(z, kept)] finest first, as ``IntegerIDF.forward`` gives),
@@ -127,38 +185,20 @@ def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], .
     import torch
 
     from codec.adam import Adam
-    from models.idf.network import logistic_bits
 
     spec = flow.spec
-    frac = spec.weight_frac + spec.act_frac
     total = sum(z.size for z, _ in latents)
     rng = np.random.default_rng(SEED)
-    terms = []      # per network: (level, slot, w0, P, acc0, z, weight of its sample)
-    for level, prior, slot in adapted_slots(flow):
-        z, kept = latents[level]
-        parts = np.split(z, prior.groups)
-        c, h, w = z.shape
-        first = anchors(h, w).ravel()
-        kind, g = slot
-        given = parts[g] * anchors(h, w) if kind == "spatial" else None
-        net, x = prior.net_input(g, kept, parts[:g], given)
-        where = np.arange(h * w) if prior.spatial is None else np.flatnonzero(first if kind == "group" else ~first)
-        pick = np.sort(rng.choice(where, min(len(where), SAMPLE), replace=False))
-        feats = net.features(x)
-        patches = _patches(feats, pick)                          # (Cin 9, S)
-        last = net.layers[-1]
-        acc0 = (last.weights.reshape(len(last.weights), -1) @ patches + last.bias
-                + prior.group_bias[g][:, None]).astype(np.float32)   # (2k, S)
-        zs = parts[g].reshape(len(parts[g]), -1)[:, pick]
-        terms.append((level, slot, last.weights, torch.from_numpy(patches), torch.from_numpy(acc0),
-                      torch.from_numpy(zs.astype(np.float32)), len(where) / len(pick)))
-    mean_scale = 2.0 ** (spec.mean_gain_log2 - frac)            # acc -> latent units
-    ls_scale = 2.0 ** (spec.log_scale_frac - frac)              # acc -> scale level
-    offset = -spec.log_scale_min * 2**spec.log_scale_frac
-    grids = [torch.from_numpy(w.astype(np.float32)) for _, _, w, *_ in terms]
+    terms = []      # per network: (its pass, patches, acc0, z, weight of its sample)
+    for p in network_passes(flow, latents):
+        pick = np.sort(rng.choice(p.positions, min(len(p.positions), SAMPLE), replace=False))
+        patches = _patches(p.features, pick)                         # (Cin 9, S)
+        terms.append((p, torch.from_numpy(patches), torch.from_numpy(p.accumulator(patches).astype(np.float32)),
+                      torch.from_numpy(p.latents[:, pick].astype(np.float32)), len(p.positions) / len(pick)))
+    grids = [torch.from_numpy(p.net.layers[-1].weights.astype(np.float32)) for p, *_ in terms]
     changes = []
     for count, lr, rate_bits in fits:
-        deltas = [torch.zeros(w.shape, dtype=torch.float32, requires_grad=True) for _, _, w, *_ in terms]
+        deltas = [torch.zeros(w.shape, dtype=torch.float32, requires_grad=True) for w in grids]
         opt = Adam(deltas, lr=lr)
         for k in range(count):
             opt.lr = lr * (1 - k / count)
@@ -166,24 +206,18 @@ def fit(flow: IntegerIDF, latents: list, fits: tuple[tuple[int, float, float], .
             # moves freely: rounded from the start, changes of a unit stall)
             late = k >= count // 2
             loss = 0.0
-            for d, w, (_, _, _, patches, acc0, zs, weight) in zip(deltas, grids, terms):
+            for d, w, (_, patches, acc0, zs, weight) in zip(deltas, grids, terms):
                 if late:
                     d = _as_sent(d, w, spec.weight_max)
-                acc = acc0 + d.reshape(len(d), -1) @ patches
-                means, ls = acc.chunk(2)
-                levels = torch.clamp(ls * ls_scale + offset, 0, spec.log_scale_levels - 1)
-                log_scale = spec.log_scale_min + levels / 2**spec.log_scale_frac
-                # the training loss, over (1, k, 1, S)
-                loss = loss + weight * logistic_bits(zs[None, :, None], (means * mean_scale)[None, :, None],
-                                                     log_scale[None, :, None]).sum()
+                loss = loss + weight * latent_bits(acc0 + d.reshape(len(d), -1) @ patches, zs, spec)
                 loss = loss + rate_bits * d.abs().sum()
             opt.zero_grad()
             (loss / total).backward()
             opt.step()
         out = [dict() for _ in flow.priors]
         with torch.no_grad():
-            for d, w, (level, slot, *_) in zip(deltas, grids, terms):
-                out[level][slot] = _as_sent(d, w, spec.weight_max).numpy().astype(np.int64)
+            for d, w, (p, *_) in zip(deltas, grids, terms):
+                out[p.level][p.slot] = _as_sent(d, w, spec.weight_max).numpy().astype(np.int64)
         changes.append(PriorChange(out))
     return changes
 

@@ -32,61 +32,25 @@ import torch
 from PIL import Image
 
 from codec.idf import adaptation
-from codec.idf.adaptation import LEVELS, _patches
+from codec.idf.adaptation import _patches, latent_bits
 from codec.idf.codec import IDFPlaneCodec
 from models.idf.integer import IntegerIDF, IntegerNet
-from models.idf.network import logistic_bits
-from models.idf.spec import anchors
 
 STATIC_STEPS = 150
 
 
-class _Bits:
-    """The logistic bits of a network's outputs (accumulator + bias), as the fits count them."""
-
-    def __init__(self, spec):
-        frac = spec.weight_frac + spec.act_frac
-        self.spec = spec
-        self.mean_scale = 2.0 ** (spec.mean_gain_log2 - frac)
-        self.ls_scale = 2.0 ** (spec.log_scale_frac - frac)
-        self.offset = -spec.log_scale_min * 2**spec.log_scale_frac
-
-    def __call__(self, acc, bias, zs):
-        s = self.spec
-        means, ls = (acc + bias[:, None]).chunk(2)
-        levels = torch.clamp(ls * self.ls_scale + self.offset, 0, s.log_scale_levels - 1)
-        log_scale = s.log_scale_min + levels / 2**s.log_scale_frac
-        return logistic_bits(zs[None, :, None], (means * self.mean_scale)[None, :, None],
-                             log_scale[None, :, None]).sum()
+def _pass_tensors(p: adaptation.NetworkPass) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the accumulator (2k, n), the latents (k, n)) over the whole pass."""
+    acc = p.accumulator(_patches(p.features, p.positions))
+    return (torch.from_numpy(acc.astype(np.float32)),
+            torch.from_numpy(p.latents[:, p.positions].astype(np.float32)))
 
 
-def _passes(flow: IntegerIDF, latents, levels):
-    """(level, slot, net, its accumulator (k, n) over the pass's positions in
-    raster order, the pass's latents (k/2, n)) for each network of ``levels``."""
-    for level in levels:
-        prior = flow.priors[level]
-        z, kept = latents[level]
-        parts = np.split(z, prior.groups)
-        _, h, w = z.shape
-        first = anchors(h, w).ravel()
-        for kind, g in prior.slots():
-            given = parts[g] * anchors(h, w) if kind == "spatial" else None
-            net, x = prior.net_input(g, kept, parts[:g], given)
-            where = (np.arange(h * w) if prior.spatial is None
-                     else np.flatnonzero(first if kind == "group" else ~first))
-            last = net.layers[-1]
-            acc = (last.weights.reshape(len(last.weights), -1) @ _patches(net.features(x), where)
-                   + last.bias + prior.group_bias[g][:, None])
-            zs = parts[g].reshape(len(parts[g]), -1)[:, where]
-            yield level, (kind, g), net, torch.from_numpy(acc.astype(np.float32)), \
-                torch.from_numpy(zs.astype(np.float32))
-
-
-def _static_bias(bits: _Bits, acc, zs, rate: float) -> torch.Tensor:
+def _static_bias(spec, acc, zs, rate: float) -> torch.Tensor:
     bias = torch.zeros(len(acc), requires_grad=True)
     opt = torch.optim.Adam([bias], lr=rate)
     for _ in range(STATIC_STEPS):
-        loss = bits(acc, bias, zs) / zs.shape[1]
+        loss = latent_bits(acc + bias[:, None], zs, spec) / zs.shape[1]
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -95,18 +59,19 @@ def _static_bias(bits: _Bits, acc, zs, rate: float) -> torch.Tensor:
 
 def online(idf: IDFPlaneCodec, latents, bands: int, rate: float) -> tuple[float, float, float]:
     """(shipped, online, best static) bits of the adapted levels' networks."""
-    bits = _Bits(idf.spec)
+    spec = idf.spec
     shipped = learnt = static = 0.0
-    for _, _, _, acc, zs in _passes(idf.flow, latents, LEVELS):
-        best = _static_bias(bits, acc, zs, rate)
+    for p in adaptation.network_passes(idf.flow, latents):
+        acc, zs = _pass_tensors(p)
+        best = _static_bias(spec, acc, zs, rate)
         with torch.no_grad():
-            shipped += float(bits(acc, torch.zeros(len(acc)), zs))
-            static += float(bits(acc, best, zs))
+            shipped += float(latent_bits(acc, zs, spec))
+            static += float(latent_bits(acc + best[:, None], zs, spec))
         bias = torch.zeros(len(acc), requires_grad=True)
         opt = torch.optim.Adam([bias], lr=rate)
         edges = np.linspace(0, zs.shape[1], bands + 1).astype(int)
         for a, b in zip(edges[:-1], edges[1:]):
-            loss = bits(acc[:, a:b], bias, zs[:, a:b])
+            loss = latent_bits(acc[:, a:b] + bias[:, None], zs[:, a:b], spec)
             learnt += float(loss.detach())
             opt.zero_grad()
             (loss / (b - a)).backward()
@@ -119,16 +84,17 @@ def sent(idf: IDFPlaneCodec, latents, shift: int, rate: float,
     """(the plan's bits under ``flow`` (default: the shipped one), the
     plan's bits with every network's static bias rounded to 2^shift units
     added, how many biases)."""
-    bits, flow = _Bits(idf.spec), idf.flow if flow is None else flow
+    flow = idf.flow if flow is None else flow
     priors = [copy.copy(p) for p in flow.priors]
     for p in priors:
         p.nets, p.spatial = list(p.nets), list(p.spatial) if p.spatial else None
     count = 0
-    for level, (kind, g), net, acc, zs in _passes(flow, latents, range(idf.spec.levels)):
-        q = np.rint(_static_bias(bits, acc, zs, rate).numpy() / 2**shift).astype(np.int64)
+    for p in adaptation.network_passes(flow, latents, range(idf.spec.levels)):
+        (kind, g), net = p.slot, p.net
+        q = np.rint(_static_bias(idf.spec, *_pass_tensors(p), rate).numpy() / 2**shift).astype(np.int64)
         layers = [(layer.weights, layer.bias[:, 0]) for layer in net.layers]
         layers[-1] = (layers[-1][0], layers[-1][1] + (q << shift))
-        (priors[level].nets if kind == "group" else priors[level].spatial)[g] = IntegerNet(layers, idf.spec)
+        (priors[p.level].nets if kind == "group" else priors[p.level].spatial)[g] = IntegerNet(layers, idf.spec)
         count += len(q)
     changed = IntegerIDF(idf.spec, flow.flows, priors)
     return idf._plan(flow, latents, None).bits, idf._plan(changed, latents, None).bits, count
