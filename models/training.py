@@ -99,6 +99,13 @@ def cosine_lr(step: int, total: int, peak: float, warmup: int = 500, floor: floa
     return max(lr, peak * floor) * min(1.0, (step + 1) / warmup)
 
 
+def constant_lr(step: int, peak: float, warmup: int = 500) -> float:
+    """``peak`` after the same linear warm-up: a run meant to go on across
+    sessions (resumed from snapshots), where a cosine would restart at its
+    peak each time and spend its first thousand steps climbing back."""
+    return peak * min(1.0, (step + 1) / warmup)
+
+
 class TrainingBudget:
     """When a run stops: after ``steps`` steps, or after ``minutes`` of wall
     clock where given (a run on a borrowed GPU has a fixed time, not a
@@ -150,6 +157,16 @@ def add_run_arguments(p, *, run: str, steps: int, batch: int, crop: int, lr: flo
     p.add_argument("--ckpt-minutes", type=float, default=3.0)
     p.add_argument("--init-from", type=Path,
                    help="start a new run from this checkpoint's weights (.pt or .safetensors)")
+
+
+def add_fit_arguments(p) -> None:
+    """The lossless trainers' options on the loop itself (read by :func:`fit_bits`)."""
+    p.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning rate: cosine decay over the run, or constant after the warm-up "
+                        "(for a run continued across sessions)")
+    p.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="also keep an exponential moving average of the weights (e.g. 0.999); "
+                        "it is what is evaluated, selected and written to best.pt")
 
 
 def add_photo_arguments(p) -> None:
@@ -364,7 +381,7 @@ def resume_or_start(run: Run, spec, spec_cls, make_net, make_opt, init_from: Pat
 
 def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, peak_lr: float,
              batches, evaluate, before_step=None, log_every: int = 200, eval_every: int = 2000,
-             max_minutes: float | None = None):
+             max_minutes: float | None = None, schedule: str = "cosine", ema: float | None = None):
     """Minimise bits per subpixel: the loop shared by the lossless models.
 
     Logs the running training loss, evaluates on held-out crops, keeps the best
@@ -372,6 +389,11 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
     optimizer group may carry an ``lr_mult``; ``before_step(step, progress)``
     runs before each step.  Batches go to the network's
     device; ``max_minutes`` bounds the run by time (:class:`TrainingBudget`).
+    ``ema``: the decay of a moving average of the weights (Polyak
+    averaging), which then stands for the run: held-out figures, selection
+    and ``best.pt`` are the average's; the raw network's figure is logged
+    beside it.  Small batches on a CPU make each step's weights noisy, and
+    an average over the last thousand steps smooths that noise away.
     With several processes (``run.world``) each trains ``net`` wrapped for
     DistributedDataParallel on its own batches; the first alone evaluates
     and writes."""
@@ -380,20 +402,36 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
     model = world.wrap(net)
     budget = TrainingBudget(steps, max_minutes, world)
 
-    def state():
-        return {"spec": spec.to_dict(), "model": net.state_dict(), "opt": opt.state_dict(),
-                "step": step, "best": best, "world_size": world.size}
+    averaged = None
+    if ema is not None:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+        averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema))
+        resumed = run.resume()
+        if resumed and "ema" in resumed:
+            averaged.load_state_dict(resumed["ema"])
+
+    def state(selected: bool = False):
+        """``selected``: for best.pt, whose weights are the run's (the average's)."""
+        model = averaged.module if selected and averaged is not None else net
+        out = {"spec": spec.to_dict(), "model": model.state_dict(), "opt": opt.state_dict(),
+               "step": step, "best": best, "world_size": world.size}
+        if averaged is not None:
+            out["ema"] = averaged.state_dict()
+        return out
 
     running = RunningMean(world)
     progress = budget.progress(step)
     while progress < 1:
-        lr = cosine_lr(step, steps, peak_lr, progress=progress)
+        lr = (constant_lr(step, peak_lr) if schedule == "constant"
+              else cosine_lr(step, steps, peak_lr, progress=progress))
         for g in opt.param_groups:
             g["lr"] = lr * g.get("lr_mult", 1.0)
         if before_step:
             before_step(step, progress)
         x = on_device(batches(), device)
         running.add(optimizer_step(model, opt, model(x).sum() / x.numel()))
+        if averaged is not None:
+            averaged.update_parameters(net)
         step += 1
         progress = budget.progress(step)
         if step % log_every == 0:
@@ -401,10 +439,13 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
             run.say(f"step {step} lr {lr:.2e} train {mean_loss:.4f} bpsp")
         if (step % eval_every == 0 or progress >= 1) and world.is_main:
             v = evaluate(net)
+            raw = ""
+            if averaged is not None:
+                raw, v = f" (raw weights {v:.4f})", evaluate(averaged.module)
             if v < best:
                 best = v
-                run.save("best.pt", state())
-            run.say(f"step {step} held-out {v:.4f} bpsp (best {best:.4f}) cpu-h {run.cpu_hours:.2f} "
+                run.save("best.pt", state(selected=True))
+            run.say(f"step {step} held-out {v:.4f} bpsp{raw} (best {best:.4f}) cpu-h {run.cpu_hours:.2f} "
                     f"wall-min {run.wall_minutes:.1f}")
         if run.checkpoint_due():
             run.save("last.pt", state())

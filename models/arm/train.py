@@ -14,7 +14,8 @@ import argparse
 import torch
 
 from ..distributed import join, run_as_command
-from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
+from ..training import (Run, add_fit_arguments, add_photo_arguments, add_run_arguments, fit_bits,
+                        photo_data, photo_split,
                         resume_or_start, training_device)
 from .network import ARMNetwork, widened_state
 from .spec import NEIGHBOURHOODS, ARMSpec
@@ -55,6 +56,7 @@ def parser() -> argparse.ArgumentParser:
                    help="no gradient through an output clamped at its grid's bound (as the "
                         "per-image fit, codec/arm/adaptation.py) instead of the identity's")
     add_photo_arguments(p)
+    add_fit_arguments(p)
     p.add_argument("--qat-from", type=float, default=0.85,
                    help="fraction of the run (steps or --max-minutes) after which hidden layers "
                         "are fake-quantized")
@@ -96,7 +98,8 @@ def main(argv=None):
     batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=batches, evaluate=held_out, before_step=before_step,
-             max_minutes=args.max_minutes, eval_every=args.eval_every)
+             max_minutes=args.max_minutes, eval_every=args.eval_every,
+             schedule=args.schedule, ema=args.ema)
     world.close()
     return net
 

@@ -13,7 +13,8 @@ import argparse
 import torch
 
 from ..distributed import join, run_as_command
-from ..training import (Run, add_photo_arguments, add_run_arguments, fit_bits, photo_data, photo_split,
+from ..training import (Run, add_fit_arguments, add_photo_arguments, add_run_arguments, fit_bits,
+                        photo_data, photo_split,
                         resume_or_start, training_device)
 from .network import IDF
 from .spec import IDFSpec, group_rows
@@ -144,6 +145,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-flow", action="store_true",
                    help="train the priors alone, the couplings fixed (the flow's latents do not move)")
     add_photo_arguments(p)
+    add_fit_arguments(p)
     return p
 
 
@@ -166,7 +168,8 @@ def main(argv=None):
     batches, held_out = photo_data(args, run, evaluate, split, step)
     fit_bits(run, spec, net, opt, step=step, best=best, steps=args.steps, peak_lr=args.lr,
              batches=batches, evaluate=held_out, max_minutes=args.max_minutes,
-             eval_every=args.eval_every)
+             eval_every=args.eval_every,
+             schedule=args.schedule, ema=args.ema)
     world.close()
     return net
 
