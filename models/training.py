@@ -44,6 +44,7 @@ class Run:
         self._wall_start = time.time()
         self.cpu_seconds_before = 0.0
         self.held_out: list[str] | None = None  # the selection photographs, recorded in checkpoints
+        self._resume_read, self._resumed = False, None
 
     def say(self, msg: str) -> None:
         if self._log is None:
@@ -66,12 +67,16 @@ class Run:
         return (self.cpu_seconds_before + now) / 3600
 
     def resume(self) -> dict | None:
-        last = self.folder / "last.pt"
-        if not last.exists():
-            return None
-        ck = torch.load(last, weights_only=False, map_location="cpu")
-        self.cpu_seconds_before = ck.get("cpu_seconds", 0.0)
-        return ck
+        """``last.pt`` as it was when the run was opened (None: a new run),
+        read once: the network, the optimizer and the loop each take their
+        part of it."""
+        if not self._resume_read:
+            self._resume_read = True
+            last = self.folder / "last.pt"
+            self._resumed = torch.load(last, weights_only=False, map_location="cpu") if last.exists() else None
+            if self._resumed:
+                self.cpu_seconds_before = self._resumed.get("cpu_seconds", 0.0)
+        return self._resumed
 
     def save(self, name: str, state: dict) -> None:
         if not self.world.is_main:
@@ -403,7 +408,7 @@ def fit_bits(run: Run, spec, net, opt, *, step: int, best: float, steps: int, pe
     budget = TrainingBudget(steps, max_minutes, world)
 
     averaged = None
-    if ema is not None:
+    if ema is not None and world.is_main:   # the process that evaluates and writes keeps it
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
         averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema))
         resumed = run.resume()

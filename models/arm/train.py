@@ -15,8 +15,7 @@ import torch
 
 from ..distributed import join, run_as_command
 from ..training import (Run, add_fit_arguments, add_photo_arguments, add_run_arguments, fit_bits,
-                        photo_data, photo_split,
-                        resume_or_start, training_device)
+                        photo_data, photo_split, resume_or_start, training_device)
 from .network import ARMNetwork, widened_state
 from .spec import NEIGHBOURHOODS, ARMSpec
 
